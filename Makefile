@@ -1,0 +1,151 @@
+# Tessel build. `make` builds build/tessel.efi; `make test` runs every test; `make run`
+# boots the hypervisor with the demo guest in Bochs; `make bench` prints benchmarks.
+# CROSS_COMPILE selects a GCC cross toolchain prefix for the target (as in Linux).
+
+CROSS_COMPILE ?=
+CC      := $(CROSS_COMPILE)gcc
+LD      := $(CROSS_COMPILE)ld
+OBJCOPY := $(CROSS_COMPILE)objcopy
+AR      := $(CROSS_COMPILE)ar
+NASM    ?= nasm
+HOSTCC  ?= gcc
+CLANG   ?= clang
+
+B := build
+# V=1 shows the full commands.
+Q := $(if $(V),,@)
+EFI_INC := /usr/include/efi
+EFI_LIB := /usr/lib
+GCC_INC := $(shell $(CC) -print-file-name=include)
+
+WARN := -Wall -Wextra -Werror
+# The hypervisor core: freestanding, linked at a fixed virtual base by linker.ld.
+CORE_CFLAGS := -std=c11 $(WARN) -O2 -g -ffreestanding -nostdinc -isystem $(GCC_INC) \
+	-fno-pic -fno-pie -mcmodel=kernel -mno-red-zone -mgeneral-regs-only \
+	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-common \
+	-ffunction-sections -fdata-sections -Iinclude/arch -Iinclude -I.
+# UEFI programs (loader, tools, guest tests) built with GNU-EFI.
+EFI_CFLAGS := -std=c11 $(WARN) -O2 -ffreestanding -fpic -fshort-wchar -mno-red-zone \
+	-fno-stack-protector -fno-stack-check -maccumulate-outgoing-args -mgeneral-regs-only \
+	-DGNU_EFI_USE_MS_ABI -I$(EFI_INC) -I$(EFI_INC)/x86_64 -Iinclude/arch -Iinclude -I.
+EFI_LDFLAGS := -shared -Bsymbolic -nostdlib -znocombreloc -L$(EFI_LIB) -T$(EFI_LIB)/elf_x86_64_efi.lds
+EFI_CRT0 := $(EFI_LIB)/crt0-efi-x86_64.o
+EFI_SECTIONS := -j .text -j .sdata -j .data -j .rodata -j .dynamic -j .dynsym -j .rel \
+	-j .rela -j .rel.* -j .rela.* -j .reloc
+# Host unit tests: the same mm/, spp/, hv/ sources against tests/fake/ (the include path is the seam).
+HOST_CFLAGS := -std=c11 $(WARN) -O1 -g -D_DEFAULT_SOURCE -Itests/fake -Iinclude -I. \
+	-fsanitize=address,undefined -fno-omit-frame-pointer
+HOST_LDFLAGS := -fsanitize=address,undefined
+
+# ---- sources ----
+CORE_C   := $(wildcard hv/*.c mm/*.c spp/*.c drivers/*.c) lib/fmt.c lib/string.c
+CORE_ASM := $(wildcard hv/*.asm)
+CORE_OBJ := $(CORE_C:%.c=$(B)/core/%.o) $(CORE_ASM:%.asm=$(B)/core/%.o)
+# Host library: everything in mm/ spp/ hv/ (and the formatter) except files that are
+# target-only by nature (listed in HOST_EXCLUDE).
+HOST_EXCLUDE := hv/main.c
+HOST_C   := $(filter-out $(HOST_EXCLUDE),$(wildcard hv/*.c mm/*.c spp/*.c)) lib/fmt.c $(wildcard tests/fake/*.c)
+HOST_OBJ := $(HOST_C:%.c=$(B)/host/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
+BOOT_C   := $(wildcard boot/*.c) lib/fmt.c drivers/uart.c hv/vmx_caps.c
+BOOT_OBJ := $(BOOT_C:%.c=$(B)/boot/%.o) $(B)/boot/launch.o $(B)/boot/core_blob.o
+GUEST_LIB_C := $(wildcard tests/guest/lib/*.c) lib/fmt.c
+GUEST_LIB_OBJ := $(GUEST_LIB_C:%.c=$(B)/guest/%.o)
+GUEST_SRC := $(wildcard tests/guest/*.c)
+GUEST_EFI := $(GUEST_SRC:tests/guest/%.c=$(B)/guest/%.efi)
+TOOL_SRC := $(wildcard tools/*.c)
+TOOL_EFI := $(TOOL_SRC:tools/%.c=$(B)/tools/%.efi)
+
+.PHONY: all test unit systest run bench fuzz clean deps
+all: $(B)/tessel.efi $(GUEST_EFI) $(TOOL_EFI)
+
+deps:
+	@tools/deps.sh
+
+# ---- core ----
+$(B)/core/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo '  CC      $<'
+	$(Q)$(CC) $(CORE_CFLAGS) -MMD -c $< -o $@
+$(B)/core/%.o: %.asm
+	@mkdir -p $(dir $@)
+	@echo '  NASM    $<'
+	$(Q)$(NASM) -f elf64 -g -MD $(@:.o=.d) $< -o $@
+$(B)/core.elf: $(CORE_OBJ) linker.ld
+	@echo '  LD      $@'
+	$(Q)$(LD) -nostdlib -static -z max-page-size=4096 --gc-sections -T linker.ld $(CORE_OBJ) -o $@
+
+# ---- loader (embeds core.elf) ----
+$(B)/boot/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo '  CC      $<'
+	$(Q)$(CC) $(EFI_CFLAGS) -MMD -c $< -o $@
+$(B)/boot/launch.o: boot/launch.asm
+	@mkdir -p $(dir $@)
+	@echo '  NASM    $<'
+	$(Q)$(NASM) -f elf64 $< -o $@
+$(B)/boot/core_blob.o: boot/core_blob.asm $(B)/core.elf
+	@mkdir -p $(dir $@)
+	@echo '  NASM    $<'
+	$(Q)$(NASM) -f elf64 -DCORE_ELF='"$(B)/core.elf"' $< -o $@
+$(B)/tessel.so: $(BOOT_OBJ)
+	@echo '  LD      $@'
+	$(Q)$(LD) $(EFI_LDFLAGS) $(EFI_CRT0) $^ -o $@ -lefi -lgnuefi
+%.efi: %.so
+	@echo '  EFI     $@'
+	$(Q)$(OBJCOPY) $(EFI_SECTIONS) --target efi-app-x86_64 --subsystem=10 $< $@
+
+# ---- guest test programs and UEFI tools ----
+$(B)/guest/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo '  CC      $<'
+	$(Q)$(CC) $(EFI_CFLAGS) -Itests/guest/lib -Itools -MMD -c $< -o $@
+$(B)/guest/%.o: tests/guest/%.c
+	@mkdir -p $(dir $@)
+	@echo '  CC      $<'
+	$(Q)$(CC) $(EFI_CFLAGS) -Itests/guest/lib -Itools -MMD -c $< -o $@
+$(B)/guest/%.so: $(B)/guest/%.o $(GUEST_LIB_OBJ)
+	@echo '  LD      $@'
+	$(Q)$(LD) $(EFI_LDFLAGS) $(EFI_CRT0) $^ -o $@ -lefi -lgnuefi
+$(B)/tools/%.o: tools/%.c
+	@mkdir -p $(dir $@)
+	@echo '  CC      $<'
+	$(Q)$(CC) $(EFI_CFLAGS) -Itests/guest/lib -Itools -MMD -c $< -o $@
+$(B)/tools/%.so: $(B)/tools/%.o $(GUEST_LIB_OBJ)
+	@echo '  LD      $@'
+	$(Q)$(LD) $(EFI_LDFLAGS) $(EFI_CRT0) $^ -o $@ -lefi -lgnuefi
+.PRECIOUS: $(B)/%.so $(B)/guest/%.o $(B)/tools/%.o
+
+# ---- host unit tests ----
+$(B)/host/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo '  HOSTCC  $<'
+	$(Q)$(HOSTCC) $(HOST_CFLAGS) -MMD -c $< -o $@
+$(B)/host/libtessel.a: $(HOST_OBJ)
+	@echo '  AR      $@'
+	$(Q)rm -f $@; $(AR) rcs $@ $^
+$(B)/unit/%: tests/unit/%.c $(B)/host/libtessel.a
+	@mkdir -p $(dir $@)
+	@echo '  HOSTLD  $@'
+	$(Q)$(HOSTCC) $(HOST_CFLAGS) -MMD $< $(UNIT_EXTRA_$(notdir $@)) $(B)/host/libtessel.a -o $@ $(HOST_LDFLAGS) -lcmocka $(UNIT_LIBS_$(notdir $@))
+UNIT_LIBS_test_insn := -lZydis
+# Extra sources a unit test compiles directly (e.g. loader code outside the host library).
+UNIT_EXTRA_test_config := boot/config.c
+
+unit: $(UNIT_BIN)
+	@tests/harness/run-unit.sh $(UNIT_BIN)
+
+test: deps all $(UNIT_BIN)
+	@tests/harness/run-all.sh
+
+run: deps all
+	@tools/run-demo.sh
+
+bench: deps all
+	@tools/bench.sh
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

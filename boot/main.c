@@ -1,0 +1,409 @@
+/*
+ * The Tessel UEFI loader. It reads its configuration (tessel.cfg beside it, overridden by
+ * the UEFI shell command line), checks for VMX, reserves the hypervisor's region, loads the
+ * core into it, starts the core on every processor (UEFI MP services) and then - itself
+ * now a guest - chain-loads the next stage. It knows UEFI; it knows nothing of VMX
+ * internals beyond the one-line availability check shared with the core.
+ */
+#include <stdarg.h>
+#include <efi.h>
+#include <efilib.h>
+#include <hw.h>
+#include <arch/ept.h>
+#include "boot/config.h"
+#include "boot/efi_mp.h"
+#include "boot/loader.h"
+#include "drivers/uart.h"
+#include "hv/vmx_caps.h"
+#include "lib/fmt.h"
+
+#define TESSEL_REGION_GUID \
+	{ 0x7e5d3a10, 0x4c1b, 0x4b8e, { 0x9a, 0x6f, 0x2d, 0x51, 0x0c, 0x3e, 0x77, 0x21 } }
+#define TESSEL_REGION_MAGIC 0x4e4f494745524c54ULL /* "TLREGION" */
+
+struct tessel_region_info { u64 magic; u64 base; u64 size; };
+
+extern const u8 core_elf_start[], core_elf_end[];
+
+static EFI_HANDLE image_handle;
+static EFI_LOADED_IMAGE *loaded_image;
+static struct tessel_config cfg;
+
+void say(const char *fmt, ...)
+{
+	char buf[320];
+	CHAR16 wbuf[322];
+	va_list ap;
+	va_start(ap, fmt);
+	fmt_vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	UINTN n = 0;
+	for (; buf[n]; n++)
+		wbuf[n] = (CHAR16)(u8)buf[n];
+	wbuf[n++] = L'\r';
+	wbuf[n++] = L'\n';
+	wbuf[n] = 0;
+	ST->ConOut->OutputString(ST->ConOut, wbuf);
+	uart_write(UART_COM1, buf, n - 2);
+	uart_putc(UART_COM1, '\n');
+}
+
+EFI_STATUS read_file(EFI_HANDLE device, const CHAR16 *path, char **data, UINTN *size)
+{
+	EFI_FILE_HANDLE root = LibOpenRoot(device), fh;
+	if (!root)
+		return EFI_NOT_FOUND;
+	EFI_STATUS st = root->Open(root, &fh, (CHAR16 *)path, EFI_FILE_MODE_READ, 0);
+	root->Close(root);
+	if (EFI_ERROR(st))
+		return st;
+	EFI_FILE_INFO *info = LibFileInfo(fh);
+	if (!info) {
+		fh->Close(fh);
+		return EFI_DEVICE_ERROR;
+	}
+	UINTN len = info->FileSize;
+	FreePool(info);
+	char *buf = AllocatePool(len + 1);
+	if (!buf) {
+		fh->Close(fh);
+		return EFI_OUT_OF_RESOURCES;
+	}
+	st = fh->Read(fh, &len, buf);
+	fh->Close(fh);
+	if (EFI_ERROR(st)) {
+		FreePool(buf);
+		return st;
+	}
+	buf[len] = 0;
+	*data = buf;
+	*size = len;
+	return EFI_SUCCESS;
+}
+
+static void to_ascii(const CHAR16 *w, char *out, size_t len)
+{
+	size_t i = 0;
+	for (; w[i] && i + 1 < len; i++)
+		out[i] = w[i] < 0x80 ? (char)w[i] : 0x7f; /* DEL: rejected by the parser, never accepted */
+	out[i] = 0;
+}
+
+/* "\EFI\BOOT\BOOTX64.EFI" -> "\EFI\BOOT\tessel.cfg" */
+static void config_path(CHAR16 *out, size_t len)
+{
+	CHAR16 *self = DevicePathToStr(loaded_image->FilePath);
+	size_t n = 0, slash = 0;
+	for (; self && self[n] && n + 12 < len; n++) {
+		out[n] = self[n] == L'/' ? L'\\' : self[n];
+		if (out[n] == L'\\')
+			slash = n + 1;
+	}
+	const CHAR16 *name = L"tessel.cfg";
+	for (size_t i = 0; name[i]; i++)
+		out[slash++] = name[i];
+	out[slash] = 0;
+	if (self)
+		FreePool(self);
+}
+
+static EFI_STATUS load_config(void)
+{
+	char err[CONFIG_ERR_MAX];
+	CHAR16 wpath[256];
+	char path[256];
+	config_defaults(&cfg);
+	config_path(wpath, ARRAY_SIZE(wpath));
+	to_ascii(wpath, path, sizeof(path));
+	char *text;
+	UINTN size;
+	EFI_STATUS st = read_file(loaded_image->DeviceHandle, wpath, &text, &size);
+	if (st == EFI_SUCCESS) {
+		int r = config_parse_file(&cfg, text, size, path, err, sizeof(err));
+		FreePool(text);
+		if (r) {
+			say("tessel: config error: %s", err);
+			return EFI_INVALID_PARAMETER;
+		}
+	} else if (st != EFI_NOT_FOUND) {
+		say("tessel: config error: %s: cannot be read (EFI status %lx)", path, (unsigned long)st);
+		return EFI_INVALID_PARAMETER;
+	}
+
+	CHAR16 **wargv;
+	INTN argc = GetShellArgcArgv(image_handle, &wargv);
+	if (argc > 1) {
+		static char abuf[16][CONFIG_LINE_MAX + 2]; /* +2: an overlong argument reaches the parser */
+		const char *argv[16];
+		if (argc - 1 > (INTN)ARRAY_SIZE(argv)) {
+			say("tessel: config error: command line: too many arguments (at most %u)", (unsigned)ARRAY_SIZE(argv));
+			return EFI_INVALID_PARAMETER;
+		}
+		for (INTN i = 1; i < argc; i++) {
+			to_ascii(wargv[i], abuf[i - 1], sizeof(abuf[0]));
+			argv[i - 1] = abuf[i - 1];
+		}
+		if (config_parse_args(&cfg, (int)(argc - 1), argv, err, sizeof(err))) {
+			say("tessel: config error: %s", err);
+			return EFI_INVALID_PARAMETER;
+		}
+	}
+	char line[CONFIG_FORMAT_MAX];
+	config_format(&cfg, line, sizeof(line));
+	say("tessel: configuration: %s", line);
+	return EFI_SUCCESS;
+}
+
+/* ---- loading the core ---- */
+
+#define EI_NIDENT 16
+typedef struct { u8 ident[EI_NIDENT]; u16 type, machine; u32 version; u64 entry, phoff, shoff; u32 flags;
+		 u16 ehsize, phentsize, phnum, shentsize, shnum, shstrndx; } Elf64_Ehdr;
+typedef struct { u32 type, flags; u64 offset, vaddr, paddr, filesz, memsz, align; } Elf64_Phdr;
+#define PT_LOAD 1
+
+/* Copies the PT_LOAD segments to region+offset; returns the image size or 0 if malformed. */
+static u64 load_core(u64 region, u64 region_size, u64 *entry)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)core_elf_start;
+	u64 elf_size = (u64)(core_elf_end - core_elf_start);
+	if (elf_size < sizeof(*eh) || eh->ident[0] != 0x7f || eh->ident[1] != 'E' || eh->ident[4] != 2 ||
+	    eh->machine != 62 || eh->phentsize != sizeof(Elf64_Phdr) || eh->phoff + eh->phnum * sizeof(Elf64_Phdr) > elf_size)
+		return 0;
+	u64 end = 0;
+	for (u16 i = 0; i < eh->phnum; i++) {
+		const Elf64_Phdr *ph = (const Elf64_Phdr *)(core_elf_start + eh->phoff) + i;
+		if (ph->type != PT_LOAD)
+			continue;
+		u64 off = ph->vaddr - TESSEL_CORE_VBASE;
+		if (ph->vaddr < TESSEL_CORE_VBASE || off + ph->memsz > region_size / 2 || ph->filesz > ph->memsz ||
+		    ph->offset + ph->filesz > elf_size)
+			return 0;
+		CopyMem((void *)(region + off), (void *)(core_elf_start + ph->offset), ph->filesz);
+		ZeroMem((void *)(region + off + ph->filesz), ph->memsz - ph->filesz);
+		end = MAX(end, off + ph->memsz);
+	}
+	*entry = eh->entry;
+	return ALIGN_UP(end, PAGE_SIZE);
+}
+
+/* Bootstrap page tables for CORE_OP_INIT: the firmware's lower-half mappings plus the core
+ * image at its link address. The core replaces them with its own before any CPU starts. */
+static u64 bootstrap_tables(u64 *next_free, u64 image_pa, u64 image_size)
+{
+	u64 *pml4 = (u64 *)*next_free, *pdpt = pml4 + 512, *pd = pdpt + 512, *pt = pd + 512;
+	u64 pts = ALIGN_UP(image_size, SZ_2M) / SZ_2M;
+	*next_free += (3 + pts) * PAGE_SIZE;
+	ZeroMem(pml4, (3 + pts) * PAGE_SIZE);
+	const u64 *fw = (const u64 *)(read_cr3() & 0x000ffffffffff000ULL);
+	for (int i = 0; i < 256; i++)
+		pml4[i] = fw[i];
+	pml4[PT_INDEX(TESSEL_CORE_VBASE, 4)] = (u64)(uintptr_t)pdpt | 3;
+	pdpt[PT_INDEX(TESSEL_CORE_VBASE, 3)] = (u64)(uintptr_t)pd | 3;
+	for (u64 off = 0; off < image_size; off += PAGE_SIZE) {
+		u64 *t = pt + (off / SZ_2M) * 512;
+		pd[PT_INDEX(TESSEL_CORE_VBASE + off, 2)] = (u64)(uintptr_t)t | 3;
+		t[PT_INDEX(TESSEL_CORE_VBASE + off, 1)] = (image_pa + off) | 3;
+	}
+	return (u64)(uintptr_t)pml4;
+}
+
+static void fill_memory_map(struct tessel_boot_info *bi)
+{
+	UINTN count, key, dsize;
+	UINT32 dver;
+	EFI_MEMORY_DESCRIPTOR *map = LibMemoryMap(&count, &key, &dsize, &dver);
+	bi->mem_count = 0;
+	for (UINTN i = 0; map && i < count && bi->mem_count < TESSEL_MAX_MEM_RANGES; i++) {
+		EFI_MEMORY_DESCRIPTOR *d = (EFI_MEMORY_DESCRIPTOR *)((u8 *)map + i * dsize);
+		bi->mem[bi->mem_count++] = (struct tessel_mem_range){ d->PhysicalStart, d->NumberOfPages, d->Type, 0 };
+	}
+	if (map)
+		FreePool(map);
+}
+
+static u64 find_rsdp(void)
+{
+	EFI_GUID acpi20 = ACPI_20_TABLE_GUID;
+	for (UINTN i = 0; i < ST->NumberOfTableEntries; i++)
+		if (!CompareGuid(&ST->ConfigurationTable[i].VendorGuid, &acpi20))
+			return (u64)(uintptr_t)ST->ConfigurationTable[i].VendorTable;
+	return 0;
+}
+
+/* ---- starting the processors ---- */
+
+static struct tessel_launch launch_state[TESSEL_MAX_CPUS];
+static volatile s64 launch_result[TESSEL_MAX_CPUS];
+static u64 host_cr3, core_entry_va;
+
+static EFIAPI void ap_start(void *arg)
+{
+	UINTN i = (UINTN)arg;
+	launch_result[i] = tessel_launch(host_cr3, core_entry_va, CORE_OP_CPU_START, i, &launch_state[i]);
+}
+
+static const char *status_name(s64 r)
+{
+	switch (-r) {
+	case ENODEV: return "the processor lacks a required VMX feature (see the log)";
+	case ENOMEM: return "the region is too small (raise heap=)";
+	case EINVAL: return "the loader and the core disagree on the boot information";
+	case EIO: return "VMX operation could not be entered (see the log)";
+	default: return "unknown error";
+	}
+}
+
+/* Returns the number of processors now running as guests, or a negative status. */
+static s64 start_hypervisor(void)
+{
+	EFI_GUID mp_guid = EFI_MP_SERVICES_PROTOCOL_GUID;
+	EFI_MP_SERVICES_PROTOCOL *mp = NULL;
+	UINTN ncpu = 1, nenabled = 1, bsp = 0;
+	if (EFI_ERROR(BS->LocateProtocol(&mp_guid, NULL, (void **)&mp)))
+		mp = NULL;
+	if (mp) {
+		mp->GetNumberOfProcessors(mp, &ncpu, &nenabled);
+		mp->WhoAmI(mp, &bsp);
+	}
+	if (ncpu > TESSEL_MAX_CPUS) {
+		say("tessel: %lu processors; this build supports %u", (unsigned long)ncpu, TESSEL_MAX_CPUS);
+		return -EINVAL;
+	}
+	if (read_cr4() & (1ULL << 12)) {
+		say("tessel: the firmware uses 5-level paging, which the loader does not support yet");
+		return -EINVAL;
+	}
+
+	u64 pages = (u64)cfg.heap_mib * (SZ_1M / PAGE_SIZE);
+	EFI_PHYSICAL_ADDRESS raw = 0;
+	u64 slack = SZ_2M / PAGE_SIZE;
+	if (EFI_ERROR(BS->AllocatePages(AllocateAnyPages, EfiReservedMemoryType, pages + slack, &raw))) {
+		say("tessel: cannot reserve %u MiB for the hypervisor", cfg.heap_mib);
+		return -ENOMEM;
+	}
+	u64 region = ALIGN_UP(raw, SZ_2M), size = pages * PAGE_SIZE;
+	if (region > raw)
+		BS->FreePages(raw, (region - raw) / PAGE_SIZE);
+	if (raw + (pages + slack) * PAGE_SIZE > region + size)
+		BS->FreePages(region + size, (raw + (pages + slack) * PAGE_SIZE - region - size) / PAGE_SIZE);
+
+	u64 image_size = load_core(region, size, &core_entry_va);
+	if (!image_size) {
+		say("tessel: the embedded core image is malformed");
+		BS->FreePages(region, pages);
+		return -EINVAL;
+	}
+	u64 next = region + image_size;
+	struct tessel_boot_info *bi = (struct tessel_boot_info *)next;
+	next += ALIGN_UP(sizeof(*bi), PAGE_SIZE);
+	ZeroMem(bi, sizeof(*bi));
+	bi->magic = TESSEL_BOOTINFO_MAGIC;
+	bi->version = TESSEL_BOOTINFO_VERSION;
+	bi->size = sizeof(*bi);
+	bi->config = cfg;
+	bi->region_base = region;
+	bi->region_size = size;
+	bi->image_base = region;
+	bi->image_size = image_size;
+	bi->serial_port = UART_COM1;
+	bi->acpi_rsdp = find_rsdp();
+	bi->cpu_count = (u32)ncpu;
+	bi->bsp_index = (u32)bsp;
+	for (UINTN i = 0; i < ncpu; i++) {
+		EFI_PROCESSOR_INFORMATION info;
+		bi->apic_ids[i] = (mp && !EFI_ERROR(mp->GetProcessorInfo(mp, i, &info))) ? (u32)info.ProcessorId : 0;
+	}
+	u64 boot_cr3 = bootstrap_tables(&next, region, image_size);
+	bi->free_base = next;
+
+	/* Publish the region before taking the map, so the OS sees it reserved. */
+	EFI_GUID region_guid = TESSEL_REGION_GUID;
+	struct tessel_region_info *ri = NULL;
+	if (!EFI_ERROR(BS->AllocatePool(EfiRuntimeServicesData, sizeof(*ri), (void **)&ri))) {
+		*ri = (struct tessel_region_info){ TESSEL_REGION_MAGIC, region, size };
+		BS->InstallConfigurationTable(&region_guid, ri);
+	}
+	fill_memory_map(bi);
+
+	s64 r = tessel_launch(boot_cr3, core_entry_va, CORE_OP_INIT, (u64)(uintptr_t)bi, &launch_state[bsp]);
+	if (r) {
+		say("tessel: hypervisor core failed to initialise: %s", status_name(r));
+		BS->InstallConfigurationTable(&region_guid, NULL);
+		BS->FreePages(region, pages);
+		return r;
+	}
+	host_cr3 = bi->host_cr3;
+
+	s64 started = 0;
+	for (UINTN i = 0; i < ncpu; i++) {
+		if (i == bsp)
+			continue;
+		launch_result[i] = -EIO;
+		EFI_STATUS st = mp->StartupThisAP(mp, ap_start, i, NULL, 0, (void *)i, NULL);
+		if (EFI_ERROR(st) || launch_result[i]) {
+			say("tessel: processor %lu did not start: %s", (unsigned long)i,
+			    EFI_ERROR(st) ? "MP services refused" : status_name(launch_result[i]));
+			continue;
+		}
+		started++;
+	}
+	r = tessel_launch(host_cr3, core_entry_va, CORE_OP_CPU_START, bsp, &launch_state[bsp]);
+	if (r) {
+		say("tessel: the bootstrap processor did not start: %s", status_name(r));
+		return started ? started : r;
+	}
+	return started + 1;
+}
+
+static EFI_STATUS chain_load(void)
+{
+	CHAR16 wpath[CFG_NEXT_MAX];
+	size_t i = 0;
+	for (; cfg.next[i] && i + 1 < ARRAY_SIZE(wpath); i++)
+		wpath[i] = (CHAR16)cfg.next[i];
+	wpath[i] = 0;
+	say("tessel: chain-loading %s", cfg.next);
+	EFI_DEVICE_PATH *dp = FileDevicePath(loaded_image->DeviceHandle, wpath);
+	EFI_HANDLE child;
+	EFI_STATUS st = BS->LoadImage(FALSE, image_handle, dp, NULL, 0, &child);
+	if (dp)
+		FreePool(dp);
+	if (EFI_ERROR(st)) {
+		say("tessel: cannot load %s (EFI status %lx)", cfg.next, (unsigned long)st);
+		return st;
+	}
+	return BS->StartImage(child, NULL, NULL);
+}
+
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+{
+	InitializeLib(image, systab);
+	image_handle = image;
+	uart_init(UART_COM1);
+	if (EFI_ERROR(BS->HandleProtocol(image, &LoadedImageProtocol, (void **)&loaded_image)))
+		return EFI_LOAD_ERROR;
+	EFI_STATUS st = load_config();
+	if (EFI_ERROR(st))
+		return st;
+
+	const char *why = vmx_basic_check();
+	if (why) {
+		say("tessel: no VMX: %s", why);
+		if (cfg.no_vmx == CFG_NO_VMX_STOP) {
+			say("tessel: no_vmx=stop: not starting the next stage");
+			return EFI_UNSUPPORTED;
+		}
+	} else {
+		s64 n = start_hypervisor();
+		if (n > 0) {
+			say("tessel: hypervisor started on %ld CPUs", (long)n);
+		} else if (cfg.no_vmx == CFG_NO_VMX_STOP) {
+			say("tessel: no_vmx=stop: not starting the next stage");
+			return EFI_UNSUPPORTED;
+		}
+	}
+	if (!cfg.next[0])
+		return EFI_SUCCESS;
+	return chain_load();
+}

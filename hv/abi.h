@@ -1,0 +1,33 @@
+/*
+ * The hypervisor's side of the hypercall ABI (docs/ABI.md). The guest-side header is
+ * tools/tessel.h; both are written from the same document and the system tests check
+ * that they agree.
+ */
+#ifndef HV_ABI_H
+#define HV_ABI_H
+
+#define TESSEL_ABI_VERSION      0x00010000U
+#define TESSEL_CPUID_BASE       0x40000000U
+#define TESSEL_CPUID_FEATURES   0x40000001U
+#define TESSEL_CPUID_MAX        TESSEL_CPUID_FEATURES
+#define TESSEL_SIG_EBX          0x73736554U /* "Tess" */
+#define TESSEL_SIG_ECX          0x56486c65U /* "elHV" */
+#define TESSEL_SIG_EDX          0U
+#define TESSEL_MAX_PAGES_PER_CALL 512U
+
+#define TESSEL_F_SPP_HW  (1U << 0)
+#define TESSEL_F_SPP_SW  (1U << 1)
+#define TESSEL_F_LOCK    (1U << 2)
+#define TESSEL_F_EVENTS  (1U << 3)
+#define TESSEL_F_TRACK   (1U << 4)
+
+#define HC_NOP          0x00
+#define HC_QUERY        0x01
+#define HC_SPP_SET      0x10
+#define HC_SPP_GET      0x11
+#define HC_SPP_LOCK     0x12
+#define HC_EVENTS_SETUP 0x20
+#define HC_STATS        0x21
+#define HC_TABLE_SIZE   0x22
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * The VM-exit dispatcher: a bounds-checked table with one handler per expected exit
+ * reason. An empty slot is an unexpected exit: the VMCS summary is dumped and this vCPU
+ * stops; the machine and the other vCPUs go on. After the handler, events are delivered:
+ * an event whose delivery the exit interrupted is re-injected (SDM 27.2.4 / 26.6), and an
+ * NMI taken while in root mode or by NMI exiting is injected as soon as the guest can
+ * take it (virtual NMIs, NMI-window exiting).
+ */
+#include <arch/vmx.h>
+#include "exit.h"
+#include "log.h"
+#include "panic.h"
+#include "stats.h"
+#include "vcpu.h"
+#include "vmcs.h"
+
+static void exit_exception_nmi(struct percpu *c)
+{
+	u32 info = vmcs_read32(VMCS_RO_EXIT_INTR_INFO);
+	if ((info & INTR_TYPE_MASK) == INTR_TYPE_NMI && (info & INTR_VECTOR_MASK) == VEC_NMI) {
+		c->nmi_pending = true;
+		return;
+	}
+	vcpu_stop(c, "unexpected exception exit");
+}
+
+static void exit_nmi_window(struct percpu *c)
+{
+	(void)c; /* the pending NMI is injected below, on the way back in */
+	vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) & ~PROC_NMI_WINDOW_EXITING);
+}
+
+const exit_handler_t exit_handlers[EXIT_REASON_MAX] = {
+	[EXIT_REASON_EXCEPTION_NMI] = exit_exception_nmi,
+	[EXIT_REASON_TRIPLE_FAULT] = exit_triple_fault,
+	[EXIT_REASON_INIT] = exit_init_signal,
+	[EXIT_REASON_SIPI] = exit_sipi,
+	[EXIT_REASON_NMI_WINDOW] = exit_nmi_window,
+	[EXIT_REASON_CPUID] = exit_cpuid,
+	[EXIT_REASON_GETSEC] = exit_vmx_insn,
+	[EXIT_REASON_INVD] = exit_invd,
+	[EXIT_REASON_VMCALL] = exit_vmcall,
+	[EXIT_REASON_VMCLEAR] = exit_vmx_insn,
+	[EXIT_REASON_VMLAUNCH] = exit_vmx_insn,
+	[EXIT_REASON_VMPTRLD] = exit_vmx_insn,
+	[EXIT_REASON_VMPTRST] = exit_vmx_insn,
+	[EXIT_REASON_VMREAD] = exit_vmx_insn,
+	[EXIT_REASON_VMRESUME] = exit_vmx_insn,
+	[EXIT_REASON_VMWRITE] = exit_vmx_insn,
+	[EXIT_REASON_VMXOFF] = exit_vmx_insn,
+	[EXIT_REASON_VMXON] = exit_vmx_insn,
+	[EXIT_REASON_CR_ACCESS] = exit_cr_access,
+	[EXIT_REASON_RDMSR] = exit_rdmsr,
+	[EXIT_REASON_WRMSR] = exit_wrmsr,
+	[EXIT_REASON_EPT_VIOLATION] = exit_ept_violation,
+	[EXIT_REASON_EPT_MISCONFIG] = exit_ept_misconfig,
+	[EXIT_REASON_INVEPT] = exit_vmx_insn,
+	[EXIT_REASON_INVVPID] = exit_vmx_insn,
+	[EXIT_REASON_WBINVD] = exit_invd,
+	[EXIT_REASON_XSETBV] = exit_xsetbv,
+	[EXIT_REASON_VMFUNC] = exit_vmx_insn,
+};
+
+exit_handler_t exit_lookup(u32 reason)
+{
+	if (reason & EXIT_REASON_ENTRY_FAILURE)
+		return NULL;
+	u32 basic = EXIT_REASON_BASIC(reason);
+	if (basic >= ARRAY_SIZE(exit_handlers))
+		return NULL;
+	return exit_handlers[basic];
+}
+
+static void deliver_events(struct percpu *c)
+{
+	if (!c->event_injected) {
+		u32 vec = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
+		if (vec & INTR_INFO_VALID) {
+			u32 type = vec & INTR_TYPE_MASK;
+			if (vec & INTR_INFO_DELIVER_CODE)
+				vmcs_write32(VMCS_CTRL_ENTRY_EXC_ERROR_CODE, vmcs_read32(VMCS_RO_IDT_VECTORING_ERROR));
+			if (type == INTR_TYPE_SW_INTR || type == INTR_TYPE_PRIV_SW_EXC || type == INTR_TYPE_SW_EXCEPTION)
+				vmcs_write32(VMCS_CTRL_ENTRY_INSN_LEN, vmcs_read32(VMCS_RO_EXIT_INSN_LEN));
+			vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, vec & ~INTR_INFO_NMI_UNBLOCKING);
+			c->event_injected = true;
+		}
+	}
+	if (!c->nmi_pending)
+		return;
+	u32 intr = vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY);
+	bool blocked = intr & (GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS | GUEST_INTR_BLOCK_NMI);
+	if (c->event_injected || blocked) {
+		vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) | PROC_NMI_WINDOW_EXITING);
+		return;
+	}
+	vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_NMI | VEC_NMI);
+	c->nmi_pending = false;
+}
+
+void vmx_handle_exit(struct guest_regs *regs)
+{
+	struct percpu *c = this_cpu();
+	u32 reason = vmcs_read32(VMCS_RO_EXIT_REASON);
+	c->regs = regs;
+	c->exit_reason = EXIT_REASON_BASIC(reason);
+	c->event_injected = false;
+	c->exits++;
+
+	exit_handler_t h = exit_lookup(reason);
+	if (unlikely(!h)) {
+		c->exit_qual = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION);
+		if (reason & EXIT_REASON_ENTRY_FAILURE)
+			vcpu_stop(c, "VM entry failed");
+		vcpu_stop(c, "unexpected VM exit");
+	}
+	h(c);
+	if (unlikely(c->nmi_pending) || (vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+		deliver_events(c);
+}
+
+__noreturn void vmx_entry_failed(struct guest_regs *regs);
+__noreturn void vmx_entry_failed(struct guest_regs *regs)
+{
+	struct percpu *c = this_cpu();
+	c->regs = regs;
+	panic("VMRESUME failed: VM-instruction error %u", vmcs_read32(VMCS_RO_VM_INSN_ERROR));
+}

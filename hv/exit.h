@@ -1,0 +1,32 @@
+/* The VM-exit dispatcher and the handler signature shared by hv/exit_*.c. */
+#ifndef HV_EXIT_H
+#define HV_EXIT_H
+
+#include <arch/vmx.h>
+#include "percpu.h"
+
+typedef void (*exit_handler_t)(struct percpu *c);
+
+/* Handlers, one file per family. */
+void exit_cpuid(struct percpu *c);
+void exit_rdmsr(struct percpu *c);
+void exit_wrmsr(struct percpu *c);
+void exit_cr_access(struct percpu *c);
+void exit_xsetbv(struct percpu *c);
+void exit_invd(struct percpu *c);
+void exit_init_signal(struct percpu *c);
+void exit_sipi(struct percpu *c);
+void exit_triple_fault(struct percpu *c);
+void exit_vmx_insn(struct percpu *c);
+void exit_vmcall(struct percpu *c);
+void exit_ept_violation(struct percpu *c);
+void exit_ept_misconfig(struct percpu *c);
+
+/* Number of entries of the dispatch table (for the unit test of its bounds). */
+extern const exit_handler_t exit_handlers[EXIT_REASON_MAX];
+/* Look up the handler for a full exit-reason value; NULL when unexpected. */
+exit_handler_t exit_lookup(u32 reason);
+
+void vmx_handle_exit(struct guest_regs *regs);
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * Smaller exit families: XSETBV (55), INVD/WBINVD (13/54), INIT (3) and SIPI (4),
+ * triple fault (2), and the VMX instructions, which do not exist for the guest (#UD).
+ */
+#include <hw.h>
+#include <arch/cpu.h>
+#include <arch/msr.h>
+#include "exit.h"
+#include "log.h"
+#include "panic.h"
+#include "drivers/platform.h"
+#include "vcpu.h"
+#include "vmcs.h"
+#include "vmx_caps.h"
+
+#define XCR0_X87     (1ULL << 0)
+#define XCR0_SSE     (1ULL << 1)
+#define XCR0_AVX     (1ULL << 2)
+#define XCR0_BNDREGS (1ULL << 3)
+#define XCR0_BNDCSR  (1ULL << 4)
+#define XCR0_AVX512  (7ULL << 5)
+#define XCR0_TILECFG (1ULL << 17)
+#define XCR0_TILEDATA (1ULL << 18)
+
+/* SDM Vol. 2C XSETBV: the #GP(0) conditions the instruction itself checks. */
+static bool xcr0_valid(u64 v)
+{
+	u32 a, b, c, d;
+	cpuid_count(0xd, 0, &a, &b, &c, &d);
+	u64 supported = ((u64)d << 32) | a;
+	if ((v & ~supported) || !(v & XCR0_X87))
+		return false;
+	if ((v & XCR0_AVX) && !(v & XCR0_SSE))
+		return false;
+	if (!!(v & XCR0_BNDREGS) != !!(v & XCR0_BNDCSR))
+		return false;
+	if ((v & XCR0_AVX512) && ((v & XCR0_AVX512) != XCR0_AVX512 || !(v & XCR0_AVX)))
+		return false;
+	if (!!(v & XCR0_TILECFG) != !!(v & XCR0_TILEDATA))
+		return false;
+	return true;
+}
+
+void exit_xsetbv(struct percpu *c)
+{
+	u32 idx = (u32)c->regs->gpr[GPR_CX];
+	u64 v = (c->regs->gpr[GPR_DX] << 32) | (u32)c->regs->gpr[GPR_AX];
+	/* The host never changes XCR0, so the guest's value stays in force after the exit. */
+	if (vcpu_cpl() != 0 || idx != 0 || !xcr0_valid(v) || !xsetbv_safe(idx, v)) {
+		vcpu_inject_gp0(c);
+		return;
+	}
+	vcpu_skip_insn(c);
+}
+
+void exit_invd(struct percpu *c)
+{
+	/* INVD would drop the hypervisor's own dirty lines too: write them back instead. */
+	wbinvd();
+	vcpu_skip_insn(c);
+}
+
+static void set_real_mode_seg(u32 sel_f, u32 base_f, u32 limit_f, u32 ar_f, u16 sel, u64 base, u32 ar)
+{
+	vmcs_write_raw(sel_f, sel);
+	vmcs_write_raw(base_f, base);
+	vmcs_write_raw(limit_f, 0xffff);
+	vmcs_write_raw(ar_f, ar);
+}
+#define REAL_SEG(name, sel, base, ar) \
+	set_real_mode_seg(VMCS_GUEST_##name##_SEL, VMCS_GUEST_##name##_BASE, VMCS_GUEST_##name##_LIMIT, \
+			  VMCS_GUEST_##name##_AR, sel, base, ar)
+
+/*
+ * INIT: the processor state after INIT (SDM Vol. 3A Table 9-1), then wait-for-SIPI, so an
+ * operating system can start this processor itself.
+ */
+void exit_init_signal(struct percpu *c)
+{
+	const u64 cr0 = CR0_ET | CR0_CD | CR0_NW;
+	vmcs_writel(VMCS_CTRL_CR0_READ_SHADOW, cr0);
+	vmcs_writel(VMCS_GUEST_CR0, (cr0 | (vmx_caps.cr0_fixed0 & ~(CR0_PE | CR0_PG))) & vmx_caps.cr0_fixed1);
+	vmcs_writel(VMCS_CTRL_CR4_READ_SHADOW, 0);
+	vmcs_writel(VMCS_GUEST_CR4, vmx_caps.cr4_fixed0 | CR4_VMXE);
+	vmcs_writel(VMCS_GUEST_CR3, 0);
+	vmcs_write64(VMCS_GUEST_IA32_EFER, 0);
+	vmcs_write32(VMCS_CTRL_ENTRY, vmcs_read32(VMCS_CTRL_ENTRY) & ~ENTRY_IA32E_MODE_GUEST);
+	REAL_SEG(CS, 0xf000, 0xffff0000ULL, 0x9b);
+	REAL_SEG(SS, 0, 0, 0x93);
+	REAL_SEG(DS, 0, 0, 0x93);
+	REAL_SEG(ES, 0, 0, 0x93);
+	REAL_SEG(FS, 0, 0, 0x93);
+	REAL_SEG(GS, 0, 0, 0x93);
+	REAL_SEG(LDTR, 0, 0, 0x82);
+	REAL_SEG(TR, 0, 0, 0x8b);
+	vmcs_writel(VMCS_GUEST_GDTR_BASE, 0);
+	vmcs_write32(VMCS_GUEST_GDTR_LIMIT, 0xffff);
+	vmcs_writel(VMCS_GUEST_IDTR_BASE, 0);
+	vmcs_write32(VMCS_GUEST_IDTR_LIMIT, 0xffff);
+	vmcs_writel(VMCS_GUEST_RIP, 0xfff0);
+	vmcs_writel(VMCS_GUEST_RSP, 0);
+	vmcs_writel(VMCS_GUEST_RFLAGS, RFLAGS_FIXED);
+	vmcs_writel(VMCS_GUEST_DR7, 0x400);
+	vmcs_write64(VMCS_GUEST_IA32_DEBUGCTL, 0);
+	vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, 0);
+	vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, 0);
+	vmcs_write32(VMCS_GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI);
+	for (unsigned r = 0; r < 16; r++)
+		c->regs->gpr[r] = 0;
+	u32 a, b, cx, d;
+	cpuid_count(1, 0, &a, &b, &cx, &d);
+	c->regs->gpr[GPR_DX] = a; /* processor signature, as after reset */
+	if (read_cr4() & CR4_OSXSAVE)
+		xsetbv(0, XCR0_X87); /* INIT resets XCR0 */
+	if (vmcs_read32(VMCS_CTRL_PROC_BASED2) & PROC2_ENABLE_VPID)
+		invvpid(INVVPID_SINGLE_CONTEXT, (u16)(c->index + 1));
+	c->nmi_pending = false;
+	log_debug("INIT: waiting for SIPI");
+}
+
+void exit_sipi(struct percpu *c)
+{
+	u64 vector = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION) & 0xff;
+	REAL_SEG(CS, (u16)(vector << 8), vector << 12, 0x9b);
+	vmcs_writel(VMCS_GUEST_RIP, 0);
+	vmcs_write32(VMCS_GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
+	log_debug("SIPI: starting at %llx", (unsigned long long)(vector << 12));
+	(void)c;
+}
+
+void exit_triple_fault(struct percpu *c)
+{
+	log_error("guest triple fault at RIP %llx: resetting the platform",
+		  (unsigned long long)vmcs_readl(VMCS_GUEST_RIP));
+	vmcs_dump();
+	(void)c;
+	platform_reset();
+}
+
+void exit_vmx_insn(struct percpu *c)
+{
+	vcpu_inject_ud(c);
+}

@@ -1,0 +1,7 @@
+/* The feature flags Tessel reports (CPUID 0x40000001 EBX and HC_QUERY RCX). */
+#ifndef HV_FEATURES_H
+#define HV_FEATURES_H
+#include <tessel/types.h>
+u32 tessel_features(void);
+void tessel_features_set(u32 flags);
+#endif

@@ -1,0 +1,110 @@
+/*
+ * VMCALL exits (reason 18) and the hypercall table. The CPL check comes first: from
+ * CPL > 0 the status is -EPERM and nothing else happens. Unknown numbers (including any
+ * with bits above the table) give -ENOSYS. RIP always moves past VMCALL.
+ */
+#include <hw.h>
+#include "abi.h"
+#include "exit.h"
+#include "features.h"
+#include "hypercall.h"
+#include "lib/string.h"
+#include "mm/guest_mem.h"
+#include "mm/memmap.h"
+#include "stats.h"
+#include "vcpu.h"
+
+static s64 hc_nop(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	(void)a;
+	return 0;
+}
+
+static s64 hc_query(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	a->out[0] = TESSEL_ABI_VERSION;
+	a->out[1] = tessel_features();
+	a->out[2] = TESSEL_MAX_PAGES_PER_CALL;
+	a->has_out = true;
+	return 0;
+}
+
+/* HC_STATS: RBX = buffer GPA (8-byte aligned), RCX = its size. The whole stated buffer
+ * must be guest RAM; min(RCX, record size) bytes are written. */
+static s64 hc_stats(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	u64 gpa = a->arg[0], size = a->arg[1];
+	u64 rec[STAT_COUNT];
+	if (gpa & 7)
+		return -EFAULT;
+	if (size && !memmap_is_ram(gpa, size))
+		return -EFAULT;
+	stats_snapshot(rec);
+	u64 n = MIN(size, sizeof(rec));
+	if (n && guest_write_phys(gpa, rec, n))
+		return -EFAULT;
+	a->out[0] = sizeof(rec);
+	a->out[1] = a->arg[1];
+	a->out[2] = a->arg[2];
+	a->has_out = true;
+	return 0;
+}
+
+__attribute__((weak)) s64 hc_spp_set(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	(void)a;
+	return -ENODEV;
+}
+__attribute__((weak)) s64 hc_spp_get(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	(void)a;
+	return -ENODEV;
+}
+__attribute__((weak)) s64 hc_spp_lock(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	(void)a;
+	return -ENODEV;
+}
+
+static const hypercall_fn hypercalls[HC_TABLE_SIZE] = {
+	[HC_NOP] = hc_nop,
+	[HC_QUERY] = hc_query,
+	[HC_SPP_SET] = hc_spp_set,
+	[HC_SPP_GET] = hc_spp_get,
+	[HC_SPP_LOCK] = hc_spp_lock,
+	[HC_STATS] = hc_stats,
+};
+
+s64 hypercall_dispatch(struct percpu *c, struct hc_args *a, unsigned cpl)
+{
+	a->has_out = false;
+	if (cpl != 0)
+		return -EPERM;
+	if (a->nr >= ARRAY_SIZE(hypercalls) || !hypercalls[a->nr])
+		return -ENOSYS;
+	return hypercalls[a->nr](c, a);
+}
+
+void exit_vmcall(struct percpu *c)
+{
+	struct guest_regs *r = c->regs;
+	struct hc_args a = {
+		.nr = r->gpr[GPR_AX],
+		.arg = { r->gpr[GPR_BX], r->gpr[GPR_CX], r->gpr[GPR_DX], r->gpr[GPR_SI] },
+	};
+	stat_inc(STAT_HYPERCALLS);
+	s64 status = hypercall_dispatch(c, &a, vcpu_cpl());
+	r->gpr[GPR_AX] = (u64)status;
+	if (status == 0 && a.has_out) {
+		r->gpr[GPR_BX] = a.out[0];
+		r->gpr[GPR_CX] = a.out[1];
+		r->gpr[GPR_DX] = a.out[2];
+	}
+	vcpu_skip_insn(c);
+}

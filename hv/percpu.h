@@ -1,0 +1,69 @@
+/*
+ * Per-CPU state of the hypervisor: one struct percpu per logical processor, allocated at
+ * init from the region. The host GS base points at it; its first member points at itself
+ * so this_cpu() is one load from %gs:0.
+ */
+#ifndef HV_PERCPU_H
+#define HV_PERCPU_H
+
+#include <hw.h>
+#include <tessel/bootinfo.h>
+#include <tessel/types.h>
+
+/* Guest general-purpose registers, indexed by x86 register number. gpr[GPR_SP] is not
+ * saved by the exit path: it is read from/written to the VMCS by vcpu_gpr_read/write. */
+enum gpr { GPR_AX, GPR_CX, GPR_DX, GPR_BX, GPR_SP, GPR_BP, GPR_SI, GPR_DI,
+	   GPR_R8, GPR_R9, GPR_R10, GPR_R11, GPR_R12, GPR_R13, GPR_R14, GPR_R15 };
+struct guest_regs { u64 gpr[16]; };
+
+/* 64-bit TSS (SDM Vol. 3A Figure 8-11). */
+struct __packed tss64 {
+	u32 rsvd0;
+	u64 rsp[3];
+	u64 rsvd1;
+	u64 ist[7];
+	u64 rsvd2;
+	u16 rsvd3;
+	u16 iomap_base;
+};
+
+#define HOST_STACK_SIZE (16 * 1024)
+#define IST_STACK_SIZE  (4 * 1024)
+#define IST_NMI 1
+#define IST_DF  2
+#define IST_MC  3
+
+#define HOST_SEL_CODE 0x08
+#define HOST_SEL_DATA 0x10
+#define HOST_SEL_TSS  0x18
+
+struct percpu {
+	struct percpu *self;         /* must be first: read through %gs:0 */
+	u32 index;                   /* 0 .. cpu_count-1, the loader's processor number */
+	u32 apic_id;
+	struct guest_regs *regs;     /* the guest's registers during an exit */
+	hpa_t vmxon;                 /* VMXON region */
+	hpa_t vmcs;                  /* this CPU's VMCS */
+	u64 stack_top;               /* HOST_RSP */
+	u64 gdt[6] __aligned(16);    /* null, code, data, TSS (2 slots), spare */
+	struct tss64 tss __aligned(16);
+	volatile bool nmi_pending;   /* an NMI arrived in root mode or must be re-delivered */
+	bool launched;
+	bool event_injected;         /* a handler queued an event for the next entry */
+	bool halted;                 /* stopped after an unexpected exit */
+	u32 exit_reason;             /* basic exit reason of the current exit */
+	u64 exit_qual;
+	u64 exits;                   /* exits taken on this CPU */
+	u64 cr0_guest_mask;          /* CR0 bits the hypervisor owns (guest sees the shadow) */
+	u64 cr4_guest_mask;
+};
+
+extern struct percpu *percpu_array[TESSEL_MAX_CPUS];
+extern u32 percpu_count;
+
+static inline struct percpu *this_cpu(void) { return (struct percpu *)cpu_local_self(); }
+
+/* Index of the calling CPU, or -1 before its per-CPU area is in use (for log prefixes). */
+int percpu_current_index(void);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * Typed VMCS accessors. For a constant field, the accessor's width is checked against the
+ * width encoded in the field number at build time (as KVM does), so a 32-bit read of a
+ * natural-width field does not compile. A failing VMREAD/VMWRITE is a hypervisor bug and
+ * panics with the field number.
+ */
+#ifndef HV_VMCS_H
+#define HV_VMCS_H
+
+#include <arch/vmcs_fields.h>
+#include <tessel/types.h>
+
+u64 vmcs_read_raw(u32 field);
+void vmcs_write_raw(u32 field, u64 value);
+/* For diagnostics: false instead of a panic when the field cannot be read. */
+bool vmcs_try_read(u32 field, u64 *value);
+
+#define VMCS_WIDTH_CHECK(f, w) \
+	_Static_assert(vmcs_field_width(f) == (w), "VMCS field accessed at the wrong width")
+
+#define vmcs_read16(f) ({ VMCS_WIDTH_CHECK(f, VMCS_WIDTH_16); (u16)vmcs_read_raw(f); })
+#define vmcs_read32(f) ({ VMCS_WIDTH_CHECK(f, VMCS_WIDTH_32); (u32)vmcs_read_raw(f); })
+#define vmcs_read64(f) ({ VMCS_WIDTH_CHECK(f, VMCS_WIDTH_64); vmcs_read_raw(f); })
+#define vmcs_readl(f)  ({ VMCS_WIDTH_CHECK(f, VMCS_WIDTH_NATURAL); vmcs_read_raw(f); })
+#define vmcs_write16(f, v) do { VMCS_WIDTH_CHECK(f, VMCS_WIDTH_16); vmcs_write_raw(f, (u16)(v)); } while (0)
+#define vmcs_write32(f, v) do { VMCS_WIDTH_CHECK(f, VMCS_WIDTH_32); vmcs_write_raw(f, (u32)(v)); } while (0)
+#define vmcs_write64(f, v) do { VMCS_WIDTH_CHECK(f, VMCS_WIDTH_64); vmcs_write_raw(f, (u64)(v)); } while (0)
+#define vmcs_writel(f, v)  do { VMCS_WIDTH_CHECK(f, VMCS_WIDTH_NATURAL); vmcs_write_raw(f, (u64)(v)); } while (0)
+
+/* Print a summary of the current VMCS (exit information and guest state) to the log. */
+void vmcs_dump(void);
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * Reading and checking VMX capabilities (Intel SDM Vol. 3D Appendix A). Requirements are
+ * listed one per line with the SDM name of the missing feature, so a user on an odd board
+ * or emulator sees exactly what is missing.
+ */
+#include <hw.h>
+#include <arch/cpu.h>
+#include <arch/msr.h>
+#include <arch/vmx.h>
+#include "vmx_caps.h"
+
+struct vmx_caps vmx_caps;
+
+const char *vmx_basic_check(void)
+{
+	u32 a, b, c, d;
+	cpuid_count(1, 0, &a, &b, &c, &d);
+	if (!(c & CPUID1_ECX_VMX))
+		return "CPUID.1:ECX.VMX[bit 5] is 0: this processor (or emulator) has no VMX";
+	u64 fc = rdmsr(MSR_IA32_FEATURE_CONTROL);
+	if (!(fc & FEATURE_CONTROL_LOCK)) {
+		wrmsr(MSR_IA32_FEATURE_CONTROL, fc | FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX);
+		fc = rdmsr(MSR_IA32_FEATURE_CONTROL);
+	}
+	if (!(fc & FEATURE_CONTROL_VMX_OUTSIDE_SMX))
+		return "VMX is locked off in IA32_FEATURE_CONTROL by the firmware (enable VT-x in the firmware setup)";
+	return NULL;
+}
+
+void vmx_caps_read(struct vmx_caps *c)
+{
+	c->basic = rdmsr(MSR_IA32_VMX_BASIC);
+	c->revision = VMX_BASIC_REVISION(c->basic);
+	c->true_ctls = (c->basic & VMX_BASIC_TRUE_CTLS) != 0;
+	c->pin = rdmsr(c->true_ctls ? MSR_IA32_VMX_TRUE_PINBASED_CTLS : MSR_IA32_VMX_PINBASED_CTLS);
+	c->proc = rdmsr(c->true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED_CTLS : MSR_IA32_VMX_PROCBASED_CTLS);
+	c->exit = rdmsr(c->true_ctls ? MSR_IA32_VMX_TRUE_EXIT_CTLS : MSR_IA32_VMX_EXIT_CTLS);
+	c->entry = rdmsr(c->true_ctls ? MSR_IA32_VMX_TRUE_ENTRY_CTLS : MSR_IA32_VMX_ENTRY_CTLS);
+	c->misc = rdmsr(MSR_IA32_VMX_MISC);
+	c->cr0_fixed0 = rdmsr(MSR_IA32_VMX_CR0_FIXED0);
+	c->cr0_fixed1 = rdmsr(MSR_IA32_VMX_CR0_FIXED1);
+	c->cr4_fixed0 = rdmsr(MSR_IA32_VMX_CR4_FIXED0);
+	c->cr4_fixed1 = rdmsr(MSR_IA32_VMX_CR4_FIXED1);
+	c->proc2 = vmx_allows(c->proc, PROC_ACTIVATE_SECONDARY) ? rdmsr(MSR_IA32_VMX_PROCBASED_CTLS2) : 0;
+	bool has_ept_or_vpid = vmx_allows(c->proc2, PROC2_ENABLE_EPT) || vmx_allows(c->proc2, PROC2_ENABLE_VPID);
+	c->ept_vpid = has_ept_or_vpid ? rdmsr(MSR_IA32_VMX_EPT_VPID_CAP) : 0;
+	c->vmfunc = vmx_allows(c->proc2, PROC2_ENABLE_VMFUNC) ? rdmsr(MSR_IA32_VMX_VMFUNC) : 0;
+
+	u32 a, b, cx, d;
+	cpuid_count(0x80000000, 0, &a, &b, &cx, &d);
+	u32 max_ext = a;
+	c->phys_bits = 36;
+	c->has_1g_host_pages = false;
+	if (max_ext >= 0x80000008) {
+		cpuid_count(0x80000008, 0, &a, &b, &cx, &d);
+		c->phys_bits = (u8)(a & 0xff);
+	}
+	if (max_ext >= 0x80000001) {
+		cpuid_count(0x80000001, 0, &a, &b, &cx, &d);
+		c->has_1g_host_pages = (d & CPUID80000001_EDX_PDPE1GB) != 0;
+	}
+}
+
+bool vmx_adjust_ctls(u64 allowed, u32 desired, u32 *out)
+{
+	u32 must1 = (u32)allowed, may1 = (u32)(allowed >> 32);
+	*out = (desired | must1) & may1;
+	return (desired & ~may1) == 0;
+}
+
+struct requirement {
+	const u64 *msr; /* which allowed-settings word */
+	u32 bit;
+	const char *what;
+};
+
+int vmx_caps_check(const struct vmx_caps *c, void (*report)(void *ctx, const char *reason), void *ctx)
+{
+	const struct requirement reqs[] = {
+		{ &c->pin, PIN_NMI_EXITING, "pin-based control 'NMI exiting'" },
+		{ &c->pin, PIN_VIRTUAL_NMIS, "pin-based control 'virtual NMIs'" },
+		{ &c->proc, PROC_USE_MSR_BITMAPS, "processor-based control 'use MSR bitmaps'" },
+		{ &c->proc, PROC_ACTIVATE_SECONDARY, "processor-based control 'activate secondary controls'" },
+		{ &c->proc, PROC_NMI_WINDOW_EXITING, "processor-based control 'NMI-window exiting'" },
+		{ &c->proc2, PROC2_ENABLE_EPT, "secondary control 'enable EPT'" },
+		{ &c->proc2, PROC2_UNRESTRICTED_GUEST, "secondary control 'unrestricted guest'" },
+		{ &c->exit, EXIT_HOST_ADDR_SPACE_SIZE, "exit control 'host address-space size'" },
+		{ &c->exit, EXIT_SAVE_IA32_EFER | EXIT_LOAD_IA32_EFER, "exit controls 'save/load IA32_EFER'" },
+		{ &c->exit, EXIT_SAVE_IA32_PAT | EXIT_LOAD_IA32_PAT, "exit controls 'save/load IA32_PAT'" },
+		{ &c->entry, ENTRY_IA32E_MODE_GUEST, "entry control 'IA-32e mode guest'" },
+		{ &c->entry, ENTRY_LOAD_IA32_EFER | ENTRY_LOAD_IA32_PAT, "entry controls 'load IA32_EFER/IA32_PAT'" },
+	};
+	int missing = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(reqs); i++) {
+		if (!vmx_allows(*reqs[i].msr, reqs[i].bit)) {
+			report(ctx, reqs[i].what);
+			missing++;
+		}
+	}
+	const struct { u64 bit; const char *what; } ept_reqs[] = {
+		{ EPT_CAP_PWL4, "EPT page-walk length 4" },
+		{ EPT_CAP_MT_WB, "EPT write-back paging-structure memory type" },
+		{ EPT_CAP_2M, "EPT 2-MByte pages" },
+		{ EPT_CAP_INVEPT, "INVEPT" },
+		{ EPT_CAP_INVEPT_ALL, "INVEPT all-context" },
+	};
+	if (vmx_allows(c->proc2, PROC2_ENABLE_EPT)) {
+		for (size_t i = 0; i < ARRAY_SIZE(ept_reqs); i++) {
+			if (!(c->ept_vpid & ept_reqs[i].bit)) {
+				report(ctx, ept_reqs[i].what);
+				missing++;
+			}
+		}
+	}
+	if (!(c->misc & VMX_MISC_ACTIVITY_WAIT_SIPI)) {
+		report(ctx, "activity state 'wait-for-SIPI' (IA32_VMX_MISC bit 8)");
+		missing++;
+	}
+	if ((c->basic >> 50 & 0xf) != 6) {
+		report(ctx, "write-back memory type for the VMCS (IA32_VMX_BASIC bits 53:50)");
+		missing++;
+	}
+	return missing;
+}
+
+bool vmx_has_spp(void) { return vmx_allows(vmx_caps.proc2, PROC2_SUBPAGE_WRITE_PERM); }
+
+bool vmx_has_vpid(void)
+{
+	return vmx_allows(vmx_caps.proc2, PROC2_ENABLE_VPID) && (vmx_caps.ept_vpid & VPID_CAP_INVVPID) &&
+	       (vmx_caps.ept_vpid & VPID_CAP_INVVPID_SINGLE);
+}
+
+bool vmx_has_ept_1g(void) { return (vmx_caps.ept_vpid & EPT_CAP_1G) != 0; }
+
+bool vmx_has_mtf(void) { return vmx_allows(vmx_caps.proc, PROC_MONITOR_TRAP_FLAG); }

@@ -1,0 +1,215 @@
+/*
+ * The hardware layer: every piece of inline assembly in Tessel lives in this header.
+ *
+ * This is the seam for host unit tests: tests/fake/hw.h offers the same functions over
+ * tables (MSRs, CPUID, a VMCS array, guest memory in a heap buffer), and the include path
+ * decides which one a build sees. Code under test never #ifdefs on the host build.
+ *
+ * The host address space maps all physical memory 1:1 (mm/paging.c), so host-physical
+ * addresses convert to pointers by identity.
+ */
+#ifndef ARCH_HW_H
+#define ARCH_HW_H
+
+#include <tessel/types.h>
+
+/* Exception table: a faulting instruction at 'insn' resumes at 'fixup' (see hv/traps.c). */
+struct extable_entry { u64 insn; u64 fixup; };
+
+#define EXTABLE(insn_label, fixup_label) \
+	".pushsection __ex_table, \"a\"\n\t.balign 8\n\t.quad " insn_label ", " fixup_label "\n\t.popsection\n\t"
+
+static inline void *hpa_to_ptr(hpa_t a) { return (void *)(uintptr_t)a.v; }
+static inline hpa_t ptr_to_hpa(const void *p) { return hpa((u64)(uintptr_t)p); }
+
+static inline void cpuid_count(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
+{
+	__asm__ __volatile__("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
+}
+
+static inline u64 rdmsr(u32 msr)
+{
+	u32 lo, hi;
+	__asm__ __volatile__("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return ((u64)hi << 32) | lo;
+}
+
+static inline void wrmsr(u32 msr, u64 v)
+{
+	__asm__ __volatile__("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
+}
+
+/* RDMSR/WRMSR that report a #GP instead of taking it (used on behalf of the guest). */
+static inline bool rdmsr_safe(u32 msr, u64 *v)
+{
+	u32 lo = 0, hi = 0;
+	u8 ok = 1;
+	__asm__ __volatile__("1: rdmsr\n\t"
+		     "jmp 3f\n"
+		     "2: movb $0, %2\n"
+		     "3:\n\t" EXTABLE("1b", "2b")
+		     : "+a"(lo), "+d"(hi), "+r"(ok) : "c"(msr));
+	*v = ((u64)hi << 32) | lo;
+	return ok;
+}
+
+static inline bool wrmsr_safe(u32 msr, u64 v)
+{
+	u8 ok = 1;
+	__asm__ __volatile__("1: wrmsr\n\t"
+		     "jmp 3f\n"
+		     "2: movb $0, %0\n"
+		     "3:\n\t" EXTABLE("1b", "2b")
+		     : "+r"(ok) : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
+	return ok;
+}
+
+static inline bool xsetbv_safe(u32 idx, u64 v)
+{
+	u8 ok = 1;
+	__asm__ __volatile__("1: xsetbv\n\t"
+		     "jmp 3f\n"
+		     "2: movb $0, %0\n"
+		     "3:\n\t" EXTABLE("1b", "2b")
+		     : "+r"(ok) : "c"(idx), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
+	return ok;
+}
+
+static inline u64 xgetbv(u32 idx)
+{
+	u32 lo, hi;
+	__asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(idx));
+	return ((u64)hi << 32) | lo;
+}
+
+#define DEFINE_CR(n) \
+	static inline u64 read_cr##n(void) { u64 v; __asm__ __volatile__("mov %%cr" #n ", %0" : "=r"(v)); return v; } \
+	static inline void write_cr##n(u64 v) { __asm__ __volatile__("mov %0, %%cr" #n : : "r"(v) : "memory"); }
+DEFINE_CR(0)
+DEFINE_CR(2)
+DEFINE_CR(3)
+DEFINE_CR(4)
+#undef DEFINE_CR
+
+static inline u64 read_dr7(void) { u64 v; __asm__ __volatile__("mov %%dr7, %0" : "=r"(v)); return v; }
+
+static inline u64 read_rflags(void) { u64 v; __asm__ __volatile__("pushfq; popq %0" : "=r"(v)); return v; }
+
+struct __packed desc_ptr { u16 limit; u64 base; };
+
+static inline void sgdt(struct desc_ptr *d) { __asm__ __volatile__("sgdt %0" : "=m"(*d)); }
+static inline void sidt(struct desc_ptr *d) { __asm__ __volatile__("sidt %0" : "=m"(*d)); }
+static inline void lgdt(const struct desc_ptr *d) { __asm__ __volatile__("lgdt %0" : : "m"(*d)); }
+static inline void lidt(const struct desc_ptr *d) { __asm__ __volatile__("lidt %0" : : "m"(*d)); }
+static inline void ltr(u16 sel) { __asm__ __volatile__("ltr %0" : : "r"(sel)); }
+static inline u16 str(void) { u16 v; __asm__ __volatile__("str %0" : "=r"(v)); return v; }
+static inline u16 sldt(void) { u16 v; __asm__ __volatile__("sldt %0" : "=r"(v)); return v; }
+
+#define DEFINE_SEG(name) \
+	static inline u16 read_##name(void) { u16 v; __asm__ __volatile__("mov %%" #name ", %0" : "=r"(v)); return v; }
+DEFINE_SEG(cs)
+DEFINE_SEG(ss)
+DEFINE_SEG(ds)
+DEFINE_SEG(es)
+DEFINE_SEG(fs)
+DEFINE_SEG(gs)
+#undef DEFINE_SEG
+
+static inline void outb(u16 port, u8 v) { __asm__ __volatile__("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port) { u8 v; __asm__ __volatile__("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline void outw(u16 port, u16 v) { __asm__ __volatile__("outw %0, %1" : : "a"(v), "Nd"(port)); }
+
+static inline void cpu_relax(void) { __asm__ __volatile__("pause" ::: "memory"); }
+static inline void cpu_halt(void) { __asm__ __volatile__("hlt" ::: "memory"); }
+static inline void irq_disable(void) { __asm__ __volatile__("cli" ::: "memory"); }
+static inline void wbinvd(void) { __asm__ __volatile__("wbinvd" ::: "memory"); }
+static inline u64 rdtsc(void) { u32 lo, hi; __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi)); return ((u64)hi << 32) | lo; }
+static inline void invlpg(const void *p) { __asm__ __volatile__("invlpg (%0)" : : "r"(p) : "memory"); }
+static inline void barrier(void) { __asm__ __volatile__("" ::: "memory"); }
+
+/* The per-CPU area pointer: the host GS base points at a struct whose first member is a
+ * pointer to itself (hv/percpu.h). */
+static inline void *cpu_local_self(void)
+{
+	void *p;
+	__asm__ __volatile__("mov %%gs:0, %0" : "=r"(p));
+	return p;
+}
+
+static inline void xsetbv(u32 idx, u64 v)
+{
+	__asm__ __volatile__("xsetbv" : : "c"(idx), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
+}
+
+/* ---- VMX instructions (Vol. 3C chapter 30). Each returns true on success. ---- */
+
+static inline bool vmxon(hpa_t region)
+{
+	u8 fail;
+	__asm__ __volatile__("vmxon %1; setna %0" : "=qm"(fail) : "m"(region.v) : "cc", "memory");
+	return !fail;
+}
+
+static inline bool vmclear(hpa_t vmcs)
+{
+	u8 fail;
+	__asm__ __volatile__("vmclear %1; setna %0" : "=qm"(fail) : "m"(vmcs.v) : "cc", "memory");
+	return !fail;
+}
+
+static inline bool vmptrld(hpa_t vmcs)
+{
+	u8 fail;
+	__asm__ __volatile__("vmptrld %1; setna %0" : "=qm"(fail) : "m"(vmcs.v) : "cc", "memory");
+	return !fail;
+}
+
+static inline bool vmx_vmread(u64 field, u64 *v)
+{
+	u8 fail;
+	__asm__ __volatile__("vmread %2, %1; setna %0" : "=qm"(fail), "=rm"(*v) : "r"(field) : "cc");
+	return !fail;
+}
+
+static inline bool vmx_vmwrite(u64 field, u64 v)
+{
+	u8 fail;
+	__asm__ __volatile__("vmwrite %2, %1; setna %0" : "=qm"(fail) : "r"(field), "rm"(v) : "cc");
+	return !fail;
+}
+
+static inline void vmxoff(void) { __asm__ __volatile__("vmxoff" ::: "cc", "memory"); }
+
+struct invept_desc { u64 eptp; u64 rsvd; };
+
+static inline bool invept(u64 type, u64 eptp)
+{
+	struct invept_desc d = { eptp, 0 };
+	u8 fail;
+	__asm__ __volatile__("invept %1, %2; setna %0" : "=qm"(fail) : "m"(d), "r"(type) : "cc", "memory");
+	return !fail;
+}
+
+struct invvpid_desc { u64 vpid; u64 gla; };
+
+static inline bool invvpid(u64 type, u16 vpid)
+{
+	struct invvpid_desc d = { vpid, 0 };
+	u8 fail;
+	__asm__ __volatile__("invvpid %1, %2; setna %0" : "=qm"(fail) : "m"(d), "r"(type) : "cc", "memory");
+	return !fail;
+}
+
+#define INVEPT_SINGLE_CONTEXT 1
+#define INVEPT_ALL_CONTEXT    2
+#define INVVPID_SINGLE_CONTEXT 1
+#define INVVPID_ALL_CONTEXT    2
+
+/* Atomics (GCC builtins compile to LOCK-prefixed instructions; no asm needed). */
+#define atomic_load(p)        __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define atomic_store(p, v)    __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define atomic_add(p, v)      __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
+#define atomic_inc(p)         __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
+#define atomic_cmpxchg(p, o, n) __atomic_compare_exchange_n((p), (o), (n), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * The boot-information block: everything the loader (boot/) hands the core (hv/) when it
+ * starts it. It lives inside the hypervisor's region, so the guest can never see it.
+ */
+#ifndef TESSEL_BOOTINFO_H
+#define TESSEL_BOOTINFO_H
+
+#include <tessel/config.h>
+#include <tessel/types.h>
+
+#define TESSEL_BOOTINFO_MAGIC 0x4f464e49544f4f42ULL /* "BOOTINFO" */
+#define TESSEL_BOOTINFO_VERSION 1
+#define TESSEL_MAX_CPUS 64
+#define TESSEL_MAX_MEM_RANGES 512
+
+/* The link address of the core image (linker.ld). */
+#define TESSEL_CORE_VBASE 0xFFFFFFFF80000000ULL
+
+/* UEFI memory types (UEFI spec 2.10 Table 7-5), kept as the firmware reported them. */
+enum efi_mem_type {
+	EFI_MT_RESERVED = 0, EFI_MT_LOADER_CODE, EFI_MT_LOADER_DATA, EFI_MT_BS_CODE, EFI_MT_BS_DATA,
+	EFI_MT_RT_CODE, EFI_MT_RT_DATA, EFI_MT_CONVENTIONAL, EFI_MT_UNUSABLE, EFI_MT_ACPI_RECLAIM,
+	EFI_MT_ACPI_NVS, EFI_MT_MMIO, EFI_MT_MMIO_PORT, EFI_MT_PAL_CODE, EFI_MT_PERSISTENT,
+};
+
+struct tessel_mem_range {
+	u64 base;  /* physical, 4 KiB aligned */
+	u64 pages; /* 4 KiB pages */
+	u32 type;  /* enum efi_mem_type */
+	u32 pad;
+};
+
+/* Operations of the core's single entry point (ELF e_entry). */
+#define CORE_OP_INIT      1 /* BSP, once: arg = boot info; returns 0 or -errno */
+#define CORE_OP_CPU_START 2 /* every CPU: arg = cpu index; does not return on success */
+
+/* State of the calling processor that the core cannot read itself after the loader has
+ * switched to the host page tables (boot/launch.asm fills it). */
+struct tessel_launch {
+	u64 rsp;    /* guest RSP to resume with */
+	u64 rip;    /* guest RIP to resume at (in the loader) */
+	u64 rflags; /* RFLAGS before the loader disabled interrupts */
+	u64 cr3;    /* the firmware's CR3 */
+};
+
+struct tessel_boot_info {
+	u64 magic;
+	u32 version;
+	u32 size;
+	struct tessel_config config;
+	u64 region_base;   /* the hypervisor's whole region (host-physical) */
+	u64 region_size;
+	u64 image_base;    /* core image inside the region */
+	u64 image_size;    /* bytes, page aligned, including .bss */
+	u64 free_base;     /* first free byte in the region after what the loader used */
+	u64 host_cr3;      /* set by CORE_OP_INIT: the core's page tables */
+	u64 acpi_rsdp;     /* 0 if none */
+	u16 serial_port;   /* 16550 I/O base */
+	u16 pad0;
+	u32 cpu_count;
+	u32 bsp_index;
+	u32 apic_ids[TESSEL_MAX_CPUS];
+	u32 mem_count;
+	u32 pad1;
+	struct tessel_mem_range mem[TESSEL_MAX_MEM_RANGES];
+};
+
+typedef s64 (*tessel_core_entry_t)(u64 op, u64 arg, struct tessel_launch *launch);
+
+#endif

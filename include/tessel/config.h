@@ -1,0 +1,30 @@
+/*
+ * The loader's configuration, as parsed from tessel.cfg and the UEFI shell command line
+ * (boot/config.c) and handed to the core in the boot-information block.
+ */
+#ifndef TESSEL_CONFIG_H
+#define TESSEL_CONFIG_H
+
+#include <tessel/types.h>
+
+enum cfg_spp { CFG_SPP_AUTO, CFG_SPP_HW, CFG_SPP_SW, CFG_SPP_OFF };
+enum cfg_log { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+enum cfg_no_vmx { CFG_NO_VMX_CONTINUE, CFG_NO_VMX_STOP };
+enum cfg_sppt { CFG_SPPT_EAGER, CFG_SPPT_LAZY };
+
+#define CFG_NEXT_MAX 256
+#define CFG_HEAP_MIN_MIB 8
+#define CFG_HEAP_MAX_MIB 4096
+#define CFG_HEAP_DEFAULT_MIB 32
+
+struct tessel_config {
+	char next[CFG_NEXT_MAX]; /* ESP path of the image to chain-load ("" = return to firmware) */
+	u32 spp;                 /* enum cfg_spp */
+	u32 log_level;           /* enum cfg_log */
+	u32 heap_mib;            /* size of the hypervisor's region */
+	u32 no_vmx;              /* enum cfg_no_vmx */
+	u32 sppt;                /* enum cfg_sppt */
+	u32 pad;
+};
+
+#endif

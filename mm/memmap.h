@@ -1,0 +1,19 @@
+/*
+ * What guest-physical memory is: RAM (per the firmware's memory map at boot), the
+ * hypervisor's region (never guest RAM), or anything else (MMIO, reserved, holes).
+ */
+#ifndef MM_MEMMAP_H
+#define MM_MEMMAP_H
+
+#include <tessel/bootinfo.h>
+#include <tessel/types.h>
+
+void memmap_init(const struct tessel_mem_range *ranges, u32 count, u64 hv_base, u64 hv_size);
+/* Every byte of [gpa, gpa+len) is guest RAM (not the hypervisor's region). */
+bool memmap_is_ram(u64 gpa, u64 len);
+/* Any byte of [gpa, gpa+len) is in the hypervisor's region. */
+bool memmap_in_hv(u64 gpa, u64 len);
+/* Highest RAM address + 1. */
+u64 memmap_ram_top(void);
+
+#endif
