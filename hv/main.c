@@ -108,8 +108,9 @@ static s64 core_init(struct tessel_boot_info *bi)
 		.phys_bits = vmx_caps.phys_bits, .has_1g = vmx_has_ept_1g(), .mtrr = &mtrr,
 		.hv_base = bi->region_base, .hv_size = bi->region_size, .ff_page = ff_page,
 	};
-	if (ept_build_identity(&guest_ept, &ep))
-		return -ENOMEM;
+	int er = ept_build_identity(&guest_ept, &ep);
+	if (er)
+		return er;
 	vmx_global.eptp = guest_ept.eptp;
 	log_info("EPT: identity map of 2^%u bytes in %llu table pages (1 GiB leaves: %s)", vmx_caps.phys_bits,
 		 (unsigned long long)guest_ept.tables, ep.has_1g ? "yes" : "no");

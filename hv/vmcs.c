@@ -4,12 +4,9 @@
 #include "panic.h"
 #include "vmcs.h"
 
-u64 vmcs_read_raw(u32 field)
+__noreturn void vmcs_read_failed(u32 field)
 {
-	u64 v = 0;
-	if (!vmx_vmread(field, &v))
-		panic("VMREAD of field 0x%x failed", field);
-	return v;
+	panic("VMREAD of field 0x%x failed", field);
 }
 
 bool vmcs_try_read(u32 field, u64 *value)
@@ -18,14 +15,12 @@ bool vmcs_try_read(u32 field, u64 *value)
 	return vmx_vmread(field, value);
 }
 
-void vmcs_write_raw(u32 field, u64 value)
+__noreturn void vmcs_write_failed(u32 field, u64 value)
 {
-	if (!vmx_vmwrite(field, value)) {
-		u64 err = 0;
-		vmx_vmread(VMCS_RO_VM_INSN_ERROR, &err);
-		panic("VMWRITE of field 0x%x = 0x%llx failed (VM-instruction error %llu)", field,
-		      (unsigned long long)value, (unsigned long long)err);
-	}
+	u64 err = 0;
+	vmx_vmread(VMCS_RO_VM_INSN_ERROR, &err);
+	panic("VMWRITE of field 0x%x = 0x%llx failed (VM-instruction error %llu)", field,
+	      (unsigned long long)value, (unsigned long long)err);
 }
 
 void vmcs_dump(void)

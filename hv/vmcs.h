@@ -7,11 +7,27 @@
 #ifndef HV_VMCS_H
 #define HV_VMCS_H
 
+#include <hw.h>
 #include <arch/vmcs_fields.h>
 #include <tessel/types.h>
 
-u64 vmcs_read_raw(u32 field);
-void vmcs_write_raw(u32 field, u64 value);
+__noreturn void vmcs_read_failed(u32 field);
+__noreturn void vmcs_write_failed(u32 field, u64 value);
+
+/* Inline: these are on every exit path; the failure report is out of line. */
+static inline u64 vmcs_read_raw(u32 field)
+{
+	u64 v;
+	if (unlikely(!vmx_vmread(field, &v)))
+		vmcs_read_failed(field);
+	return v;
+}
+
+static inline void vmcs_write_raw(u32 field, u64 value)
+{
+	if (unlikely(!vmx_vmwrite(field, value)))
+		vmcs_write_failed(field, value);
+}
 /* For diagnostics: false instead of a panic when the field cannot be read. */
 bool vmcs_try_read(u32 field, u64 *value);
 

@@ -1,0 +1,92 @@
+/*
+ * The guest's EPT: an identity map of guest-physical memory with MTRR memory types and the
+ * largest uniform leaves, the hypervisor's region hidden behind a shared read-only "0xFF
+ * page", and the operations that later reshape it (split a large leaf, merge a table back).
+ * Entry formats are those of include/arch/ept.h (Intel SDM Vol. 3C 28.3.2).
+ *
+ * Locking: ept_leaf(), ept_split(), ept_try_merge() and ept_reclaim() expect the caller to
+ * hold ept->lock (it usually must anyway, to change the leaf it looked up or split to).
+ * ept_build_identity() and ept_destroy() need no lock: no other CPU can be using the EPT.
+ * None of these functions executes INVEPT; see each one for what its caller owes.
+ */
+#ifndef MM_EPT_H
+#define MM_EPT_H
+
+#include <tessel/types.h>
+#include <tessel/spinlock.h>
+#include "mm/mtrr.h"
+
+/* 4-level EPT translates guest-physical bits 47:0 (SDM 28.3.2): 256 TiB. A larger
+ * MAXPHYADDR is clamped here; guest accesses above 2^48 cause EPT violations. */
+#define EPT_MAX_PHYS_BITS 48
+#define EPT_LEVEL_SIZE(level) (1ULL << (12 + 9 * ((level) - 1))) /* 1=4K 2=2M 3=1G 4=512G */
+
+struct ept_params {
+	u8 phys_bits;    /* MAXPHYADDR; 12..52, mapped up to 2^min(phys_bits, 48) */
+	bool has_1g;     /* IA32_VMX_EPT_VPID_CAP bit 17: 1 GiB EPT leaves */
+	const struct mtrr_state *mtrr;
+	u64 hv_base;     /* the hypervisor's region, 4 KiB aligned; hv_size 0 = none */
+	u64 hv_size;
+	hpa_t ff_page;   /* a page inside the region that the caller has filled with 0xFF */
+};
+
+struct ept {
+	hpa_t pml4;
+	u64 eptp;
+	spinlock_t lock;
+	u64 tables;      /* table pages in use (retired ones count until ept_reclaim) */
+	bool has_1g;     /* copied from the build parameters: may ept_try_merge make 1 GiB leaves */
+	hpa_t retired;   /* tables unlinked by ept_try_merge, chained through their entry 0 */
+};
+
+/*
+ * Builds the identity map described at the top of this file. Every guest-physical address
+ * below the limit maps to itself, RWX, with its MTRR type in leaf bits 5:3 and IPAT = 0 (so
+ * the guest's PAT still combines), as a 1 GiB leaf (if has_1g) or 2 MiB leaf wherever the
+ * whole leaf has one MTRR type and does not touch the hypervisor's region, else as 4 KiB
+ * leaves. Every 4 KiB page of the region maps instead to ff_page, R+X without W, WB with
+ * IPAT = 1: guest reads see 0xFF, guest writes are EPT violations.
+ * Tables come from the pmm. Returns 0, -EINVAL for bad parameters (unaligned region or
+ * ff_page, ff_page outside the region, phys_bits out of range, no MTRR state), or -ENOMEM
+ * (after freeing whatever it had allocated). Without 1 GiB leaves the tables grow with
+ * 2^phys_bits (4 KiB per GiB): 256 MiB for phys_bits 46.
+ */
+int ept_build_identity(struct ept *ept, const struct ept_params *p);
+
+/* Frees every table (including retired ones). No CPU may be using the EPT. */
+void ept_destroy(struct ept *ept);
+
+/* The leaf entry that maps gpa and its level (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB), or NULL
+ * when gpa is not mapped. level may be NULL. */
+u64 *ept_leaf(struct ept *ept, u64 gpa, int *level);
+
+/*
+ * Makes gpa mapped by a leaf of at most `level` (1..3), splitting larger leaves on the way;
+ * each new table repeats the old leaf's address range, permissions, memory type and IPAT
+ * (the SPP bit, meaningless in a large leaf, is not copied), so no translation changes and
+ * no INVEPT is needed. Each split table is filled before it is linked (one atomic store),
+ * so a concurrent walk sees the old leaf or the complete new table.
+ * Returns 0, -EINVAL (bad level), -EFAULT (gpa not mapped) or -ENOMEM (nothing changed
+ * at the level that failed; levels already split stay split, which is harmless).
+ */
+int ept_split(struct ept *ept, u64 gpa, int level);
+
+/*
+ * Replaces the table below the level-`level` entry (2 or 3) covering gpa with one leaf, if
+ * its 512 entries are leaves with identical attributes (accessed/dirty are ORed), addresses
+ * contiguous from an aligned start, no SPP bit, and keep(ctx, gpa of each entry) returns 0
+ * for all of them (keep may be NULL). A level-3 merge also needs 1 GiB leaves. Returns true
+ * if merged. The old table is retired, not freed: other CPUs may still hold it in their
+ * paging-structure caches. The caller must make every CPU using this EPT execute INVEPT
+ * and then call ept_reclaim().
+ */
+bool ept_try_merge(struct ept *ept, u64 gpa, int level, u64 (*keep)(void *ctx, u64 gpa), void *ctx);
+
+/* Frees retired tables; call only after every CPU has invalidated this EPT. Returns how
+ * many pages were freed. */
+u64 ept_reclaim(struct ept *ept);
+
+/* EPTP for a 4-level table at pml4, memory type WB, A/D flags if ad (SDM 24.6.11). */
+u64 ept_make_eptp(hpa_t pml4, bool ad);
+
+#endif
