@@ -44,7 +44,7 @@ CORE_OBJ := $(CORE_C:%.c=$(B)/core/%.o) $(CORE_ASM:%.asm=$(B)/core/%.o)
 # Host library: everything in mm/ spp/ hv/ (and the formatter) except files that are
 # target-only by nature (listed in HOST_EXCLUDE).
 HOST_EXCLUDE := hv/main.c
-HOST_C   := $(filter-out $(HOST_EXCLUDE),$(wildcard hv/*.c mm/*.c spp/*.c)) lib/fmt.c $(wildcard tests/fake/*.c)
+HOST_C   := $(filter-out $(HOST_EXCLUDE),$(wildcard hv/*.c mm/*.c spp/*.c drivers/*.c)) lib/fmt.c $(wildcard tests/fake/*.c)
 HOST_OBJ := $(HOST_C:%.c=$(B)/host/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)

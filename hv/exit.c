@@ -61,6 +61,15 @@ const exit_handler_t exit_handlers[EXIT_REASON_MAX] = {
 	[EXIT_REASON_VMFUNC] = exit_vmx_insn,
 };
 
+#define DURING_DELIVERY (BIT(EXIT_REASON_EXCEPTION_NMI) | BIT(EXIT_REASON_TRIPLE_FAULT) | \
+			 BIT(EXIT_REASON_TASK_SWITCH) | BIT(EXIT_REASON_APIC_ACCESS) | \
+			 BIT(EXIT_REASON_EPT_VIOLATION) | BIT(EXIT_REASON_EPT_MISCONFIG) | BIT(EXIT_REASON_PML_FULL))
+
+static inline bool exit_during_delivery(u32 basic)
+{
+	return basic < 64 ? (DURING_DELIVERY >> basic) & 1 : basic == EXIT_REASON_SPP;
+}
+
 exit_handler_t exit_lookup(u32 reason)
 {
 	if (reason & EXIT_REASON_ENTRY_FAILURE)
@@ -114,7 +123,9 @@ void vmx_handle_exit(struct guest_regs *regs)
 		vcpu_stop(c, "unexpected VM exit");
 	}
 	h(c);
-	if (unlikely(c->nmi_pending) || (vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+	/* IDT-vectoring information can only be valid for exits that occur during event
+	 * delivery (SDM 27.2.4); instruction exits such as VMCALL and CPUID skip the VMREAD. */
+	if (unlikely(c->nmi_pending) || exit_during_delivery(c->exit_reason))
 		deliver_events(c);
 }
 

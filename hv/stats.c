@@ -2,13 +2,7 @@
 #include "percpu.h"
 #include "stats.h"
 
-static u64 stat_counters[TESSEL_MAX_CPUS][STAT_COUNT];
-
-void stat_inc(enum stat s)
-{
-	struct percpu *c = this_cpu();
-	stat_counters[c->index][s]++;
-}
+u64 stat_counters[TESSEL_MAX_CPUS][STAT_COUNT];
 
 __attribute__((weak)) u64 stats_gauge(enum stat s)
 {

@@ -7,6 +7,7 @@
 #define HV_STATS_H
 
 #include <tessel/types.h>
+#include "percpu.h"
 
 enum stat {
 	STAT_EXITS, STAT_HYPERCALLS, STAT_SPP_DENIED, STAT_SPP_TRACKED, STAT_SPP_MISSES,
@@ -15,8 +16,8 @@ enum stat {
 	STAT_COUNT
 };
 
-struct percpu;
-void stat_inc(enum stat s);
+extern u64 stat_counters[][STAT_COUNT];
+#define stat_inc(s) (stat_counters[this_cpu()->index][(s)]++)
 /* Sum of every CPU's counters and the current gauges, in ABI order. */
 void stats_snapshot(u64 out[STAT_COUNT]);
 /* Gauges are provided by their owners (spp/); weak default 0. */

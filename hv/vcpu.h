@@ -5,20 +5,45 @@
 #ifndef HV_VCPU_H
 #define HV_VCPU_H
 
+#include <arch/cpu.h>
+#include <arch/vmx.h>
 #include "percpu.h"
+#include "vmcs.h"
 
 u64 vcpu_gpr(struct percpu *c, unsigned reg);
 void vcpu_set_gpr(struct percpu *c, unsigned reg, u64 v);
-/* Advance RIP past the exiting instruction (VM-exit instruction length), ending
- * STI/MOV-SS blocking and raising a single-step #DB when RFLAGS.TF is set, as the
- * instruction itself would have. */
-void vcpu_skip_insn(struct percpu *c);
-void vcpu_skip_bytes(struct percpu *c, u64 len);
+/* Advance RIP past the exiting instruction, ending STI/MOV-SS blocking and raising the
+ * single-step trap when RFLAGS.TF is set, as the instruction itself would have. Inline:
+ * every instruction exit takes this path. */
+#define PENDING_DBG_BS (1ULL << 14) /* SDM Table 24-4: single-step pending */
+
+static inline void vcpu_skip_bytes(struct percpu *c, u64 len)
+{
+	(void)c;
+	vmcs_writel(VMCS_GUEST_RIP, vmcs_readl(VMCS_GUEST_RIP) + len);
+	u32 intr = vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY);
+	if (intr & (GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS))
+		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, intr & ~(GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS));
+	if (vmcs_readl(VMCS_GUEST_RFLAGS) & RFLAGS_TF)
+		vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC) | PENDING_DBG_BS);
+}
+
+static inline void vcpu_skip_insn(struct percpu *c)
+{
+	vcpu_skip_bytes(c, vmcs_read32(VMCS_RO_EXIT_INSN_LEN));
+}
+
+/* CPL is SS.DPL (SDM 5.5). VM entry makes this hold in every mode the guest can be in:
+ * SS.DPL must be 0 with CR0.PE = 0 (unrestricted guest) and 3 in virtual-8086 mode
+ * (SDM 26.3.1.2), so one VMREAD answers. */
+static inline unsigned vcpu_cpl(void)
+{
+	return SEG_AR_DPL(vmcs_read32(VMCS_GUEST_SS_AR));
+}
+
 void vcpu_inject_exception(struct percpu *c, u8 vector, bool has_error, u32 error);
 static inline void vcpu_inject_ud(struct percpu *c) { vcpu_inject_exception(c, 6, false, 0); }
 static inline void vcpu_inject_gp0(struct percpu *c) { vcpu_inject_exception(c, 13, true, 0); }
-/* Current privilege level of the guest (0 in real mode, 3 in virtual-8086 mode). */
-unsigned vcpu_cpl(void);
 /* Stop this vCPU after an unexpected exit: dump the VMCS, halt the CPU forever. */
 __noreturn void vcpu_stop(struct percpu *c, const char *why);
 

@@ -1,0 +1,263 @@
+/*
+ * Host tests of the exit dispatcher and the handlers that need no guest memory, run
+ * against the fake hardware layer (tests/fake): dispatch-table bounds, hypercall
+ * validation (CPL, unknown numbers, register preservation), CPUID and MSR policy, CR4.VMXE.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include <hw.h>
+#include <arch/cpu.h>
+#include <arch/msr.h>
+#include <arch/vmx.h>
+#include "hv/abi.h"
+#include "hv/exit.h"
+#include "hv/hypercall.h"
+#include "hv/percpu.h"
+#include "hv/vmcs.h"
+#include "hv/vmx_caps.h"
+
+static struct percpu cpu;
+static struct guest_regs regs;
+
+static int setup(void **state)
+{
+	(void)state;
+	fake_reset();
+	memset(&cpu, 0, sizeof(cpu));
+	memset(&regs, 0, sizeof(regs));
+	cpu.self = &cpu;
+	cpu.regs = &regs;
+	percpu_array[0] = &cpu;
+	percpu_count = 1;
+	fake_cpu_local_set(&cpu);
+	fake_vmcs_set(VMCS_GUEST_CR0, CR0_PE | CR0_PG | CR0_NE);
+	fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED);
+	fake_vmcs_set(VMCS_GUEST_SS_AR, 0xc093); /* DPL 0 */
+	fake_vmcs_set(VMCS_GUEST_RIP, 0x1000);
+	fake_vmcs_set(VMCS_RO_EXIT_INSN_LEN, 3);
+	return 0;
+}
+
+static const unsigned expected_reasons[] = {
+	EXIT_REASON_EXCEPTION_NMI, EXIT_REASON_TRIPLE_FAULT, EXIT_REASON_INIT, EXIT_REASON_SIPI,
+	EXIT_REASON_NMI_WINDOW, EXIT_REASON_CPUID, EXIT_REASON_GETSEC, EXIT_REASON_INVD, EXIT_REASON_VMCALL,
+	EXIT_REASON_VMCLEAR, EXIT_REASON_VMLAUNCH, EXIT_REASON_VMPTRLD, EXIT_REASON_VMPTRST, EXIT_REASON_VMREAD,
+	EXIT_REASON_VMRESUME, EXIT_REASON_VMWRITE, EXIT_REASON_VMXOFF, EXIT_REASON_VMXON, EXIT_REASON_CR_ACCESS,
+	EXIT_REASON_RDMSR, EXIT_REASON_WRMSR, EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG,
+	EXIT_REASON_INVEPT, EXIT_REASON_INVVPID, EXIT_REASON_WBINVD, EXIT_REASON_XSETBV, EXIT_REASON_VMFUNC,
+};
+
+static bool is_expected(unsigned r)
+{
+	for (size_t i = 0; i < sizeof(expected_reasons) / sizeof(expected_reasons[0]); i++)
+		if (expected_reasons[i] == r)
+			return true;
+	return false;
+}
+
+static void test_dispatch_bounds(void **state)
+{
+	(void)state;
+	/* Every 16-bit basic reason, plus junk in bits 27:16 (ignored) and the entry-failure bit. */
+	for (u32 r = 0; r <= 0xffff; r++) {
+		bool want = is_expected(r);
+		assert_int_equal(exit_lookup(r) != NULL, want);
+		assert_int_equal(exit_lookup(r | (1U << 27)) != NULL, want);
+		assert_null(exit_lookup(r | EXIT_REASON_ENTRY_FAILURE));
+	}
+	assert_null(exit_lookup(EXIT_REASON_MAX));
+	assert_null(exit_lookup(0xffffffffU));
+	assert_int_equal(ARRAY_SIZE(exit_handlers), EXIT_REASON_MAX);
+}
+
+static void test_hypercall_validation(void **state)
+{
+	(void)state;
+	const u64 unknown[] = { 0x2, 0xf, 0x13, 0x1f, 0x22, 0xffff, 1ULL << 32, (1ULL << 32) | HC_QUERY, ~0ULL };
+	struct hc_args a;
+	for (size_t i = 0; i < ARRAY_SIZE(unknown); i++) {
+		a = (struct hc_args){ .nr = unknown[i] };
+		assert_int_equal(hypercall_dispatch(&cpu, &a, 0), -ENOSYS);
+		assert_false(a.has_out);
+	}
+	for (unsigned cpl = 1; cpl <= 3; cpl++) {
+		for (u64 nr = 0; nr < 0x30; nr++) {
+			a = (struct hc_args){ .nr = nr };
+			assert_int_equal(hypercall_dispatch(&cpu, &a, cpl), -EPERM);
+			assert_false(a.has_out);
+		}
+	}
+	a = (struct hc_args){ .nr = HC_NOP };
+	assert_int_equal(hypercall_dispatch(&cpu, &a, 0), 0);
+	assert_false(a.has_out);
+	a = (struct hc_args){ .nr = HC_QUERY };
+	assert_int_equal(hypercall_dispatch(&cpu, &a, 0), 0);
+	assert_true(a.has_out);
+	assert_int_equal(a.out[0], TESSEL_ABI_VERSION);
+	assert_int_equal(a.out[2], TESSEL_MAX_PAGES_PER_CALL);
+}
+
+static void test_vmcall_exit_registers(void **state)
+{
+	(void)state;
+	for (unsigned r = 0; r < 16; r++)
+		regs.gpr[r] = 0x1111111111111111ULL * (r + 1);
+	regs.gpr[GPR_AX] = HC_QUERY;
+	exit_vmcall(&cpu);
+	assert_int_equal(regs.gpr[GPR_AX], 0);
+	assert_int_equal(regs.gpr[GPR_BX], TESSEL_ABI_VERSION);
+	assert_int_equal(regs.gpr[GPR_DX], TESSEL_MAX_PAGES_PER_CALL);
+	for (unsigned r = GPR_SI; r < 16; r++)
+		assert_int_equal(regs.gpr[r], 0x1111111111111111ULL * (r + 1));
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1003);
+
+	/* From CPL 3: -EPERM, RBX..RDX untouched, RIP still advances. */
+	regs.gpr[GPR_AX] = HC_QUERY;
+	regs.gpr[GPR_BX] = 0xabc;
+	fake_vmcs_set(VMCS_GUEST_SS_AR, 0xc0f3);
+	exit_vmcall(&cpu);
+	assert_int_equal((s64)regs.gpr[GPR_AX], -EPERM);
+	assert_int_equal(regs.gpr[GPR_BX], 0xabc);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1006);
+
+	/* Virtual-8086 mode is CPL 3: VM entry requires SS access rights 0xF3 there. */
+	fake_vmcs_set(VMCS_GUEST_SS_AR, 0xf3);
+	fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED | RFLAGS_VM);
+	regs.gpr[GPR_AX] = HC_NOP;
+	exit_vmcall(&cpu);
+	assert_int_equal((s64)regs.gpr[GPR_AX], -EPERM);
+}
+
+static void test_skip_ends_sti_blocking_and_single_steps(void **state)
+{
+	(void)state;
+	fake_vmcs_set(VMCS_GUEST_INTERRUPTIBILITY, GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_NMI);
+	fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED | RFLAGS_TF);
+	regs.gpr[GPR_AX] = HC_NOP;
+	exit_vmcall(&cpu);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_INTERRUPTIBILITY), GUEST_INTR_BLOCK_NMI);
+	assert_true(fake_vmcs_get(VMCS_GUEST_PENDING_DBG_EXC) & (1ULL << 14));
+}
+
+static void test_cpuid_policy(void **state)
+{
+	(void)state;
+	fake_cpuid_set(1, 0, 0x906ea, 0x10800, 0xfffab223 | CPUID1_ECX_VMX | CPUID1_ECX_OSXSAVE, 0xbfebfbff);
+	fake_vmcs_set(VMCS_CTRL_CR4_READ_SHADOW, CR4_PAE); /* guest has not set OSXSAVE */
+	regs.gpr[GPR_AX] = 1;
+	exit_cpuid(&cpu);
+	assert_int_equal(regs.gpr[GPR_CX] & CPUID1_ECX_VMX, 0);
+	assert_int_equal(regs.gpr[GPR_CX] & CPUID1_ECX_OSXSAVE, 0);
+	assert_true(regs.gpr[GPR_CX] & CPUID1_ECX_HYPERVISOR);
+	assert_int_equal(regs.gpr[GPR_AX], 0x906ea);
+
+	fake_vmcs_set(VMCS_CTRL_CR4_READ_SHADOW, CR4_PAE | CR4_OSXSAVE);
+	regs.gpr[GPR_AX] = 1;
+	exit_cpuid(&cpu);
+	assert_true(regs.gpr[GPR_CX] & CPUID1_ECX_OSXSAVE);
+
+	regs.gpr[GPR_AX] = 0x40000000;
+	exit_cpuid(&cpu);
+	assert_int_equal(regs.gpr[GPR_AX], 0x40000001);
+	assert_memory_equal(&(u32){ (u32)regs.gpr[GPR_BX] }, "Tess", 4);
+	assert_memory_equal(&(u32){ (u32)regs.gpr[GPR_CX] }, "elHV", 4);
+	assert_int_equal(regs.gpr[GPR_DX], 0);
+
+	regs.gpr[GPR_AX] = 0x40000001;
+	exit_cpuid(&cpu);
+	assert_int_equal(regs.gpr[GPR_AX], 0x00010000);
+	assert_true(regs.gpr[GPR_CX] >= 512);
+
+	for (u32 leaf = 0x40000002; leaf < 0x40000010; leaf++) {
+		regs.gpr[GPR_AX] = leaf;
+		regs.gpr[GPR_BX] = regs.gpr[GPR_CX] = regs.gpr[GPR_DX] = 0x55;
+		exit_cpuid(&cpu);
+		assert_int_equal(regs.gpr[GPR_AX] | regs.gpr[GPR_BX] | regs.gpr[GPR_CX] | regs.gpr[GPR_DX], 0);
+	}
+}
+
+static u32 injected(void) { return (u32)fake_vmcs_get(VMCS_CTRL_ENTRY_INTR_INFO); }
+
+static void test_msr_policy(void **state)
+{
+	(void)state;
+	fake_msr_set(MSR_IA32_FEATURE_CONTROL, FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX);
+	regs.gpr[GPR_CX] = MSR_IA32_FEATURE_CONTROL;
+	exit_rdmsr(&cpu);
+	assert_int_equal(regs.gpr[GPR_AX], FEATURE_CONTROL_LOCK);
+	assert_int_equal(regs.gpr[GPR_DX], 0);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1003);
+	assert_int_equal(injected(), 0);
+
+	exit_wrmsr(&cpu);
+	assert_int_equal(injected(), INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | INTR_INFO_DELIVER_CODE | VEC_GP);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1003); /* not advanced */
+	assert_int_equal(fake_msr_get(MSR_IA32_FEATURE_CONTROL), FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX);
+
+	for (u32 m = MSR_IA32_VMX_BASIC; m <= MSR_IA32_VMX_LAST; m++) {
+		fake_msr_set(m, 0x1234);
+		fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
+		regs.gpr[GPR_CX] = m;
+		exit_rdmsr(&cpu);
+		assert_int_equal(injected() & 0xff, VEC_GP);
+		fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
+		exit_wrmsr(&cpu);
+		assert_int_equal(injected() & 0xff, VEC_GP);
+		assert_int_equal(fake_msr_get(m), 0x1234);
+	}
+
+	/* An MSR the processor lacks: the guest gets the #GP, the hypervisor does not. */
+	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
+	regs.gpr[GPR_CX] = 0x4b564d00;
+	exit_rdmsr(&cpu);
+	assert_int_equal(injected() & 0xff, VEC_GP);
+}
+
+static void test_cr4_vmxe_is_refused(void **state)
+{
+	(void)state;
+	vmx_caps.cr4_fixed0 = CR4_VMXE;
+	vmx_caps.cr4_fixed1 = 0x3fffffULL & ~CR4_LA57;
+	vmx_caps.cr0_fixed0 = CR0_PE | CR0_NE | CR0_PG;
+	vmx_caps.cr0_fixed1 = 0xffffffffULL;
+	fake_vmcs_set(VMCS_GUEST_CR4, CR4_PAE | CR4_VMXE);
+	fake_vmcs_set(VMCS_CTRL_CR4_READ_SHADOW, CR4_PAE);
+	regs.gpr[GPR_BX] = CR4_PAE | CR4_VMXE;
+	fake_vmcs_set(VMCS_RO_EXIT_QUALIFICATION, 4 | (0 << 4) | (GPR_BX << 8)); /* MOV CR4, RBX */
+	exit_cr_access(&cpu);
+	assert_int_equal(injected() & 0xff, VEC_GP);
+	assert_int_equal(fake_vmcs_get(VMCS_CTRL_CR4_READ_SHADOW), CR4_PAE);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1000);
+
+	/* An unsupported bit (LA57 here) is refused the same way; a supported one is taken. */
+	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
+	regs.gpr[GPR_BX] = CR4_PAE | CR4_LA57;
+	exit_cr_access(&cpu);
+	assert_int_equal(injected() & 0xff, VEC_GP);
+	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
+	regs.gpr[GPR_BX] = CR4_PAE | CR4_OSXSAVE;
+	exit_cr_access(&cpu);
+	assert_int_equal(injected(), 0);
+	assert_int_equal(fake_vmcs_get(VMCS_CTRL_CR4_READ_SHADOW), CR4_PAE | CR4_OSXSAVE);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_CR4), CR4_PAE | CR4_OSXSAVE | CR4_VMXE);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1003);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_dispatch_bounds, setup),
+		cmocka_unit_test_setup(test_hypercall_validation, setup),
+		cmocka_unit_test_setup(test_vmcall_exit_registers, setup),
+		cmocka_unit_test_setup(test_skip_ends_sti_blocking_and_single_steps, setup),
+		cmocka_unit_test_setup(test_cpuid_policy, setup),
+		cmocka_unit_test_setup(test_msr_policy, setup),
+		cmocka_unit_test_setup(test_cr4_vmxe_is_refused, setup),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
