@@ -21,6 +21,8 @@
 #define TESSEL_F_EVENTS  (1U << 3)
 #define TESSEL_F_TRACK   (1U << 4)
 
+#define TESSEL_SPP_TRACK_FLAG (1U << 0) /* HC_SPP_SET flags bit 0 */
+
 #define HC_NOP          0x00
 #define HC_QUERY        0x01
 #define HC_SPP_SET      0x10

@@ -10,7 +10,9 @@
 #include "exit.h"
 #include "log.h"
 #include "panic.h"
+#include "spp/spp.h"
 #include "stats.h"
+#include <arch/cpu.h>
 #include "vcpu.h"
 #include "vmcs.h"
 
@@ -18,10 +20,17 @@ static void exit_exception_nmi(struct percpu *c)
 {
 	u32 info = vmcs_read32(VMCS_RO_EXIT_INTR_INFO);
 	if ((info & INTR_TYPE_MASK) == INTR_TYPE_NMI && (info & INTR_VECTOR_MASK) == VEC_NMI) {
-		c->nmi_pending = true;
+		if (!spp_flush_nmi())
+			c->nmi_pending = true;
 		return;
 	}
 	vcpu_stop(c, "unexpected exception exit");
+}
+
+static void exit_intr_window(struct percpu *c)
+{
+	(void)c; /* the pending vector is injected below */
+	vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) & ~PROC_INTR_WINDOW_EXITING);
 }
 
 static void exit_nmi_window(struct percpu *c)
@@ -35,6 +44,7 @@ const exit_handler_t exit_handlers[EXIT_REASON_MAX] = {
 	[EXIT_REASON_TRIPLE_FAULT] = exit_triple_fault,
 	[EXIT_REASON_INIT] = exit_init_signal,
 	[EXIT_REASON_SIPI] = exit_sipi,
+	[EXIT_REASON_INTR_WINDOW] = exit_intr_window,
 	[EXIT_REASON_NMI_WINDOW] = exit_nmi_window,
 	[EXIT_REASON_CPUID] = exit_cpuid,
 	[EXIT_REASON_GETSEC] = exit_vmx_insn,
@@ -59,6 +69,7 @@ const exit_handler_t exit_handlers[EXIT_REASON_MAX] = {
 	[EXIT_REASON_WBINVD] = exit_invd,
 	[EXIT_REASON_XSETBV] = exit_xsetbv,
 	[EXIT_REASON_VMFUNC] = exit_vmx_insn,
+	[EXIT_REASON_SPP] = exit_spp,
 };
 
 #define DURING_DELIVERY (BIT(EXIT_REASON_EXCEPTION_NMI) | BIT(EXIT_REASON_TRIPLE_FAULT) | \
@@ -94,6 +105,18 @@ static void deliver_events(struct percpu *c)
 			c->event_injected = true;
 		}
 	}
+	if (c->pending_vector && !c->nmi_pending) {
+		u64 rflags = vmcs_readl(VMCS_GUEST_RFLAGS);
+		u32 intr = vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY);
+		if (!c->event_injected && (rflags & RFLAGS_IF) &&
+		    !(intr & (GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS))) {
+			vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_EXT_INTR | c->pending_vector);
+			c->pending_vector = 0;
+		} else {
+			vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) | PROC_INTR_WINDOW_EXITING);
+		}
+		return;
+	}
 	if (!c->nmi_pending)
 		return;
 	u32 intr = vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY);
@@ -125,7 +148,7 @@ void vmx_handle_exit(struct guest_regs *regs)
 	h(c);
 	/* IDT-vectoring information can only be valid for exits that occur during event
 	 * delivery (SDM 27.2.4); instruction exits such as VMCALL and CPUID skip the VMREAD. */
-	if (unlikely(c->nmi_pending) || exit_during_delivery(c->exit_reason))
+	if (unlikely(c->nmi_pending || c->pending_vector) || exit_during_delivery(c->exit_reason))
 		deliver_events(c);
 }
 

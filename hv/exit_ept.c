@@ -17,6 +17,7 @@
 #include "log.h"
 #include "mm/guest_mem.h"
 #include "mm/memmap.h"
+#include "spp/spp.h"
 #include "stats.h"
 #include "vcpu.h"
 #include "vmcs.h"
@@ -74,6 +75,11 @@ void exit_ept_violation(struct percpu *c)
 	u64 gpa = vmcs_read64(VMCS_RO_GUEST_PHYS_ADDR);
 	c->exit_qual = q;
 	stat_inc(STAT_EPT_VIOLATIONS);
+	/* SDM 27.2.3: NMI unblocking due to IRET while the violation happened. */
+	if ((q & EPT_QUAL_NMI_UNBLOCK) && !(vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY) | GUEST_INTR_BLOCK_NMI);
+	if (spp_handle_ept_violation(c, gpa, q))
+		return;
 
 	if ((q & EPT_QUAL_WRITE) && memmap_in_hv(gpa, 1)) {
 		struct insn in;

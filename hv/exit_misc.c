@@ -115,6 +115,8 @@ void exit_init_signal(struct percpu *c)
 	if (vmcs_read32(VMCS_CTRL_PROC_BASED2) & PROC2_ENABLE_VPID)
 		invvpid(INVVPID_SINGLE_CONTEXT, (u16)(c->index + 1));
 	c->nmi_pending = false;
+	c->pending_vector = 0;
+	c->wait_sipi = true;
 	log_debug("INIT: waiting for SIPI");
 }
 
@@ -124,8 +126,10 @@ void exit_sipi(struct percpu *c)
 	REAL_SEG(CS, (u16)(vector << 8), vector << 12, 0x9b);
 	vmcs_writel(VMCS_GUEST_RIP, 0);
 	vmcs_write32(VMCS_GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
+	/* Shootdowns skipped this CPU while it waited: drop anything cached before it runs. */
+	c->wait_sipi = false;
+	invept(INVEPT_ALL_CONTEXT, 0);
 	log_debug("SIPI: starting at %llx", (unsigned long long)(vector << 12));
-	(void)c;
 }
 
 void exit_triple_fault(struct percpu *c)

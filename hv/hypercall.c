@@ -12,6 +12,7 @@
 #include "mm/guest_mem.h"
 #include "mm/memmap.h"
 #include "stats.h"
+#include "spp/spp.h"
 #include "vcpu.h"
 
 static s64 hc_nop(struct percpu *c, struct hc_args *a)
@@ -44,8 +45,14 @@ static s64 hc_stats(struct percpu *c, struct hc_args *a)
 		return -EFAULT;
 	stats_snapshot(rec);
 	u64 n = MIN(size, sizeof(rec));
-	if (n && guest_write_phys(gpa, rec, n))
-		return -EFAULT;
+	s64 r = 0;
+	spin_lock(&spp.lock);
+	/* The hypervisor's writes into guest buffers obey sub-page protection. */
+	if (n && (!spp_gpa_writable(gpa, n) || guest_write_phys(gpa, rec, n)))
+		r = -EFAULT;
+	spin_unlock(&spp.lock);
+	if (r)
+		return r;
 	a->out[0] = sizeof(rec);
 	a->out[1] = a->arg[1];
 	a->out[2] = a->arg[2];
@@ -71,6 +78,13 @@ __attribute__((weak)) s64 hc_spp_lock(struct percpu *c, struct hc_args *a)
 	(void)a;
 	return -ENODEV;
 }
+__attribute__((weak)) s64 hc_events_setup(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	(void)a;
+	return -ENOSYS;
+}
+
 
 static const hypercall_fn hypercalls[HC_TABLE_SIZE] = {
 	[HC_NOP] = hc_nop,
@@ -78,6 +92,7 @@ static const hypercall_fn hypercalls[HC_TABLE_SIZE] = {
 	[HC_SPP_SET] = hc_spp_set,
 	[HC_SPP_GET] = hc_spp_get,
 	[HC_SPP_LOCK] = hc_spp_lock,
+	[HC_EVENTS_SETUP] = hc_events_setup,
 	[HC_STATS] = hc_stats,
 };
 

@@ -23,5 +23,6 @@ s64 hypercall_dispatch(struct percpu *c, struct hc_args *a, unsigned cpl);
 s64 hc_spp_set(struct percpu *c, struct hc_args *a);
 s64 hc_spp_get(struct percpu *c, struct hc_args *a);
 s64 hc_spp_lock(struct percpu *c, struct hc_args *a);
+s64 hc_events_setup(struct percpu *c, struct hc_args *a);
 
 #endif

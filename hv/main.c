@@ -21,6 +21,7 @@
 #include "mm/pmm.h"
 #include "panic.h"
 #include "percpu.h"
+#include "spp/spp.h"
 #include "traps.h"
 #include "vmx.h"
 #include "vmx_caps.h"
@@ -135,9 +136,10 @@ static s64 core_init(struct tessel_boot_info *bi)
 	s64 r = percpu_setup(bi);
 	if (r)
 		return r;
-	tessel_features_set(0);
-	log_info("SPP: %s by the processor; sub-page protection not enabled in this build",
-		 vmx_has_spp() ? "supported" : "not supported");
+	r = spp_init(&bi->config, &guest_ept, vmx_caps.phys_bits);
+	if (r)
+		return r;
+	log_info("sub-page protection: %s (processor SPP: %s)", spp_mode_name(), vmx_has_spp() ? "yes" : "no");
 	log_info("core ready: %llu of %llu region pages free", (unsigned long long)pmm_free_count(),
 		 (unsigned long long)pmm_total_count());
 	return 0;

@@ -51,6 +51,8 @@ struct percpu {
 	bool launched;
 	bool event_injected;         /* a handler queued an event for the next entry */
 	bool halted;                 /* stopped after an unexpected exit */
+	bool wait_sipi;              /* in wait-for-SIPI: runs no guest code */
+	u8 pending_vector;           /* event-ring notification to inject (0 = none) */
 	u32 exit_reason;             /* basic exit reason of the current exit */
 	u64 exit_qual;
 	u64 exits;                   /* exits taken on this CPU */

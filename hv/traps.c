@@ -9,6 +9,7 @@
 #include <arch/vmx.h>
 #include "panic.h"
 #include "percpu.h"
+#include "spp/spp.h"
 #include "traps.h"
 
 struct idt_gate host_idt[IDT_VECTORS] __aligned(16);
@@ -39,7 +40,8 @@ u64 extable_lookup(u64 rip)
 void trap_handler(struct trap_frame *f)
 {
 	if (f->vector == VEC_NMI) {
-		this_cpu()->nmi_pending = true;
+		if (!spp_flush_nmi())
+			this_cpu()->nmi_pending = true;
 		return;
 	}
 	u64 fixup = extable_lookup(f->rip);

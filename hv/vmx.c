@@ -11,6 +11,7 @@
 #include "lib/string.h"
 #include "log.h"
 #include "panic.h"
+#include "spp/spp.h"
 #include "traps.h"
 #include "vmcs.h"
 #include "vmx.h"
@@ -145,6 +146,7 @@ static bool setup_controls(struct percpu *c, u64 guest_efer, u64 guest_cr0, u64 
 	want2 |= optional2 & (u32)(k->proc2 >> 32);
 	if (vmx_has_vpid())
 		want2 |= PROC2_ENABLE_VPID;
+	want2 |= spp_proc2_bits();
 	ok &= vmx_adjust_ctls(k->proc2, want2, &proc2);
 	ok &= vmx_adjust_ctls(k->exit, EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_DEBUG_CTLS | EXIT_SAVE_IA32_PAT |
 				       EXIT_LOAD_IA32_PAT | EXIT_SAVE_IA32_EFER | EXIT_LOAD_IA32_EFER, &exit);
@@ -240,6 +242,7 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 		log_error("cpu %u: required VMX controls not allowed", c->index);
 		goto fail_vmxoff;
 	}
+	spp_cpu_setup();
 	setup_host_state(c);
 	setup_guest_state(l, guest_cr0_real, guest_cr4, fs_base, gs_base);
 

@@ -91,6 +91,9 @@ DEFINE_CR(3)
 DEFINE_CR(4)
 #undef DEFINE_CR
 
+static inline void mmio_write32(u64 addr, u32 v) { *(volatile u32 *)(uintptr_t)addr = v; }
+static inline u32 mmio_read32(u64 addr) { return *(volatile u32 *)(uintptr_t)addr; }
+
 static inline u64 read_dr7(void) { u64 v; __asm__ __volatile__("mov %%dr7, %0" : "=r"(v)); return v; }
 
 static inline u64 read_rflags(void) { u64 v; __asm__ __volatile__("pushfq; popq %0" : "=r"(v)); return v; }
@@ -140,6 +143,34 @@ static inline void xsetbv(u32 idx, u64 v)
 {
 	__asm__ __volatile__("xsetbv" : : "c"(idx), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
 }
+
+/*
+ * Guest vector registers, for the write emulator (hv/emulate_sse.c). The hypervisor is
+ * built with -mgeneral-regs-only and never touches XMM/YMM, so while it runs they hold the
+ * guest's values. Only memory operands are used, so no C object lives in a vector register.
+ * Preconditions (the caller's): CR4.OSFXSR = 1 for cpu_read_xmm(); CR4.OSXSAVE = 1 and
+ * XCR0.YMM (bit 2) = 1 for cpu_read_ymm_high(). n is taken modulo 16.
+ */
+#define HW_XMM_CASE(i) \
+	case i: __asm__ __volatile__("movdqu %%xmm" #i ", %0" : "=m"(*(u8(*)[16])out)); break;
+#define HW_YMM_CASE(i) \
+	case i: __asm__ __volatile__("vextractf128 $1, %%ymm" #i ", %0" : "=m"(*(u8(*)[16])out)); break;
+#define HW_VEC_CASES(C) C(0) C(1) C(2) C(3) C(4) C(5) C(6) C(7) \
+	C(8) C(9) C(10) C(11) C(12) C(13) C(14) C(15)
+
+static inline void cpu_read_xmm(unsigned n, u8 out[16])
+{
+	switch (n & 15) { HW_VEC_CASES(HW_XMM_CASE) }
+}
+
+/* Bits 255:128 of YMMn. */
+static inline void cpu_read_ymm_high(unsigned n, u8 out[16])
+{
+	switch (n & 15) { HW_VEC_CASES(HW_YMM_CASE) }
+}
+#undef HW_XMM_CASE
+#undef HW_YMM_CASE
+#undef HW_VEC_CASES
 
 /* ---- VMX instructions (Vol. 3C chapter 30). Each returns true on success. ---- */
 

@@ -171,6 +171,15 @@ static inline void invlpg(const void *p) { fake_invlpg(p); }
 void *fake_cpu_local_self(void);
 static inline void *cpu_local_self(void) { return fake_cpu_local_self(); }
 
+/* Guest XMM/YMM registers as the write emulator reads them: an array the test sets
+ * (zero at start; fake_reset() leaves it alone). */
+void fake_xmm_set(unsigned n, const u8 v[16]);
+void fake_ymm_high_set(unsigned n, const u8 v[16]);
+void fake_cpu_read_xmm(unsigned n, u8 out[16]);
+void fake_cpu_read_ymm_high(unsigned n, u8 out[16]);
+static inline void cpu_read_xmm(unsigned n, u8 out[16]) { fake_cpu_read_xmm(n, out); }
+static inline void cpu_read_ymm_high(unsigned n, u8 out[16]) { fake_cpu_read_ymm_high(n, out); }
+
 /* ---- VMX instructions: each returns true on success ---- */
 bool fake_vmxon(hpa_t region);
 bool fake_vmclear(hpa_t vmcs);
@@ -200,5 +209,11 @@ static inline void vmxoff(void) { fake_vmxoff(); }
 #define atomic_add(p, v)      __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
 #define atomic_inc(p)         __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
 #define atomic_cmpxchg(p, o, n) __atomic_compare_exchange_n((p), (o), (n), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
+
+/* MMIO (local APIC): recorded by tests/fake/fake_mmio.c. */
+void fake_mmio_write32(u64 addr, u32 v);
+u32 fake_mmio_read32(u64 addr);
+static inline void mmio_write32(u64 addr, u32 v) { fake_mmio_write32(addr, v); }
+static inline u32 mmio_read32(u64 addr) { return fake_mmio_read32(addr); }
 
 #endif

@@ -405,3 +405,12 @@ u64 fake_ptr_to_hpa(const void *p)
 		return phys_base + (u64)(b - phys_mem);
 	return (u64)(uintptr_t)p;
 }
+
+/* ---- guest vector registers (write emulator) ---- */
+
+static u8 fake_xmm[16][16], fake_ymm_hi[16][16];
+
+void fake_xmm_set(unsigned n, const u8 v[16]) { memcpy(fake_xmm[n & 15], v, 16); }
+void fake_ymm_high_set(unsigned n, const u8 v[16]) { memcpy(fake_ymm_hi[n & 15], v, 16); }
+void fake_cpu_read_xmm(unsigned n, u8 out[16]) { memcpy(out, fake_xmm[n & 15], 16); }
+void fake_cpu_read_ymm_high(unsigned n, u8 out[16]) { memcpy(out, fake_ymm_hi[n & 15], 16); }

@@ -1,0 +1,77 @@
+/*
+ * Guest write emulator: stores from XMM/YMM registers to memory, legacy SSE and VEX
+ * (SDM Vol. 2 "MOVUPS", "MOVAPS", "MOVDQU", "MOVDQA", "MOVSS", "MOVSD", "MOVQ", "MOVD",
+ * "MOVLPS", "MOVHPS", "MOVNTPS", "MOVNTDQ" and their PD/VEX forms). The guest registers are
+ * live in the CPU and read through hw.h (cpu_read_xmm, cpu_read_ymm_high); MMX sources
+ * (NP 0F 7E/7F/E7) and register destinations are not covered.
+ */
+#include <hw.h>
+
+#include "hv/emulate_priv.h"
+
+int emu_do_sse(struct emu *e)
+{
+	const struct insn *in = e->in;
+	u8 mp = in->mandatory, vl = in->vex && in->vex_l ? 32 : 16;
+	bool np_or_66 = mp == 0 || mp == 0x66, align = false, l0 = false;
+	unsigned n, skip = 0;
+	u8 buf[32];
+	u64 la;
+
+	if (!in->has_mem)
+		return -EOPNOTSUPP;
+	switch (in->opcode) {
+	case 0x11: /* MOVUPS/MOVUPD, MOVSS (F3), MOVSD (F2); VEX.L is ignored for the scalars */
+		n = np_or_66 ? vl : mp == 0xf3 ? 4 : 8;
+		break;
+	case 0x29: case 0x2b: /* MOVAPS/MOVAPD, MOVNTPS/MOVNTPD */
+		if (!np_or_66)
+			return -EOPNOTSUPP;
+		n = vl;
+		align = true;
+		break;
+	case 0x7f: /* MOVDQU (F3), MOVDQA (66) */
+		if (mp != 0xf3 && mp != 0x66)
+			return -EOPNOTSUPP;
+		n = vl;
+		align = mp == 0x66;
+		break;
+	case 0xe7: /* MOVNTDQ */
+		if (mp != 0x66)
+			return -EOPNOTSUPP;
+		n = vl;
+		align = true;
+		break;
+	case 0xd6: /* MOVQ m64, xmm */
+		if (mp != 0x66)
+			return -EOPNOTSUPP;
+		n = 8;
+		l0 = true;
+		break;
+	case 0x7e: /* MOVD/MOVQ r/m32/64, xmm: W only counts in 64-bit mode */
+		if (mp != 0x66)
+			return -EOPNOTSUPP;
+		n = (in->rex & 0x08) && in->mode == INSN_MODE_64 ? 8 : 4;
+		l0 = true;
+		break;
+	case 0x13: case 0x17: /* MOVLPS/MOVLPD, MOVHPS/MOVHPD: low or high quadword */
+		if (!np_or_66)
+			return -EOPNOTSUPP;
+		n = 8;
+		skip = in->opcode == 0x17 ? 8 : 0;
+		l0 = true;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	/* #UD: LOCK; VEX stores need vvvv = 1111b (SDM Vol. 2 2.3.6) and some need L = 0. */
+	if (in->lock || (in->vex && (in->vex_vvvv || (l0 && in->vex_l))))
+		return -EINVAL;
+	la = emu_mem_la(e);
+	if (align && (la & (n - 1)))
+		return -EMU_GP;
+	cpu_read_xmm(in->reg & 15, buf);
+	if (n == 32)
+		cpu_read_ymm_high(in->reg & 15, buf + 16);
+	return emu_write(e, la, buf + skip, n);
+}

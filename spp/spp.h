@@ -1,0 +1,67 @@
+/*
+ * Sub-page write protection: the part above the enforcement mechanism. One permission
+ * store, one set of hypercalls, one event ring and one violation path serve both
+ * mechanisms: the processor's SPP (EPT bit 61 + SPPT, "hw") and the software path for
+ * processors without it ("sw": every page with a protected sub-page is mapped without
+ * write access and each write is emulated byte by byte).
+ */
+#ifndef SPP_SPP_H
+#define SPP_SPP_H
+
+#include <tessel/config.h>
+#include <tessel/spinlock.h>
+#include <tessel/types.h>
+#include "mm/ept.h"
+#include "spp/sppt.h"
+#include "spp/store.h"
+
+enum spp_mode { SPP_MODE_NONE, SPP_MODE_HW, SPP_MODE_SW };
+
+struct spp_state {
+	spinlock_t lock;          /* store, SPPT, EPT leaves of protected pages, the ring */
+	enum spp_mode mode;
+	bool lazy;                /* sppt=lazy: SPPT leaves are built on SPP-miss exits */
+	struct spp_store store;
+	struct sppt sppt;
+	struct ept *ept;
+	/* event ring (HC_EVENTS_SETUP) */
+	u64 ring_gpa;
+	u32 ring_capacity;
+	u32 ring_head;
+	u8 ring_vector;
+	bool misconfig_logged;
+};
+
+extern struct spp_state spp;
+
+/* Boot: choose the mechanism from the configuration and the processor; set feature flags.
+ * Returns 0, or a negative errno when spp=hw was demanded and cannot be had. */
+int spp_init(const struct tessel_config *cfg, struct ept *ept, u8 phys_bits);
+const char *spp_mode_name(void);
+
+/* Per-CPU VMCS setup (before launch): secondary control bit 23 and SPPTP in hw mode. */
+void spp_cpu_setup(void);
+u32 spp_proc2_bits(void);
+
+/* Can the hypervisor write [gpa, gpa+len) on the guest's behalf? False if any byte is in a
+ * protected sub-page (ABI.md section 2). Caller holds spp.lock or accepts a racy answer. */
+bool spp_gpa_writable(u64 gpa, u64 len);
+
+/* Cross-CPU EPT invalidation after a change that narrows permissions: INVEPT here and on
+ * every other processor that can run guest code, before returning (spp/flush.c). */
+void spp_flush_all_cpus(void);
+/* Called from the NMI exit path: true if the NMI was a flush request (consumed). */
+bool spp_flush_nmi(void);
+
+/* Exit handlers (spp/violation.c). */
+struct percpu;
+bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual);
+void exit_spp(struct percpu *c);
+
+/* Events (spp/events.c). */
+#define TESSEL_EV_DENIED    1
+#define TESSEL_EV_TRACKED   2
+#define TESSEL_EV_DISCARDED 3
+void spp_post_event(struct percpu *c, u64 gpa, u64 rip, u64 gla, u16 kind, u16 bytes);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * Writes to pages with protected sub-pages, and the SPP-related exits.
+ *
+ * An EPT violation on such a page (hardware SPP denied the write, or - software path -
+ * the page is mapped without write access) is recognised from the permission store, not
+ * from the qualification: hardware gives SPP-denied writes no qualification bit of their
+ * own (SPP-FACTS.md section 5). The instruction is decoded and emulated (hv/emulate.c);
+ * the backend below applies its stores byte by byte: writable bytes land, protected bytes
+ * keep their value (DENY) or land and are reported (TRACK), and the guest continues after
+ * the instruction. What the emulator does not cover is discarded and reported (kind 3).
+ *
+ * SPP misses (lazy SPPT) are filled from the store; SPP misconfigurations are repaired,
+ * counted, and logged once.
+ */
+#include <hw.h>
+#include <arch/cpu.h>
+#include <arch/ept.h>
+#include <arch/vmx.h>
+#include "hv/emulate.h"
+#include "hv/exit.h"
+#include "hv/insn.h"
+#include "hv/log.h"
+#include "hv/stats.h"
+#include "hv/vcpu.h"
+#include "hv/vmcs.h"
+#include "mm/guest_mem.h"
+#include "mm/memmap.h"
+#include "spp/spp.h"
+
+struct wctx {
+	struct guest_paging paging;
+	u32 access;            /* GACC_USER at CPL 3 */
+	u64 denied_gpa, denied_gla, tracked_gpa, tracked_gla;
+	u32 denied_bytes, tracked_bytes;
+	u64 fault_la;
+	u32 pfec;
+	bool mmio;             /* a store reached something that is not RAM */
+};
+
+static int backend_read(void *vctx, u64 la, void *buf, unsigned n)
+{
+	struct wctx *w = vctx;
+	u64 fla;
+	int r = guest_read_linear(&w->paging, la, buf, n, w->access, &w->pfec, &fla);
+	if (r == -EFAULT)
+		w->fault_la = fla;
+	return r ? -EFAULT : 0;
+}
+
+/* Store one page's worth of bytes at gpa, honouring the page's sub-page map. */
+static void store_page(struct wctx *w, u64 gpa, u64 la, const u8 *src, unsigned n)
+{
+	u32 map, flags;
+	spp_store_get(&spp.store, gpa >> PAGE_SHIFT, &map, &flags);
+	u8 *dst = hpa_to_ptr(hpa(gpa));
+	bool all_writable = true;
+	for (u64 a = gpa & ~127ULL; a < gpa + n; a += 128)
+		if (!(map & (1U << ((a >> 7) & 31))))
+			all_writable = false;
+	if (all_writable) {
+		/* One store where the hardware would have made one (no tearing for readers). */
+		switch (n) {
+		case 1: __atomic_store_n(dst, src[0], __ATOMIC_RELAXED); return;
+		case 2: if (!(gpa & 1)) { u16 v; __builtin_memcpy(&v, src, 2); __atomic_store_n((u16 *)dst, v, __ATOMIC_RELAXED); return; } break;
+		case 4: if (!(gpa & 3)) { u32 v; __builtin_memcpy(&v, src, 4); __atomic_store_n((u32 *)dst, v, __ATOMIC_RELAXED); return; } break;
+		case 8: if (!(gpa & 7)) { u64 v; __builtin_memcpy(&v, src, 8); __atomic_store_n((u64 *)dst, v, __ATOMIC_RELAXED); return; } break;
+		}
+		for (unsigned i = 0; i < n; i++)
+			((volatile u8 *)dst)[i] = src[i];
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		u64 b = gpa + i;
+		bool writable = map & (1U << ((b >> 7) & 31));
+		if (!writable && !(flags & SPP_PAGE_TRACK)) {
+			if (!w->denied_bytes++) {
+				w->denied_gpa = b;
+				w->denied_gla = la + i;
+			}
+			continue;
+		}
+		if (!writable && !w->tracked_bytes++) {
+			w->tracked_gpa = b;
+			w->tracked_gla = la + i;
+		} else if (!writable) {
+			w->tracked_bytes++;
+		}
+		((volatile u8 *)dst)[i] = src[i];
+	}
+}
+
+static int backend_write(void *vctx, u64 la, const void *buf, unsigned n)
+{
+	struct wctx *w = vctx;
+	const u8 *src = buf;
+	while (n) {
+		unsigned chunk = (unsigned)MIN((u64)n, PAGE_SIZE - (la & (PAGE_SIZE - 1)));
+		u64 gpa;
+		int r = guest_walk(&w->paging, la, GACC_WRITE | w->access, &gpa, &w->pfec);
+		if (r) {
+			w->fault_la = la;
+			return -EFAULT;
+		}
+		if (memmap_in_hv(gpa, chunk)) {
+			/* hypervisor memory: writes are discarded (ABI.md section 6) */
+		} else if (memmap_is_ram(gpa, chunk)) {
+			store_page(w, gpa, la, src, chunk);
+		} else {
+			w->mmio = true;
+			return -EFAULT;
+		}
+		la += chunk;
+		src += chunk;
+		n -= chunk;
+	}
+	return 0;
+}
+
+static void load_regs(struct percpu *c, struct emu_regs *r)
+{
+	for (unsigned i = 0; i < 16; i++)
+		r->gpr[i] = c->regs->gpr[i];
+	r->gpr[GPR_SP] = vmcs_readl(VMCS_GUEST_RSP);
+	r->rip = vmcs_readl(VMCS_GUEST_RIP);
+	r->rflags = vmcs_readl(VMCS_GUEST_RFLAGS);
+	r->seg_base[0] = vmcs_readl(VMCS_GUEST_ES_BASE);
+	r->seg_base[1] = vmcs_readl(VMCS_GUEST_CS_BASE);
+	r->seg_base[2] = vmcs_readl(VMCS_GUEST_SS_BASE);
+	r->seg_base[3] = vmcs_readl(VMCS_GUEST_DS_BASE);
+	r->seg_base[4] = vmcs_readl(VMCS_GUEST_FS_BASE);
+	r->seg_base[5] = vmcs_readl(VMCS_GUEST_GS_BASE);
+}
+
+static void commit_regs(struct percpu *c, const struct emu_regs *r, u64 old_rip)
+{
+	for (unsigned i = 0; i < 16; i++)
+		if (i != GPR_SP)
+			c->regs->gpr[i] = r->gpr[i];
+	vmcs_writel(VMCS_GUEST_RSP, r->gpr[GPR_SP]);
+	vmcs_writel(VMCS_GUEST_RFLAGS, r->rflags);
+	/* The instruction completed: same RIP/STI/TF rules as a skipped instruction. */
+	vmcs_writel(VMCS_GUEST_RIP, old_rip);
+	vcpu_skip_bytes(c, r->rip - old_rip);
+}
+
+static void inject_pf(struct percpu *c, u64 la, u32 pfec)
+{
+	write_cr2(la); /* VMX does not switch CR2; the host never changes it otherwise */
+	vcpu_inject_exception(c, VEC_PF, true, pfec);
+}
+
+bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
+{
+	if (spp.mode == SPP_MODE_NONE || !(qual & EPT_QUAL_WRITE) || !memmap_is_ram(gpa, 1))
+		return false;
+	spin_lock(&spp.lock);
+	u32 map, flags;
+	spp_store_get(&spp.store, gpa >> PAGE_SHIFT, &map, &flags);
+	if (map == SPP_MAP_ALL) {
+		/* Unprotected meanwhile (another vCPU's SET): retry if the EPT now allows it. */
+		int level;
+		u64 *e = ept_leaf(spp.ept, gpa, &level);
+		bool ok = e && (*e & EPT_W);
+		spin_unlock(&spp.lock);
+		if (ok)
+			invept(INVEPT_ALL_CONTEXT, 0);
+		return ok;
+	}
+
+	struct insn in;
+	u64 rip = vmcs_readl(VMCS_GUEST_RIP);
+	u64 gla = (qual & EPT_QUAL_GLA_VALID) ? vmcs_readl(VMCS_RO_GUEST_LINEAR_ADDR) : 0;
+	if (vcpu_decode_current(&in)) {
+		/* Without a length the instruction cannot even be skipped. */
+		spp_post_event(c, gpa, rip, gla, TESSEL_EV_DISCARDED, 0);
+		spin_unlock(&spp.lock);
+		vcpu_inject_ud(c);
+		return true;
+	}
+	struct wctx w = { .access = vcpu_cpl() == 3 ? GACC_USER : 0 };
+	vcpu_guest_paging(&w.paging);
+	struct emu_regs regs;
+	load_regs(c, &regs);
+	struct emu_mem mem = { backend_read, backend_write, &w };
+	int r = emu_write_insn(&regs, &in, &mem);
+	if (r == 0) {
+		commit_regs(c, &regs, rip);
+		stat_inc(STAT_EMULATED_WRITES);
+		if (w.denied_bytes) {
+			stat_inc(STAT_SPP_DENIED);
+			spp_post_event(c, w.denied_gpa, rip, w.denied_gla, TESSEL_EV_DENIED, (u16)MIN(w.denied_bytes, 0xffffU));
+		}
+		if (w.tracked_bytes) {
+			stat_inc(STAT_SPP_TRACKED);
+			spp_post_event(c, w.tracked_gpa, rip, w.tracked_gla, TESSEL_EV_TRACKED, (u16)MIN(w.tracked_bytes, 0xffffU));
+		}
+	} else if (r == -EFAULT && !w.mmio) {
+		inject_pf(c, w.fault_la, w.pfec);
+	} else if (r == -EINVAL) {
+		vcpu_inject_exception(c, in.lock ? VEC_UD : VEC_GP, !in.lock, 0);
+	} else {
+		/* Not emulatable (or it stores to MMIO): discard the whole instruction. */
+		stat_inc(STAT_SPP_DENIED);
+		spp_post_event(c, gpa, rip, gla, TESSEL_EV_DISCARDED, 0);
+		vcpu_skip_bytes(c, in.len);
+	}
+	spin_unlock(&spp.lock);
+	return true;
+}
+
+static u32 map_of(void *ctx, u64 gfn)
+{
+	(void)ctx;
+	u32 map, flags;
+	spp_store_get(&spp.store, gfn, &map, &flags);
+	return map;
+}
+
+void exit_spp(struct percpu *c)
+{
+	u64 q = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION);
+	u64 gpa = vmcs_read64(VMCS_RO_GUEST_PHYS_ADDR);
+	c->exit_qual = q;
+	if (spp.mode != SPP_MODE_HW)
+		vcpu_stop(c, "SPP exit without hardware SPP in use");
+	if ((q & SPP_QUAL_NMI_UNBLOCK) && !(vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY) | GUEST_INTR_BLOCK_NMI);
+	spin_lock(&spp.lock);
+	if (q & SPP_QUAL_MISS) {
+		stat_inc(STAT_SPP_MISSES);
+		if (sppt_fill_2m(&spp.sppt, gpa, map_of, NULL)) {
+			spin_unlock(&spp.lock);
+			vcpu_stop(c, "SPP miss: no table memory (prepared paths should make this impossible)");
+		}
+	} else {
+		stat_inc(STAT_SPP_MISCONFIGS);
+		int n = sppt_repair(&spp.sppt, gpa, map_of, NULL);
+		if (!spp.misconfig_logged) {
+			spp.misconfig_logged = true;
+			log_warn("SPP misconfiguration at GPA %llx: %d SPPT entr%s repaired (logged once)",
+				 (unsigned long long)gpa, n, n == 1 ? "y" : "ies");
+		}
+	}
+	spin_unlock(&spp.lock);
+}

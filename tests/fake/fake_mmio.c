@@ -1,0 +1,26 @@
+/* Fake MMIO for host tests: a small register file keyed by address; reads of unwritten
+ * registers return 0. */
+#include <hw.h>
+
+#define FAKE_MMIO_SLOTS 64
+static struct { u64 addr; u32 v; bool used; } mmio[FAKE_MMIO_SLOTS];
+
+void fake_mmio_write32(u64 addr, u32 v)
+{
+	for (int i = 0; i < FAKE_MMIO_SLOTS; i++) {
+		if (!mmio[i].used || mmio[i].addr == addr) {
+			mmio[i].addr = addr;
+			mmio[i].v = v;
+			mmio[i].used = true;
+			return;
+		}
+	}
+}
+
+u32 fake_mmio_read32(u64 addr)
+{
+	for (int i = 0; i < FAKE_MMIO_SLOTS; i++)
+		if (mmio[i].used && mmio[i].addr == addr)
+			return mmio[i].v;
+	return 0;
+}
