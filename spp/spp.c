@@ -142,14 +142,18 @@ static u64 *leaf_4k(u64 gfn)
 /* Everything that can fail for a SET, done before any permission changes. */
 static s64 prepare_pages(u64 gfn, u64 n, const u32 *maps)
 {
+	u64 prepared_2m = ~0ULL; /* one EPT split and one SPPT path serve a whole 2 MiB block */
 	for (u64 i = 0; i < n; i++) {
-		if (maps[i] == SPP_MAP_ALL)
+		if (maps[i] == SPP_MAP_ALL || ((gfn + i) >> 9) == prepared_2m)
 			continue;
-		int r = ept_split(spp.ept, (gfn + i) << PAGE_SHIFT, 1);
-		if (r)
-			return r == -ENOMEM ? -ENOMEM : -EINVAL;
+		if (!leaf_4k(gfn + i)) {
+			int r = ept_split(spp.ept, (gfn + i) << PAGE_SHIFT, 1);
+			if (r)
+				return r == -ENOMEM ? -ENOMEM : -EINVAL;
+		}
 		if (spp.mode == SPP_MODE_HW && sppt_prepare(&spp.sppt, gfn + i))
 			return -ENOMEM;
+		prepared_2m = (gfn + i) >> 9;
 	}
 	return 0;
 }

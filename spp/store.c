@@ -50,14 +50,20 @@ static inline u32 tag_flags(u64 t)
 	return (t & SLOT_LOCKED ? SPP_PAGE_LOCKED : 0) | (t & SLOT_TRACK ? SPP_PAGE_TRACK : 0);
 }
 
-/* The slot holding gfn, or the empty slot that ends its probe run (tag 0). */
+/* The slot holding gfn, or the empty slot that ends its probe run (tag 0). Takes the table
+ * fields as values so a loop can keep them in registers across its own stores. */
+static inline u64 probe(const u64 *tag, u64 mask, u32 shift, u64 gfn)
+{
+	u64 want = gfn | SLOT_USED, i = (gfn * HASH_MUL) >> shift, t;
+
+	while ((t = tag[i]) && (t & ~(SLOT_LOCKED | SLOT_TRACK)) != want)
+		i = (i + 1) & mask;
+	return i;
+}
+
 static inline u64 page_find(const struct spp_store *s, u64 gfn)
 {
-	u64 want = gfn | SLOT_USED, i = home(s, gfn), t;
-
-	while ((t = s->tag[i]) && (t & ~(SLOT_LOCKED | SLOT_TRACK)) != want)
-		i = (i + 1) & s->slot_mask;
-	return i;
+	return probe(s->tag, s->slot_mask, s->hash_shift, gfn);
 }
 
 static inline u64 blk_find(const struct spp_store *s, u64 block)
@@ -207,16 +213,18 @@ void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u
 	u64 track = (flags & SPP_PAGE_TRACK) ? SLOT_TRACK : 0;
 	u32 new_flags = track ? SPP_PAGE_TRACK : 0;
 	u64 cur = ~0ULL, ci = 0; /* the block whose counters slot ci holds, if any */
+	u64 *tag = s->tag, mask = s->slot_mask;
+	u32 *map = s->map, shift = s->hash_shift;
 
 	for (u64 k = 0; k < n; k++) {
-		u64 g = gfn + k, i = page_find(s, g), t = s->tag[i];
+		u64 g = gfn + k, i = probe(tag, mask, shift, g), t = tag[i];
 		u32 m = maps[k], old = SPP_MAP_ALL, nf = new_flags;
 		s64 delta = 0;
 
 		/* An unlocked entry always has map != SPP_MAP_ALL, so "had an entry" is "was
 		 * protected" below. */
 		if (t) {
-			old = s->map[i];
+			old = map[i];
 			if (unlikely(t & SLOT_LOCKED)) {
 				/* Excluded by check_set; never let a lock go if a caller skipped it. */
 				m = old;
@@ -225,8 +233,8 @@ void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u
 			}
 		}
 		if (m != SPP_MAP_ALL) {
-			s->tag[i] = g | SLOT_USED | track;
-			s->map[i] = m;
+			tag[i] = g | SLOT_USED | track;
+			map[i] = m;
 			if (!t)
 				delta = 1;
 		} else {

@@ -27,6 +27,28 @@ static void sort(uint64_t *v, int n)
 
 struct result { const char *name; uint64_t median, min, max; };
 
+static void *alloc_pages(UINTN n)
+{
+	EFI_PHYSICAL_ADDRESS a = 0;
+	if (EFI_ERROR(uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiBootServicesData, n, &a)))
+		return NULL;
+	return (void *)(uintptr_t)a;
+}
+
+static uint64_t gfn_of(const void *p) { return (uint64_t)(uintptr_t)p >> 12; }
+static uint64_t gpa_of(const void *p) { return (uint64_t)(uintptr_t)p; }
+
+static uint64_t stat_now(int idx)
+{
+	static uint64_t st[TESSEL_STAT_COUNT_1_0];
+	uint64_t full = 0;
+	tessel_stats(gpa_of(st), sizeof(st), &full);
+	return st[idx];
+}
+
+#define SPP_SAMPLES 64
+#define MAX_ROWS 16
+
 static struct result summarize(const char *name, uint64_t overhead)
 {
 	sort(samples, SAMPLES);
@@ -51,7 +73,7 @@ static uint64_t measure_empty(void)
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 {
 	guest_init(image, st);
-	struct result res[4];
+	struct result res[MAX_ROWS];
 	int n = 0;
 	uint64_t overhead = measure_empty();
 
@@ -71,14 +93,117 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	}
 	res[n++] = summarize("CPUID(0) round trip", overhead);
 
-	serial_printf("BENCH-BEGIN %s\n", tessel_present() ? "under Tessel" : "no hypervisor");
+	uint32_t version = 0, flags = 0;
+	uint64_t maxp = 0;
+	if (tessel_present())
+		tessel_query(&version, &flags, &maxp);
+	uint64_t sppt_dense = 0, sppt_scattered = 0;
+	int have_spp = (flags & (TESSEL_F_SPP_HW | TESSEL_F_SPP_SW)) != 0;
+	uint32_t *maps = alloc_pages(1);
+	uint8_t *region = alloc_pages(1024 + 512); /* holds one whole aligned 2 MiB block */
+	if (have_spp && maps && region) {
+		uint8_t *blk = (uint8_t *)(((uintptr_t)region + 0x1fffff) & ~(uintptr_t)0x1fffff);
+		volatile uint64_t *probe = (volatile uint64_t *)(blk + 4096);
+		/* SPP_SET of 1 page (protect; the unprotect in between is not measured) */
+		for (int i = 0; i < SPP_SAMPLES; i++) {
+			maps[0] = 0xfffffffeu;
+			uint64_t t0 = rdtsc();
+			tessel_spp_set(gfn_of(blk), 1, gpa_of(maps), 0);
+			samples[i] = rdtsc() - t0;
+			maps[0] = TESSEL_SPP_ALL_WRITABLE;
+			tessel_spp_set(gfn_of(blk), 1, gpa_of(maps), 0);
+		}
+		for (int i = SPP_SAMPLES; i < SAMPLES; i++)
+			samples[i] = samples[i % SPP_SAMPLES];
+		res[n++] = summarize("SPP_SET, 1 page", overhead);
+		/* SPP_SET of 512 pages, per page; the block's EPT split happened in the first call */
+		for (int i = 0; i < SPP_SAMPLES; i++) {
+			for (int k = 0; k < 512; k++)
+				maps[k] = 0xfffffffeu;
+			uint64_t t0 = rdtsc();
+			tessel_spp_set(gfn_of(blk), 512, gpa_of(maps), 0);
+			samples[i] = (rdtsc() - t0) / 512;
+			if (i == 0)
+				sppt_dense = stat_now(TESSEL_STAT_SPPT_PAGES);
+			for (int k = 0; k < 512; k++)
+				maps[k] = TESSEL_SPP_ALL_WRITABLE;
+			if (i + 1 < SPP_SAMPLES)
+				tessel_spp_set(gfn_of(blk), 512, gpa_of(maps), 0);
+		}
+		for (int i = SPP_SAMPLES; i < SAMPLES; i++)
+			samples[i] = samples[i % SPP_SAMPLES];
+		res[n++] = summarize("SPP_SET, 512 pages, per page", 0);
+		/* SPP_GET of 512 pages (still protected) */
+		for (int i = 0; i < SPP_SAMPLES; i++) {
+			uint64_t t0 = rdtsc();
+			tessel_spp_get(gfn_of(blk), 512, gpa_of(maps));
+			samples[i] = rdtsc() - t0;
+		}
+		for (int i = SPP_SAMPLES; i < SAMPLES; i++)
+			samples[i] = samples[i % SPP_SAMPLES];
+		res[n++] = summarize("SPP_GET, 512 pages", overhead);
+		/* A denied write: sub-page 0 of page 1 is protected (map 0xfffffffe). */
+		for (int i = 0; i < SAMPLES; i++) {
+			uint64_t t0 = rdtsc();
+			probe[0] = (uint64_t)i;
+			samples[i] = rdtsc() - t0;
+		}
+		res[n++] = summarize("denied write (8 bytes)", overhead);
+		/* An allowed write to the same page (sub-page 1): INVLPG first so Bochs' TLB does
+		 * not remember an earlier allowed write (SPP-FACTS.md section 10, bug 1). */
+		for (int i = 0; i < SAMPLES; i++) {
+			invlpg((void *)probe);
+			uint64_t t0 = rdtsc();
+			probe[16] = (uint64_t)i;
+			samples[i] = rdtsc() - t0;
+		}
+		res[n++] = summarize("allowed write, protected page", overhead);
+		/* Lazy-mode SPP miss: a SET invalidates the block's SPPT entry; the next write misses. */
+		if (flags & TESSEL_F_SPP_HW) {
+			uint64_t misses0 = stat_now(TESSEL_STAT_SPP_MISSES);
+			for (int i = 0; i < SPP_SAMPLES; i++) {
+				maps[0] = 0xfffffffeu;
+				tessel_spp_set(gfn_of(blk) + 1, 1, gpa_of(maps), 0);
+				invlpg((void *)probe);
+				uint64_t t0 = rdtsc();
+				probe[16] = (uint64_t)i;
+				samples[i] = rdtsc() - t0;
+			}
+			for (int i = SPP_SAMPLES; i < SAMPLES; i++)
+				samples[i] = samples[i % SPP_SAMPLES];
+			if (stat_now(TESSEL_STAT_SPP_MISSES) > misses0)
+				res[n++] = summarize("allowed write after SET (miss)", overhead);
+		}
+		for (int k = 0; k < 512; k++)
+			maps[k] = TESSEL_SPP_ALL_WRITABLE;
+		tessel_spp_set(gfn_of(blk), 512, gpa_of(maps), 0);
+		/* Scattered: one page in each of 32 different 2 MiB blocks is not possible inside
+		 * this allocation; use one page per 64 KiB instead (24 pages, distinct leaves). */
+		uint64_t before = stat_now(TESSEL_STAT_SPPT_PAGES);
+		maps[0] = 0xfffffffeu;
+		for (int k = 0; k < 24; k++)
+			tessel_spp_set(gfn_of(region) + (uint64_t)k * 64, 1, gpa_of(maps), 0);
+		sppt_scattered = stat_now(TESSEL_STAT_SPPT_PAGES) - before;
+		maps[0] = TESSEL_SPP_ALL_WRITABLE;
+		for (int k = 0; k < 24; k++)
+			tessel_spp_set(gfn_of(region) + (uint64_t)k * 64, 1, gpa_of(maps), 0);
+	}
+
+	serial_printf("BENCH-BEGIN %s\n", !tessel_present() ? "no hypervisor" :
+		      (flags & TESSEL_F_SPP_HW) ? "under Tessel, hardware SPP" :
+		      (flags & TESSEL_F_SPP_SW) ? "under Tessel, software SPP" : "under Tessel, SPP off");
 	serial_printf("| %-28s | %8s | %8s | %8s |\n", "operation (Bochs instructions)", "median", "min", "max");
 	serial_printf("|------------------------------|----------|----------|----------|\n");
 	for (int i = 0; i < n; i++)
 		serial_printf("| %-28s | %8llu | %8llu | %8llu |\n", res[i].name, (unsigned long long)res[i].median,
 			      (unsigned long long)res[i].min, (unsigned long long)res[i].max);
-	serial_printf("(%d samples each; RDTSC-pair overhead of %llu subtracted)\n", SAMPLES,
-		      (unsigned long long)overhead);
+	serial_printf("(%d samples each, %d for SPP calls; RDTSC-pair overhead of %llu subtracted)\n", SAMPLES,
+		      SPP_SAMPLES, (unsigned long long)overhead);
+	if (have_spp && (flags & TESSEL_F_SPP_HW))
+		serial_printf("SPPT bytes per protected page: dense 2 MiB block %llu.%02llu (total SPPT after protecting "
+			      "512 pages: %llu pages), scattered (24 pages 64 KiB apart) %llu\n",
+			      (unsigned long long)(sppt_dense * 4096 / 512), (unsigned long long)(sppt_dense * 4096 % 512 * 100 / 512),
+			      (unsigned long long)sppt_dense, (unsigned long long)(sppt_scattered * 4096 / 24));
 	serial_printf("BENCH-END\n");
 	power_off();
 }

@@ -1,0 +1,28 @@
+/*
+ * Hypercalls that exist only in test builds (build/tessel-test.efi, compiled with
+ * -DTESSEL_TEST_HOOKS): they let the system tests create conditions a correct guest cannot,
+ * such as a corrupted SPPT entry. Release builds answer -ENOSYS for these numbers.
+ *
+ *   HC_TEST_SPPT_MISCONFIG (0x7e00): RBX = guest-physical address of a protected page,
+ *   RCX = SPPT level to corrupt (1 = leaf vector: odd bits, 2 = the L2 entry: reserved bits).
+ *   0, -ENODEV (not hardware SPP), -EINVAL (bad level, or no SPPT entry for that address).
+ */
+#include "hv/hypercall.h"
+#include "spp/spp.h"
+
+#ifdef TESSEL_TEST_HOOKS
+s64 hc_test_sppt_misconfig(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	if (spp.mode != SPP_MODE_HW)
+		return -ENODEV;
+	if (a->arg[1] != 1 && a->arg[1] != 2)
+		return -EINVAL;
+	spin_lock(&spp.lock);
+	int r = sppt_inject_misconfig(&spp.sppt, a->arg[0], (int)a->arg[1]);
+	spin_unlock(&spp.lock);
+	if (!r)
+		invept(INVEPT_ALL_CONTEXT, 0); /* the calling CPU is the one that will write */
+	return r ? -EINVAL : 0;
+}
+#endif
