@@ -58,7 +58,7 @@ TOOL_SRC := $(wildcard tools/*.c)
 TOOL_EFI := $(TOOL_SRC:tools/%.c=$(B)/tools/%.efi)
 
 .PHONY: all test unit systest run bench fuzz clean deps
-all: $(B)/tessel.efi $(GUEST_EFI) $(TOOL_EFI)
+all: $(B)/tessel.efi $(B)/tessel-test.efi $(GUEST_EFI) $(TOOL_EFI)
 
 deps:
 	@tools/deps.sh
@@ -75,6 +75,26 @@ $(B)/core/%.o: %.asm
 $(B)/core.elf: $(CORE_OBJ) linker.ld
 	@echo '  LD      $@'
 	$(Q)$(LD) -nostdlib -static -z max-page-size=4096 --gc-sections -T linker.ld $(CORE_OBJ) -o $@
+
+# The test variant: the same core with test-only hypercalls (spp/test_hooks.c). Only the
+# system tests that need them boot build/tessel-test.efi; everything else runs what ships.
+CORE_TEST_OBJ := $(CORE_C:%.c=$(B)/core-test/%.o) $(CORE_ASM:%.asm=$(B)/core-test/%.o)
+$(B)/core-test/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo '  CC      $< (test hooks)'
+	$(Q)$(CC) $(CORE_CFLAGS) -DTESSEL_TEST_HOOKS -MMD -c $< -o $@
+$(B)/core-test/%.o: %.asm
+	@mkdir -p $(dir $@)
+	$(Q)$(NASM) -f elf64 -g $< -o $@
+$(B)/core-test.elf: $(CORE_TEST_OBJ) linker.ld
+	@echo '  LD      $@'
+	$(Q)$(LD) -nostdlib -static -z max-page-size=4096 --gc-sections -T linker.ld $(CORE_TEST_OBJ) -o $@
+$(B)/boot/core_blob_test.o: boot/core_blob.asm $(B)/core-test.elf
+	@mkdir -p $(dir $@)
+	$(Q)$(NASM) -f elf64 -DCORE_ELF='"$(B)/core-test.elf"' $< -o $@
+$(B)/tessel-test.so: $(filter-out $(B)/boot/core_blob.o,$(BOOT_OBJ)) $(B)/boot/core_blob_test.o
+	@echo '  LD      $@'
+	$(Q)$(LD) $(EFI_LDFLAGS) $(EFI_CRT0) $^ -o $@ -lefi -lgnuefi
 
 # ---- loader (embeds core.elf) ----
 $(B)/boot/%.o: %.c
@@ -115,6 +135,8 @@ $(B)/tools/%.o: tools/%.c
 $(B)/tools/%.so: $(B)/tools/%.o $(GUEST_LIB_OBJ)
 	@echo '  LD      $@'
 	$(Q)$(LD) $(EFI_LDFLAGS) $(EFI_CRT0) $^ -o $@ -lefi -lgnuefi
+# Tools' shared code in tools/lib/ (not programs themselves): extra objects per tool.
+$(B)/tools/tesselctl.so: $(B)/tools/lib/tesselctl_parse.o
 .PRECIOUS: $(B)/%.so $(B)/guest/%.o $(B)/tools/%.o
 
 # ---- host unit tests ----
@@ -132,6 +154,7 @@ $(B)/unit/%: tests/unit/%.c $(B)/host/libtessel.a
 UNIT_LIBS_test_insn := -lZydis
 # Extra sources a unit test compiles directly (e.g. loader code outside the host library).
 UNIT_EXTRA_test_config := boot/config.c
+UNIT_EXTRA_test_tesselctl := tools/lib/tesselctl_parse.c
 
 unit: $(UNIT_BIN)
 	@tests/harness/run-unit.sh $(UNIT_BIN)
@@ -147,5 +170,46 @@ bench: deps all
 
 clean:
 	rm -rf $(B)
+
+# ---- fuzzing: a libFuzzer target over the hypercall interface (tests/fuzz/README.md) ----
+# The real hv/ mm/ spp/ drivers/ sources against tests/fake, compiled by clang with
+# coverage and sanitizers (not the gcc-built libtessel.a). `make fuzz` runs for FUZZ_TIME
+# seconds and keeps what it finds in build/fuzz/corpus; `make fuzz-short` is the fixed,
+# deterministic run `make test` uses (FUZZ_SHORT_RUNS inputs, seed 1, < 30 s).
+FUZZ_CFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	-g -O1 -std=c11 -D_DEFAULT_SOURCE -Itests/fake -Iinclude -I.
+FUZZ_OBJ := $(HOST_C:%.c=$(B)/fuzz/obj/%.o)
+comma := ,
+FUZZ_TIME ?= 600
+FUZZ_SHORT_RUNS ?= 30000
+FUZZ_FLAGS := -max_len=1024 -timeout=10 -print_final_stats=1
+# Boot-time helpers the harness calls once per input (page allocator, MTRR resolution) and
+# the fake hardware: sanitized but without coverage feedback, which would dominate the cost.
+FUZZ_NOCOV := mm/pmm.c mm/mtrr.c lib/fmt.c $(wildcard tests/fake/*.c)
+$(B)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo '  CLANG   $<'
+	$(Q)$(CLANG) $(if $(filter $<,$(FUZZ_NOCOV)),$(subst fuzzer$(comma),,$(FUZZ_CFLAGS)),$(FUZZ_CFLAGS)) -MMD -c $< -o $@
+$(B)/fuzz/libtessel-fuzz.a: $(FUZZ_OBJ)
+	@echo '  AR      $@'
+	$(Q)rm -f $@; $(AR) rcs $@ $^
+$(B)/fuzz/fuzz_hypercall: tests/fuzz/fuzz_hypercall.c $(B)/fuzz/libtessel-fuzz.a
+	@echo '  CLANGLD $@'
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -MMD $< $(B)/fuzz/libtessel-fuzz.a -o $@
+fuzz: $(B)/fuzz/fuzz_hypercall
+	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/crashes
+	$(B)/fuzz/fuzz_hypercall $(FUZZ_FLAGS) -max_total_time=$(FUZZ_TIME) \
+		-artifact_prefix=$(B)/fuzz/crashes/ $(B)/fuzz/corpus tests/fuzz/corpus
+fuzz-short: $(B)/fuzz/fuzz_hypercall
+	@rm -rf $(B)/fuzz/short; mkdir -p $(B)/fuzz/short/corpus
+	@log=$(B)/fuzz/short/log; \
+	if $(B)/fuzz/fuzz_hypercall $(FUZZ_FLAGS) -runs=$(FUZZ_SHORT_RUNS) -seed=1 \
+		-artifact_prefix=$(B)/fuzz/short/ $(B)/fuzz/short/corpus tests/fuzz/corpus >$$log 2>&1; then \
+		n=$$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' $$log | tail -n 1); \
+		echo "fuzz: $${n:-?} runs, 0 crashes"; \
+	else \
+		tail -n 60 $$log; echo "fuzz: FAILED, crash input in $(B)/fuzz/short/ (log $$log)"; exit 1; \
+	fi
+.PHONY: fuzz-short
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -31,5 +31,7 @@
 #define HC_EVENTS_SETUP 0x20
 #define HC_STATS        0x21
 #define HC_TABLE_SIZE   0x22
+/* Test builds only (spp/test_hooks.c); -ENOSYS otherwise. */
+#define HC_TEST_SPPT_MISCONFIG 0x7e00
 
 #endif

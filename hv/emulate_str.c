@@ -50,10 +50,13 @@ int emu_do_string(struct emu *e)
 
 	if (in->lock)
 		return -EINVAL;
-	if (!movs) {
+	if (!movs) { /* the STOS pattern, as far as this call can use it */
 		u64 v = emu_reg(e, GPR_RAX, sz);
-		for (unsigned i = 0; i < CHUNK_BYTES; i += sz)
-			__builtin_memcpy((u8 *)buf + i, &v, sz);
+		unsigned fill = count >= CHUNK_BYTES / sz ? CHUNK_BYTES : (unsigned)count * sz;
+		for (unsigned sh = 8 * sz; sh < 64; sh *= 2)
+			v |= v << sh;
+		for (unsigned i = 0; i < fill; i += 8)
+			buf[i / 8] = v;
 	}
 	while (count) {
 		u64 di = e->r.gpr[GPR_RDI] & am, si = e->r.gpr[GPR_RSI] & am;

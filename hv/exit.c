@@ -12,6 +12,7 @@
 #include "panic.h"
 #include "spp/spp.h"
 #include "stats.h"
+#include "vapic.h"
 #include <arch/cpu.h>
 #include "vcpu.h"
 #include "vmcs.h"
@@ -20,7 +21,9 @@ static void exit_exception_nmi(struct percpu *c)
 {
 	u32 info = vmcs_read32(VMCS_RO_EXIT_INTR_INFO);
 	if ((info & INTR_TYPE_MASK) == INTR_TYPE_NMI && (info & INTR_VECTOR_MASK) == VEC_NMI) {
-		if (!spp_flush_nmi())
+		nmi_unblock(); /* or the next NMI (a shootdown request) stays pending forever */
+		bool flush = spp_flush_nmi();
+		if (!flush && !vapic_nmi_is_kick(c))
 			c->nmi_pending = true;
 		return;
 	}
@@ -146,6 +149,7 @@ void vmx_handle_exit(struct guest_regs *regs)
 		vcpu_stop(c, "unexpected VM exit");
 	}
 	h(c);
+	vapic_check_init(c);
 	/* IDT-vectoring information can only be valid for exits that occur during event
 	 * delivery (SDM 27.2.4); instruction exits such as VMCALL and CPUID skip the VMREAD. */
 	if (unlikely(c->nmi_pending || c->pending_vector) || exit_during_delivery(c->exit_reason))

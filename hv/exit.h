@@ -15,6 +15,8 @@ void exit_cr_access(struct percpu *c);
 void exit_xsetbv(struct percpu *c);
 void exit_invd(struct percpu *c);
 void exit_init_signal(struct percpu *c);
+void vcpu_init_state(struct percpu *c);
+void vcpu_sipi_state(struct percpu *c, u8 vector);
 void exit_sipi(struct percpu *c);
 void exit_triple_fault(struct percpu *c);
 void exit_vmx_insn(struct percpu *c);

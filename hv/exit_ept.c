@@ -19,6 +19,7 @@
 #include "mm/memmap.h"
 #include "spp/spp.h"
 #include "stats.h"
+#include "vapic.h"
 #include "vcpu.h"
 #include "vmcs.h"
 
@@ -78,6 +79,8 @@ void exit_ept_violation(struct percpu *c)
 	/* SDM 27.2.3: NMI unblocking due to IRET while the violation happened. */
 	if ((q & EPT_QUAL_NMI_UNBLOCK) && !(vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))
 		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY) | GUEST_INTR_BLOCK_NMI);
+	if ((q & EPT_QUAL_WRITE) && vapic_handle_ept_write(c, gpa))
+		return;
 	if (spp_handle_ept_violation(c, gpa, q))
 		return;
 

@@ -71,11 +71,8 @@ static void set_real_mode_seg(u32 sel_f, u32 base_f, u32 limit_f, u32 ar_f, u16 
 	set_real_mode_seg(VMCS_GUEST_##name##_SEL, VMCS_GUEST_##name##_BASE, VMCS_GUEST_##name##_LIMIT, \
 			  VMCS_GUEST_##name##_AR, sel, base, ar)
 
-/*
- * INIT: the processor state after INIT (SDM Vol. 3A Table 9-1), then wait-for-SIPI, so an
- * operating system can start this processor itself.
- */
-void exit_init_signal(struct percpu *c)
+/* The processor state after INIT (SDM Vol. 3A Table 9-1), in the VMCS. */
+void vcpu_init_state(struct percpu *c)
 {
 	const u64 cr0 = CR0_ET | CR0_CD | CR0_NW;
 	vmcs_writel(VMCS_CTRL_CR0_READ_SHADOW, cr0);
@@ -104,7 +101,10 @@ void exit_init_signal(struct percpu *c)
 	vmcs_write64(VMCS_GUEST_IA32_DEBUGCTL, 0);
 	vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, 0);
 	vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, 0);
-	vmcs_write32(VMCS_GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI);
+	vmcs_write32(VMCS_GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
+	vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, 0);
+	vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) &
+		     ~(PROC_INTR_WINDOW_EXITING | PROC_NMI_WINDOW_EXITING));
 	for (unsigned r = 0; r < 16; r++)
 		c->regs->gpr[r] = 0;
 	u32 a, b, cx, d;
@@ -116,20 +116,34 @@ void exit_init_signal(struct percpu *c)
 		invvpid(INVVPID_SINGLE_CONTEXT, (u16)(c->index + 1));
 	c->nmi_pending = false;
 	c->pending_vector = 0;
-	c->wait_sipi = true;
-	log_debug("INIT: waiting for SIPI");
+	c->event_injected = true; /* nothing may be injected into the INIT state */
 }
 
-void exit_sipi(struct percpu *c)
+/* A SIPI starts the processor in real mode at vector << 12 (SDM Vol. 3A 9.4.4). */
+void vcpu_sipi_state(struct percpu *c, u8 vector)
 {
-	u64 vector = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION) & 0xff;
-	REAL_SEG(CS, (u16)(vector << 8), vector << 12, 0x9b);
+	(void)c;
+	REAL_SEG(CS, (u16)(vector << 8), (u64)vector << 12, 0x9b);
 	vmcs_writel(VMCS_GUEST_RIP, 0);
 	vmcs_write32(VMCS_GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
-	/* Shootdowns skipped this CPU while it waited: drop anything cached before it runs. */
+	vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, 0);
+	vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, 0);
+	log_debug("SIPI: starting at %llx", (unsigned long long)vector << 12);
+}
+
+/* A real INIT VM exit takes the same path as a virtual INIT (hv/vapic.c). */
+void exit_init_signal(struct percpu *c)
+{
+	c->vinit_pending = true;
+}
+
+/* Only reachable if a vCPU were in the wait-for-SIPI activity state, which Tessel never
+ * uses (hv/vapic.c explains why); kept so such an exit is handled, not fatal. */
+void exit_sipi(struct percpu *c)
+{
+	vcpu_sipi_state(c, (u8)vmcs_readl(VMCS_RO_EXIT_QUALIFICATION));
 	c->wait_sipi = false;
 	invept(INVEPT_ALL_CONTEXT, 0);
-	log_debug("SIPI: starting at %llx", (unsigned long long)(vector << 12));
 }
 
 void exit_triple_fault(struct percpu *c)

@@ -9,6 +9,7 @@
 #include <hw.h>
 #include <arch/msr.h>
 #include "exit.h"
+#include "vapic.h"
 #include "vcpu.h"
 
 static bool msr_is_vmx(u32 msr) { return msr >= MSR_IA32_VMX_FIRST && msr <= MSR_IA32_VMX_LAST; }
@@ -32,6 +33,10 @@ void exit_wrmsr(struct percpu *c)
 {
 	u32 msr = (u32)c->regs->gpr[GPR_CX];
 	u64 v = (c->regs->gpr[GPR_DX] << 32) | (u32)c->regs->gpr[GPR_AX];
+	if (msr == MSR_X2APIC_ICR && vapic_icr_write(c, (u32)v, (u32)(v >> 32), true)) {
+		vcpu_skip_insn(c);
+		return;
+	}
 	if (msr == MSR_IA32_FEATURE_CONTROL || msr_is_vmx(msr) || !wrmsr_safe(msr, v)) {
 		vcpu_inject_gp0(c);
 		return;

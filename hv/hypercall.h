@@ -24,5 +24,6 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a);
 s64 hc_spp_get(struct percpu *c, struct hc_args *a);
 s64 hc_spp_lock(struct percpu *c, struct hc_args *a);
 s64 hc_events_setup(struct percpu *c, struct hc_args *a);
+s64 hc_test_sppt_misconfig(struct percpu *c, struct hc_args *a);
 
 #endif

@@ -23,6 +23,7 @@
 #include "percpu.h"
 #include "spp/spp.h"
 #include "traps.h"
+#include "vapic.h"
 #include "vmx.h"
 #include "vmx_caps.h"
 
@@ -132,8 +133,11 @@ static s64 core_init(struct tessel_boot_info *bi)
 	bi->host_cr3 = cr3.v;
 	write_cr3(cr3.v);
 
+	s64 r = vapic_init(rdmsr(MSR_IA32_APIC_BASE));
+	if (r)
+		return r;
 	traps_init();
-	s64 r = percpu_setup(bi);
+	r = percpu_setup(bi);
 	if (r)
 		return r;
 	r = spp_init(&bi->config, &guest_ept, vmx_caps.phys_bits);

@@ -51,7 +51,9 @@ struct percpu {
 	bool launched;
 	bool event_injected;         /* a handler queued an event for the next entry */
 	bool halted;                 /* stopped after an unexpected exit */
-	bool wait_sipi;              /* in wait-for-SIPI: runs no guest code */
+	bool wait_sipi;              /* waiting for a SIPI: runs no guest code */
+	volatile bool vinit_pending; /* a virtual INIT was sent to this vCPU (hv/vapic.c) */
+	volatile s32 vsipi_vector;   /* the SIPI vector it received, -1 while none */
 	u8 pending_vector;           /* event-ring notification to inject (0 = none) */
 	u32 exit_reason;             /* basic exit reason of the current exit */
 	u64 exit_qual;

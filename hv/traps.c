@@ -11,6 +11,7 @@
 #include "percpu.h"
 #include "spp/spp.h"
 #include "traps.h"
+#include "vapic.h"
 
 struct idt_gate host_idt[IDT_VECTORS] __aligned(16);
 
@@ -40,7 +41,8 @@ u64 extable_lookup(u64 rip)
 void trap_handler(struct trap_frame *f)
 {
 	if (f->vector == VEC_NMI) {
-		if (!spp_flush_nmi())
+		bool flush = spp_flush_nmi();
+		if (!flush && !vapic_nmi_is_kick(this_cpu()))
 			this_cpu()->nmi_pending = true;
 		return;
 	}

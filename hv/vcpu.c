@@ -4,6 +4,7 @@
 #include "log.h"
 #include "panic.h"
 #include "vcpu.h"
+#include "emulate.h"
 #include "vmcs.h"
 
 u64 vcpu_gpr(struct percpu *c, unsigned reg)
@@ -39,3 +40,41 @@ __noreturn void vcpu_stop(struct percpu *c, const char *why)
 	vmcs_dump();
 	cpu_stop();
 }
+
+/* Guest registers for the instruction emulator, and back once it has run. */
+void vcpu_emu_load(struct percpu *c, struct emu_regs *r)
+{
+	for (unsigned i = 0; i < 16; i++)
+		r->gpr[i] = c->regs->gpr[i];
+	r->gpr[GPR_SP] = vmcs_readl(VMCS_GUEST_RSP);
+	r->rip = vmcs_readl(VMCS_GUEST_RIP);
+	r->rflags = vmcs_readl(VMCS_GUEST_RFLAGS);
+	r->seg_base[0] = vmcs_readl(VMCS_GUEST_ES_BASE);
+	r->seg_base[1] = vmcs_readl(VMCS_GUEST_CS_BASE);
+	r->seg_base[2] = vmcs_readl(VMCS_GUEST_SS_BASE);
+	r->seg_base[3] = vmcs_readl(VMCS_GUEST_DS_BASE);
+	r->seg_base[4] = vmcs_readl(VMCS_GUEST_FS_BASE);
+	r->seg_base[5] = vmcs_readl(VMCS_GUEST_GS_BASE);
+	r->stack_size = (vmcs_read32(VMCS_GUEST_SS_AR) & SEG_AR_DB) ? 4 : 2; /* ignored in 64-bit mode */
+}
+
+void vcpu_emu_commit_gprs(struct percpu *c, const struct emu_regs *r)
+{
+	for (unsigned i = 0; i < 16; i++)
+		if (i != GPR_SP)
+			c->regs->gpr[i] = r->gpr[i];
+	vmcs_writel(VMCS_GUEST_RSP, r->gpr[GPR_SP]);
+}
+
+void vcpu_emu_commit(struct percpu *c, const struct emu_regs *r, u64 old_rip)
+{
+	vcpu_emu_commit_gprs(c, r);
+	vmcs_writel(VMCS_GUEST_RFLAGS, r->rflags);
+	/* A REP string instruction that is not finished leaves RIP on itself: it continues at
+	 * the next entry, and is not complete (no STI-blocking end, no single-step trap). */
+	if (r->rip == old_rip)
+		return;
+	/* The instruction completed: same RIP/STI/TF rules as a skipped instruction. */
+	vcpu_skip_bytes(c, r->rip - old_rip);
+}
+

@@ -50,6 +50,12 @@ __noreturn void vcpu_stop(struct percpu *c, const char *why);
 /* Guest paging state and instruction decoding at the current RIP (hv/exit_ept.c). */
 struct guest_paging;
 struct insn;
+struct emu_regs;
+void vcpu_emu_load(struct percpu *c, struct emu_regs *r);
+void vcpu_emu_commit_gprs(struct percpu *c, const struct emu_regs *r);
+/* Registers, flags and RIP after an emulated instruction; a REP that is not finished keeps
+ * RIP on itself and is not "complete" (no STI-blocking end, no single-step trap). */
+void vcpu_emu_commit(struct percpu *c, const struct emu_regs *r, u64 old_rip);
 void vcpu_guest_paging(struct guest_paging *p);
 int vcpu_decode_current(struct insn *in);
 

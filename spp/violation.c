@@ -116,33 +116,6 @@ static int backend_write(void *vctx, u64 la, const void *buf, unsigned n)
 	return 0;
 }
 
-static void load_regs(struct percpu *c, struct emu_regs *r)
-{
-	for (unsigned i = 0; i < 16; i++)
-		r->gpr[i] = c->regs->gpr[i];
-	r->gpr[GPR_SP] = vmcs_readl(VMCS_GUEST_RSP);
-	r->rip = vmcs_readl(VMCS_GUEST_RIP);
-	r->rflags = vmcs_readl(VMCS_GUEST_RFLAGS);
-	r->seg_base[0] = vmcs_readl(VMCS_GUEST_ES_BASE);
-	r->seg_base[1] = vmcs_readl(VMCS_GUEST_CS_BASE);
-	r->seg_base[2] = vmcs_readl(VMCS_GUEST_SS_BASE);
-	r->seg_base[3] = vmcs_readl(VMCS_GUEST_DS_BASE);
-	r->seg_base[4] = vmcs_readl(VMCS_GUEST_FS_BASE);
-	r->seg_base[5] = vmcs_readl(VMCS_GUEST_GS_BASE);
-}
-
-static void commit_regs(struct percpu *c, const struct emu_regs *r, u64 old_rip)
-{
-	for (unsigned i = 0; i < 16; i++)
-		if (i != GPR_SP)
-			c->regs->gpr[i] = r->gpr[i];
-	vmcs_writel(VMCS_GUEST_RSP, r->gpr[GPR_SP]);
-	vmcs_writel(VMCS_GUEST_RFLAGS, r->rflags);
-	/* The instruction completed: same RIP/STI/TF rules as a skipped instruction. */
-	vmcs_writel(VMCS_GUEST_RIP, old_rip);
-	vcpu_skip_bytes(c, r->rip - old_rip);
-}
-
 static void inject_pf(struct percpu *c, u64 la, u32 pfec)
 {
 	write_cr2(la); /* VMX does not switch CR2; the host never changes it otherwise */
@@ -179,12 +152,12 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	}
 	struct wctx w = { .access = vcpu_cpl() == 3 ? GACC_USER : 0 };
 	vcpu_guest_paging(&w.paging);
-	struct emu_regs regs;
-	load_regs(c, &regs);
+	struct emu_regs regs = { 0 };
+	vcpu_emu_load(c, &regs);
 	struct emu_mem mem = { backend_read, backend_write, &w };
 	int r = emu_write_insn(&regs, &in, &mem);
 	if (r == 0) {
-		commit_regs(c, &regs, rip);
+		vcpu_emu_commit(c, &regs, rip);
 		stat_inc(STAT_EMULATED_WRITES);
 		if (w.denied_bytes) {
 			stat_inc(STAT_SPP_DENIED);
@@ -195,9 +168,12 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 			spp_post_event(c, w.tracked_gpa, rip, w.tracked_gla, TESSEL_EV_TRACKED, (u16)MIN(w.tracked_bytes, 0xffffU));
 		}
 	} else if (r == -EFAULT && !w.mmio) {
+		vcpu_emu_commit_gprs(c, &regs); /* a REP keeps the progress it made before the fault */
 		inject_pf(c, w.fault_la, w.pfec);
 	} else if (r == -EINVAL) {
-		vcpu_inject_exception(c, in.lock ? VEC_UD : VEC_GP, !in.lock, 0);
+		vcpu_inject_ud(c);
+	} else if (r == -EMU_GP) {
+		vcpu_inject_gp0(c);
 	} else {
 		/* Not emulatable (or it stores to MMIO): discard the whole instruction. */
 		stat_inc(STAT_SPP_DENIED);

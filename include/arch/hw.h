@@ -122,6 +122,27 @@ static inline void outb(u16 port, u8 v) { __asm__ __volatile__("outb %0, %1" : :
 static inline u8 inb(u16 port) { u8 v; __asm__ __volatile__("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline void outw(u16 port, u16 v) { __asm__ __volatile__("outw %0, %1" : : "a"(v), "Nd"(port)); }
 
+/*
+ * A VM exit caused by an NMI leaves NMIs blocked in root mode until the next IRET (SDM Vol.
+ * 3C 27.5.5 / 31.7.1.2): IRET to the next instruction on the current stack to unblock them.
+ */
+static inline void nmi_unblock(void)
+{
+	u64 tmp;
+	__asm__ __volatile__("mov %%rsp, %0\n\t"
+			     "pushq %q1\n\t"
+			     "pushq %0\n\t"
+			     "pushfq\n\t"
+			     "pushq %q2\n\t"
+			     "leaq 1f(%%rip), %0\n\t"
+			     "pushq %0\n\t"
+			     "iretq\n"
+			     "1:"
+			     : "=&r"(tmp)
+			     : "r"((u64)read_ss()), "r"((u64)read_cs())
+			     : "memory", "cc");
+}
+
 static inline void cpu_relax(void) { __asm__ __volatile__("pause" ::: "memory"); }
 static inline void cpu_halt(void) { __asm__ __volatile__("hlt" ::: "memory"); }
 static inline void irq_disable(void) { __asm__ __volatile__("cli" ::: "memory"); }

@@ -45,6 +45,7 @@
 #define MSR_IA32_VMX_FIRST         MSR_IA32_VMX_BASIC
 #define MSR_IA32_VMX_LAST          0x00000492U /* inclusive; covers VMX_PROCBASED_CTLS3 */
 #define MSR_IA32_X2APIC_BASE       0x00000800U
+#define MSR_X2APIC_ICR             0x00000830U
 #define MSR_IA32_EFER              0xC0000080U
 #define   EFER_SCE                      (1ULL << 0)
 #define   EFER_LME                      (1ULL << 8)

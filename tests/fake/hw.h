@@ -216,4 +216,7 @@ u32 fake_mmio_read32(u64 addr);
 static inline void mmio_write32(u64 addr, u32 v) { fake_mmio_write32(addr, v); }
 static inline u32 mmio_read32(u64 addr) { return fake_mmio_read32(addr); }
 
+/* Root-mode NMI unblocking (IRET to self): nothing to do on the host. */
+static inline void nmi_unblock(void) {}
+
 #endif

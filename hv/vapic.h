@@ -1,0 +1,33 @@
+/*
+ * Virtual INIT and SIPI. The guest's INIT and start-up IPIs are intercepted at the local
+ * APIC's interrupt command register (x2APIC: WRMSR 0x830 through the MSR bitmap; xAPIC:
+ * the APIC page is mapped without write access and writes are emulated) and delivered to
+ * the target vCPU by the hypervisor: the target is kicked with an NMI, takes the
+ * architectural INIT state and waits for its SIPI in root mode, then starts in real mode at
+ * the SIPI vector. Other IPIs are written to the real APIC unchanged.
+ *
+ * Why not let INIT reach the processor and use the wait-for-SIPI activity state: that works
+ * on hardware, but Bochs 2.7 never clears a pending INIT after an INIT VM exit (fixed
+ * upstream in 2022, Bochs commit 88f881c6d), so a vCPU that took one can never run again;
+ * and intercepting the ICR is what partitioning hypervisors (Jailhouse, ACRN) do anyway.
+ * A real INIT VM exit (another source) takes the same path.
+ */
+#ifndef HV_VAPIC_H
+#define HV_VAPIC_H
+
+#include "percpu.h"
+
+/* Boot: write-protect the xAPIC page in the guest's EPT so ICR writes trap. */
+int vapic_init(u64 apic_base);
+/* The ICR low dword (and destination) the guest is writing: true if it was an INIT or
+ * SIPI the hypervisor delivered itself; false: the caller writes the real ICR. */
+bool vapic_icr_write(struct percpu *c, u32 icr_lo, u32 dest, bool x2apic);
+/* A guest write that hit the write-protected xAPIC page (EPT violation): emulate it. */
+bool vapic_handle_ept_write(struct percpu *c, u64 gpa);
+/* On the way back to the guest: a pending virtual INIT puts this vCPU into its INIT state
+ * and waits here for the SIPI (returns when the vCPU should enter the guest again). */
+void vapic_check_init(struct percpu *c);
+/* An NMI that was only a kick for a virtual INIT (consumed). */
+bool vapic_nmi_is_kick(struct percpu *c);
+
+#endif

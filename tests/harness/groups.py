@@ -1,0 +1,101 @@
+"""groups.py: the system-test groups run by systest.py, and the loader's serial messages they
+look for. Every string the loader or hypervisor prints that a check depends on is in PATTERNS,
+so a change of wording is a one-line change here.
+
+A group is a dict:
+  name      unique name; the run directory is build/run/<name>/
+  emu       'bochs' or 'qemu'
+  model     Bochs CPU model (default corei7_icelake_u; MODEL in the environment overrides
+            it for every Bochs group that does not set its own)
+  cpus      CPU count (default 2)
+  boot      file for \\EFI\\BOOT\\BOOTX64.EFI (default build/tessel.efi; None = none)
+  cfg       text of \\EFI\\BOOT\\tessel.cfg (None = no file)
+  startup   text of \\startup.nsh (None = no file)
+  copy      list of (source, ESP path) extra files
+  tap       True: the serial log must hold a complete, passing TAP stream
+  expect    list of (label, regex) that must match a line of the serial log
+  reject    list of (label, regex) that must not match any line
+  until     regex that ends the run early (after `grace` seconds) once it matched
+  timeout   seconds (wall) before the run is stopped and counted as timed out
+  timeout_ok  True: reaching the timeout is the expected way for the run to end
+The ESP always gets build/guest/*.efi under \\tests\\.
+"""
+
+# ---- what the loader prints (boot/main.c) and what the guests print ----
+PATTERNS = {
+    'started': r'tessel: hypervisor started on [0-9]+ CPUs',
+    'chain': r'tessel: chain-loading ',
+    'no_vmx': r'tessel: no VMX: \S',
+    'cfg_error': r'tessel: config error: ',
+    'cfg_line': r'tessel: configuration: ',
+    'no_vmx_stop': r'tessel: no_vmx=stop',
+    'hello_ran': r'^ok 1 - next stage ran',
+    'tap_plan': r'^1\.\.[0-9]+',
+    'shell_alive': r'^tessel-shell-alive',
+}
+P = PATTERNS
+
+SHUTDOWN_NSH = '@echo -off\r\nreset -s\r\n'
+
+GROUPS = [
+    dict(name='foundation', emu='bochs', cpus=2,
+         cfg='# foundation: hypervisor checks against ABI.md\r\nnext=\\tests\\foundation.efi\r\n',
+         tap=True, timeout=180,
+         expect=[('hypervisor started', P['started']),
+                 ('chain-loads foundation.efi', P['chain'] + r'.*foundation\.efi')]),
+    dict(name='hvregion', emu='bochs', cpus=2,
+         cfg='next=\\tests\\hvregion.efi\r\n',
+         tap=True, timeout=300,
+         expect=[('hypervisor started', P['started'])]),
+    dict(name='firmware', emu='bochs', cpus=2,
+         cfg='next=\\tests\\firmware.efi\r\n',
+         tap=True, timeout=180,
+         expect=[('hypervisor started', P['started']),
+                 ('chain-loads firmware.efi', P['chain'] + r'.*firmware\.efi')]),
+    # Started from the shell with a command-line argument, no chain-load; the shell goes on.
+    dict(name='shell', emu='bochs', cpus=2, boot=None,
+         copy=[('build/tessel.efi', 'tessel.efi')],
+         startup='@echo -off\r\nfs0:\r\n\\tessel.efi log=debug\r\n\\tests\\shellcheck.efi\r\n'
+                 'echo tessel-shell-alive\r\nreset -s\r\n',
+         tap=True, timeout=180,
+         expect=[('shell command line accepted (log=debug)', P['cfg_line'] + r'.*log=debug'),
+                 ('hypervisor started from the shell', P['started']),
+                 ('shell still runs commands afterwards', P['shell_alive'])],
+         reject=[('no chain-load without next=', P['chain'])]),
+    # An unknown key on line 3: the error names file, line and key; nothing starts.
+    dict(name='badcfg', emu='bochs', cpus=2,
+         cfg='next=\\tests\\hello.efi\r\nlog=info\r\ncolour=blue\r\n',
+         startup=SHUTDOWN_NSH, timeout=180, until=P['cfg_error'], grace=15,
+         expect=[('config error names file, line 3 and key',
+                  P['cfg_error'] + r'.*tessel\.cfg:3: colour: ')],
+         reject=[('hypervisor not started', P['started']),
+                 ('next stage not chain-loaded', P['chain']),
+                 ('next stage did not run', P['hello_ran'])]),
+    # QEMU TCG has no VMX: the loader says why and goes on (no_vmx=continue, the default).
+    dict(name='qemu-novmx-continue', emu='qemu', cpus=2,
+         cfg='next=\\tests\\hello.efi\r\n',
+         tap=True, timeout=120,
+         expect=[('no-VMX reason on serial', P['no_vmx']),
+                 ('next stage chain-loaded', P['chain'] + r'.*hello\.efi'),
+                 ('next stage ran', P['hello_ran'])],
+         reject=[('hypervisor not started', P['started'])]),
+    dict(name='qemu-novmx-stop', emu='qemu', cpus=2,
+         cfg='next=\\tests\\hello.efi\r\nno_vmx=stop\r\n',
+         startup=SHUTDOWN_NSH, timeout=120, until=P['no_vmx'], grace=15,
+         expect=[('no-VMX reason on serial', P['no_vmx'])],
+         reject=[('hypervisor not started', P['started']),
+                 ('next stage not chain-loaded', P['chain']),
+                 ('next stage did not run', P['hello_ran'])]),
+]
+
+# Groups defined beside their programs (sub-page protection, the UEFI shell tool).
+try:
+    from groups_tools import TOOLS_GROUPS
+    GROUPS += TOOLS_GROUPS
+except ImportError:
+    pass
+try:
+    from groups_spp import SPP_GROUPS
+    GROUPS += SPP_GROUPS
+except ImportError:
+    pass

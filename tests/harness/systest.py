@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""systest.py: runs the system-test groups of groups.py, one emulator at a time.
+
+For each selected group it writes the group's tessel.cfg / startup.nsh, boots a fresh ESP
+with bochs.sh or qemu.sh (which own the run directory build/run/<name>/, the timeout and the
+early end on a pattern), then checks the serial log: the TAP stream (tapcheck.py) and the
+group's expected / rejected patterns, each pattern one test point. Prints every result
+prefixed with the group name, a per-group summary, and last "system: N passed, N failed".
+
+Usage: systest.py [GROUP...]   (default: all groups; TESTS=a,b in the environment also
+selects; unknown names are an error). Exit status 1 if anything failed.
+"""
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
+sys.path.insert(0, HERE)
+import groups as G  # noqa: E402
+import tapcheck  # noqa: E402
+
+
+def selected(argv):
+    names = list(argv)
+    if not names and os.environ.get('TESTS'):
+        names = [n.strip() for n in os.environ['TESTS'].split(',') if n.strip()]
+    known = {g['name'] for g in G.GROUPS}
+    names = [n for n in names if n != 'unit']
+    bad = [n for n in names if n not in known]
+    if bad:
+        print(f'systest: unknown group(s) {", ".join(bad)}; known: {", ".join(sorted(known))}')
+        sys.exit(2)
+    if not names:
+        return G.GROUPS if not os.environ.get('TESTS') else []
+    return [g for g in G.GROUPS if g['name'] in names]
+
+
+def run_group(g):
+    name = g['name']
+    inputs = os.path.join(ROOT, 'build', 'run', '.inputs', name)
+    os.makedirs(inputs, exist_ok=True)
+    cmd = [os.path.join(HERE, 'bochs.sh' if g['emu'] == 'bochs' else 'qemu.sh'), name]
+    boot = g.get('boot', 'build/tessel.efi')
+    cmd += ['--boot', 'none' if boot is None else os.path.join(ROOT, boot)]
+    if g.get('cfg') is not None:
+        path = os.path.join(inputs, 'tessel.cfg')
+        with open(path, 'w', newline='') as f:
+            f.write(g['cfg'])
+        cmd += ['--cfg', path]
+    if g.get('startup') is not None:
+        path = os.path.join(inputs, 'startup.nsh')
+        with open(path, 'w', newline='') as f:
+            f.write(g['startup'])
+        cmd += ['--startup', path]
+    for src, dst in g.get('copy', []):
+        cmd += ['--copy', f'{os.path.join(ROOT, src)}={dst}']
+    model = g.get('model') or os.environ.get('MODEL') or 'corei7_icelake_u'
+    cmd += ['--cpus', str(g.get('cpus', 2)), '--model', model, '--timeout', str(g.get('timeout', 300))]
+    if g.get('until'):
+        cmd += ['--until', g['until'], '--grace', str(g.get('grace', 5))]
+    desc = f"{g['emu']}" + (f' {model}' if g['emu'] == 'bochs' else '') + f", {g.get('cpus', 2)} CPUs"
+    print(f'=== {name} ({desc})', flush=True)
+    missing = [p for p in [boot] + [s for s, _ in g.get('copy', [])]
+               if p and not os.path.exists(os.path.join(ROOT, p))]
+    if missing:
+        print(f'{name}: not ok - missing {", ".join(missing)} (build first)')
+        return 0, 1, 'missing files'
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stdout.write(r.stdout)
+    if r.returncode != 0:
+        sys.stdout.write(r.stderr)
+        print(f'{name}: not ok - runner failed with status {r.returncode}')
+        return 0, 1, 'runner failed'
+    run = os.path.join(ROOT, 'build', 'run', name)
+    status = {}
+    with open(os.path.join(run, 'status')) as f:
+        for line in f:
+            k, _, v = line.strip().partition('=')
+            status[k] = v
+    text = tapcheck.read_log(os.path.join(run, 'serial.log'))
+    timed_out = status.get('ended') == 'timeout' and not g.get('timeout_ok')
+    passed = failed = 0
+    if g.get('tap'):
+        p, f = tapcheck.check(name, text, timed_out)
+        passed, failed = p, f
+    elif timed_out:
+        print(f'{name}: not ok - timed out')
+        failed += 1
+    lines = tapcheck.clean_lines(text)
+    for label, rx in g.get('expect', []):
+        hit = any(re.search(rx, line) for line in lines)
+        print(f'{name}: {"ok" if hit else "not ok"} - {label}' + ('' if hit else f' (no match for /{rx}/)'))
+        passed, failed = passed + hit, failed + (not hit)
+    for label, rx in g.get('reject', []):
+        hits = [line for line in lines if re.search(rx, line)]
+        print(f'{name}: {"not ok" if hits else "ok"} - {label}' + (f' (saw: {hits[0].strip()[:100]})' if hits else ''))
+        passed, failed = passed + (not hits), failed + bool(hits)
+    summary = f"ended={status.get('ended')} wall={status.get('wall')}s"
+    print(f'{name}: {passed} passed, {failed} failed ({summary}; log {os.path.relpath(run, ROOT)}/serial.log)')
+    return passed, failed, summary
+
+
+def main(argv):
+    todo = selected(argv)
+    results = []
+    for g in todo:
+        p, f, s = run_group(g)
+        results.append((g['name'], p, f, s))
+    if results:
+        print('--- system test summary')
+        for name, p, f, s in results:
+            print(f'{"PASS" if f == 0 and p > 0 else "FAIL"} {name:24} {p:4} passed {f:4} failed  {s}')
+    tp = sum(r[1] for r in results)
+    tf = sum(r[2] for r in results) + sum(1 for r in results if r[1] == 0 and r[2] == 0)
+    print(f'system: {tp} passed, {tf} failed')
+    return 1 if tf else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
