@@ -133,7 +133,7 @@ static s64 core_init(struct tessel_boot_info *bi)
 	bi->host_cr3 = cr3.v;
 	write_cr3(cr3.v);
 
-	s64 r = vapic_init(rdmsr(MSR_IA32_APIC_BASE));
+	s64 r = vapic_init(&guest_ept, rdmsr(MSR_IA32_APIC_BASE));
 	if (r)
 		return r;
 	traps_init();

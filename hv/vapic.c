@@ -27,19 +27,20 @@
 #define XAPIC_ICR_LO 0x300
 #define XAPIC_ICR_HI 0x310
 
-extern struct ept guest_ept;
+static struct ept *vapic_ept;
 static u64 apic_page; /* guest-physical xAPIC page, write-protected in EPT; 0 if none */
 
-int vapic_init(u64 apic_base)
+int vapic_init(struct ept *ept, u64 apic_base)
 {
+	vapic_ept = ept;
 	apic_page = apic_base & ~0xfffULL;
-	spin_lock(&guest_ept.lock);
-	int r = ept_split(&guest_ept, apic_page, 1);
+	spin_lock(&vapic_ept->lock);
+	int r = ept_split(vapic_ept, apic_page, 1);
 	int level;
-	u64 *e = r ? NULL : ept_leaf(&guest_ept, apic_page, &level);
+	u64 *e = r ? NULL : ept_leaf(vapic_ept, apic_page, &level);
 	if (e)
 		*e &= ~EPT_W;
-	spin_unlock(&guest_ept.lock);
+	spin_unlock(&vapic_ept->lock);
 	if (!e) {
 		apic_page = 0;
 		return r ? r : -EINVAL;

@@ -18,7 +18,8 @@
 #include "percpu.h"
 
 /* Boot: write-protect the xAPIC page in the guest's EPT so ICR writes trap. */
-int vapic_init(u64 apic_base);
+struct ept;
+int vapic_init(struct ept *ept, u64 apic_base);
 /* The ICR low dword (and destination) the guest is writing: true if it was an INIT or
  * SIPI the hypervisor delivered itself; false: the caller writes the real ICR. */
 bool vapic_icr_write(struct percpu *c, u32 icr_lo, u32 dest, bool x2apic);
