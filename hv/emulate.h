@@ -18,9 +18,9 @@
  *   defined as unaffected) unchanged. Every defined flag follows the SDM exactly.
  * - CMPXCHG/CMPXCHG8B/16B failure writes the old value back, as the processor does: the
  *   write never changes a byte, but the backend sees (and may report) the touched bytes.
- * - BTS/BTR/BTC read the whole operand (so faults match the processor) and write back only
- *   the byte that holds the bit: the memory effect is the same and no neighbouring
- *   protected byte is reported as touched.
+ * - BTS/BTR/BTC read and write back the whole operand, as the processor does: the memory
+ *   effect is that of the one bit, and every protected operand byte counts as touched
+ *   (ABI.md section 5: the event reports the bytes the write touched).
  * - Atomicity (LOCK, XCHG): one read then one write through the backend. This is atomic
  *   only if the caller serialises writes to the page (true while every write to it exits).
  * - Segmentation: bases only; limits, access rights and canonical checks are not made (the

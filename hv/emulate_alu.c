@@ -2,7 +2,8 @@
  * Guest write emulator: the read-modify-write families with a memory destination. Owns
  * the flag computation of SDM Vol. 2 for ADD ADC SUB SBB AND OR XOR INC DEC NOT NEG (and
  * the CMP flags of CMPXCHG, the ADD flags of XADD), and XCHG, CMPXCHG, CMPXCHG8B/16B,
- * XADD, BTS/BTR/BTC and SETcc. Each instruction reads its operand once and writes it once.
+ * XADD, BTS/BTR/BTC and SETcc. Each instruction reads its operand once and writes it once
+ * (BTS/BTR/BTC write the whole operand back, as the processor does).
  */
 #include "hv/emulate_priv.h"
 
@@ -193,7 +194,6 @@ static int bitop(struct emu *e, unsigned ext, bool is_imm)
 	unsigned sz = in->opsize, bits = 8 * sz;
 	u64 off = insn_mem_offset(in, e->r.gpr, e->next_rip), old = 0, la;
 	u64 bit;
-	u8 byte;
 
 	if (is_imm) {
 		bit = in->imm & (bits - 1);
@@ -206,14 +206,16 @@ static int bitop(struct emu *e, unsigned ext, bool is_imm)
 	la = emu_linear(e, emu_mem_seg(e), off);
 	if (emu_read(e, la, &old, sz))
 		return -EFAULT;
-	byte = (u8)(old >> (bit & ~7ULL));
+	/* The instruction writes its whole operand back (a read-modify-write of sz bytes), so
+	 * the store covers every operand byte: protected ones are kept and reported. */
+	u64 val = old, m = 1ULL << bit;
 	if (ext == 5)
-		byte |= (u8)(1u << (bit & 7));
+		val |= m;
 	else if (ext == 6)
-		byte &= (u8)~(1u << (bit & 7));
+		val &= ~m;
 	else
-		byte ^= (u8)(1u << (bit & 7));
-	if (emu_write(e, la + bit / 8, &byte, 1))
+		val ^= m;
+	if (emu_write(e, la, &val, sz))
 		return -EFAULT;
 	e->r.rflags = (e->r.rflags & ~FL_CF) | ((old >> bit) & 1);
 	return 0;

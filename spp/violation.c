@@ -82,8 +82,6 @@ static void store_page(struct wctx *w, u64 gpa, u64 la, const u8 *src, unsigned 
 		if (!writable && !w->tracked_bytes++) {
 			w->tracked_gpa = b;
 			w->tracked_gla = la + i;
-		} else if (!writable) {
-			w->tracked_bytes++;
 		}
 		((volatile u8 *)dst)[i] = src[i];
 	}

@@ -1,0 +1,83 @@
+"""groups_spp.py: the sub-page protection system-test groups (issue 3), in the dict format of
+groups.py (see its docstring); groups.py imports SPP_GROUPS.
+
+The same guest program, tests/guest/spp_all.c (suites basic, insn, events, errors, large,
+smp), runs unchanged in every enforcement mode: hardware SPP with an eager or a lazy SPPT
+(Bochs corei7_icelake_u), and software enforcement (corei7_skylake_x, which has no SPP, and
+Ice Lake with spp=sw). Each group also checks that the mode it wants is the one the
+hypervisor reports, so a group cannot pass in the wrong mode. spp-misconfig boots the test
+build (build/tessel-test.efi, hook HC_TEST_SPPT_MISCONFIG) with spp_misconfig.efi.
+Each group is one boot of about 25-35 s wall on Bochs.
+"""
+
+SPP_PATTERNS = {
+    'started': r'tessel: hypervisor started on [0-9]+ CPUs',
+    # the guest's first diagnostic line (tests/guest/lib/spp_util.c, spp_start)
+    'guest_hw': r'^# Tessel flags 0x[0-9a-f]+ .*: hardware SPP mode',
+    'guest_sw': r'^# Tessel flags 0x[0-9a-f]+ .*: software mode',
+    # the hypervisor's start-up line (hv log)
+    'hv_eager': r'sub-page protection: hardware SPP \(eager SPPT\)',
+    'hv_lazy': r'sub-page protection: hardware SPP \(lazy SPPT\)',
+    'hv_sw': r'sub-page protection: software',
+    # spp_large.c: SPP misses are counted when the SPPT is built lazily
+    'lazy_misses': r'^# hardware SPP: spp_misses \+[1-9][0-9]* ',
+    'misconfig_repaired': r'SPP misconfiguration at GPA [0-9a-f]+: .*repaired',
+    'vm_stopped': r'E: stopping this vCPU',
+}
+_P = SPP_PATTERNS
+
+
+def _cfg(*lines):
+    return ''.join(line + '\r\n' for line in lines)
+
+
+_ALL = 'next=\\tests\\spp_all.efi'
+_COMMON_REJECT = [('no vCPU stopped', _P['vm_stopped'])]
+
+SPP_GROUPS = [
+    dict(name='spp-hw-eager', emu='bochs', model='corei7_icelake_u', cpus=2,
+         cfg=_cfg('# SPP suites, hardware SPP, eager SPPT (default configuration)', _ALL),
+         tap=True, timeout=180,
+         expect=[('hypervisor started', _P['started']),
+                 ('hypervisor uses hardware SPP with an eager SPPT', _P['hv_eager']),
+                 ('guest sees TESSEL_F_SPP_HW', _P['guest_hw'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-hw-lazy', emu='bochs', model='corei7_icelake_u', cpus=2,
+         cfg=_cfg('# SPP suites, hardware SPP, lazy SPPT', _ALL, 'sppt=lazy'),
+         tap=True, timeout=180,
+         expect=[('hypervisor started', _P['started']),
+                 ('hypervisor uses hardware SPP with a lazy SPPT', _P['hv_lazy']),
+                 ('guest sees TESSEL_F_SPP_HW', _P['guest_hw']),
+                 ('lazy SPPT: spp_misses counted after protecting and writing', _P['lazy_misses'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-sw', emu='bochs', model='corei7_skylake_x', cpus=2,
+         cfg=_cfg('# SPP suites, software enforcement (no SPP in the processor)', _ALL),
+         tap=True, timeout=180,
+         expect=[('hypervisor started', _P['started']),
+                 ('hypervisor uses software enforcement', _P['hv_sw']),
+                 ('guest sees TESSEL_F_SPP_SW', _P['guest_sw'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-sw-icelake', emu='bochs', model='corei7_icelake_u', cpus=2,
+         cfg=_cfg('# SPP suites, software enforcement forced on an SPP-capable processor', _ALL, 'spp=sw'),
+         tap=True, timeout=180,
+         expect=[('hypervisor started', _P['started']),
+                 ('hypervisor uses software enforcement', _P['hv_sw']),
+                 ('guest sees TESSEL_F_SPP_SW', _P['guest_sw'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-misconfig', emu='bochs', model='corei7_icelake_u', cpus=2,
+         boot='build/tessel-test.efi',
+         cfg=_cfg('# SPPT misconfiguration repair (test build hook)', 'next=\\tests\\spp_misconfig.efi'),
+         tap=True, timeout=150,
+         expect=[('hypervisor started', _P['started']),
+                 ('hypervisor uses hardware SPP', _P['hv_eager']),
+                 ('the misconfiguration was repaired (hypervisor log)', _P['misconfig_repaired'])],
+         reject=_COMMON_REJECT),
+    # The same program and test build in software mode: the hook must answer -ENODEV.
+    dict(name='spp-misconfig-sw', emu='bochs', model='corei7_skylake_x', cpus=2,
+         boot='build/tessel-test.efi',
+         cfg=_cfg('# SPPT misconfiguration hook without hardware SPP', 'next=\\tests\\spp_misconfig.efi'),
+         tap=True, timeout=150,
+         expect=[('hypervisor started', _P['started']),
+                 ('hypervisor uses the software path', _P['hv_sw'])],
+         reject=_COMMON_REJECT),
+]
