@@ -149,7 +149,8 @@ void vmx_handle_exit(struct guest_regs *regs)
 		vcpu_stop(c, "unexpected VM exit");
 	}
 	h(c);
-	vapic_check_init(c);
+	if (unlikely(c->vinit_pending))
+		vapic_check_init(c);
 	/* IDT-vectoring information can only be valid for exits that occur during event
 	 * delivery (SDM 27.2.4); instruction exits such as VMCALL and CPUID skip the VMREAD. */
 	if (unlikely(c->nmi_pending || c->pending_vector) || exit_during_delivery(c->exit_reason))

@@ -113,10 +113,12 @@ s64 hypercall_dispatch(struct percpu *c, struct hc_args *a, unsigned cpl)
 void exit_vmcall(struct percpu *c)
 {
 	struct guest_regs *r = c->regs;
-	struct hc_args a = {
-		.nr = r->gpr[GPR_AX],
-		.arg = { r->gpr[GPR_BX], r->gpr[GPR_CX], r->gpr[GPR_DX], r->gpr[GPR_SI] },
-	};
+	struct hc_args a; /* out[] is only read when a handler sets has_out */
+	a.nr = r->gpr[GPR_AX];
+	a.arg[0] = r->gpr[GPR_BX];
+	a.arg[1] = r->gpr[GPR_CX];
+	a.arg[2] = r->gpr[GPR_DX];
+	a.arg[3] = r->gpr[GPR_SI];
 	stat_inc(STAT_HYPERCALLS);
 	s64 status = hypercall_dispatch(c, &a, vcpu_cpl());
 	r->gpr[GPR_AX] = (u64)status;

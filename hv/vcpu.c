@@ -1,5 +1,6 @@
 /* Guest register access, RIP advance and event injection for exit handlers. */
 #include <arch/cpu.h>
+#include <arch/msr.h>
 #include <arch/vmx.h>
 #include "log.h"
 #include "panic.h"
@@ -49,10 +50,14 @@ void vcpu_emu_load(struct percpu *c, struct emu_regs *r)
 	r->gpr[GPR_SP] = vmcs_readl(VMCS_GUEST_RSP);
 	r->rip = vmcs_readl(VMCS_GUEST_RIP);
 	r->rflags = vmcs_readl(VMCS_GUEST_RFLAGS);
-	r->seg_base[0] = vmcs_readl(VMCS_GUEST_ES_BASE);
-	r->seg_base[1] = vmcs_readl(VMCS_GUEST_CS_BASE);
-	r->seg_base[2] = vmcs_readl(VMCS_GUEST_SS_BASE);
-	r->seg_base[3] = vmcs_readl(VMCS_GUEST_DS_BASE);
+	/* In 64-bit mode only FS and GS have bases (SDM 3.2.4): skip the other four VMREADs. */
+	bool long_mode = (vmcs_read64(VMCS_GUEST_IA32_EFER) & EFER_LMA) && (vmcs_read32(VMCS_GUEST_CS_AR) & SEG_AR_L);
+	if (!long_mode) {
+		r->seg_base[0] = vmcs_readl(VMCS_GUEST_ES_BASE);
+		r->seg_base[1] = vmcs_readl(VMCS_GUEST_CS_BASE);
+		r->seg_base[2] = vmcs_readl(VMCS_GUEST_SS_BASE);
+		r->seg_base[3] = vmcs_readl(VMCS_GUEST_DS_BASE);
+	}
 	r->seg_base[4] = vmcs_readl(VMCS_GUEST_FS_BASE);
 	r->seg_base[5] = vmcs_readl(VMCS_GUEST_GS_BASE);
 	r->stack_size = (vmcs_read32(VMCS_GUEST_SS_AR) & SEG_AR_DB) ? 4 : 2; /* ignored in 64-bit mode */

@@ -18,12 +18,17 @@
 #define PTE_NX (1ULL << 63)
 #define ADDR_MASK_64 0x000ffffffffff000ULL
 
+/* Paging-structure entries are naturally aligned, so one load reads one (and atomically,
+ * as the processor's walk does). */
 static int read_entry(u64 gpa, u64 *e, size_t size)
 {
 	*e = 0;
 	if (!memmap_is_ram(gpa, size))
 		return -EINVAL;
-	memcpy(e, hpa_to_ptr(hpa(gpa)), size);
+	if (size == 8)
+		*e = __atomic_load_n((const u64 *)hpa_to_ptr(hpa(gpa)), __ATOMIC_RELAXED);
+	else
+		*e = __atomic_load_n((const u32 *)hpa_to_ptr(hpa(gpa)), __ATOMIC_RELAXED);
 	return 0;
 }
 

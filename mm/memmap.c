@@ -62,6 +62,12 @@ bool memmap_is_ram(u64 gpa, u64 len)
 {
 	if (!len || gpa + len < gpa || memmap_in_hv(gpa, len))
 		return false;
+	/* Guest page walks ask about the same range again and again: try the last hit first.
+	 * The table never changes after boot, so a racy read of the index is harmless. */
+	static u32 last;
+	u32 l = __atomic_load_n(&last, __ATOMIC_RELAXED);
+	if (l < ram_count && ram[l].start <= gpa && gpa + len <= ram[l].end)
+		return true;
 	u32 lo = 0, hi = ram_count;
 	while (lo < hi) {
 		u32 mid = (lo + hi) / 2;
@@ -70,7 +76,10 @@ bool memmap_is_ram(u64 gpa, u64 len)
 		else
 			hi = mid;
 	}
-	return lo < ram_count && ram[lo].start <= gpa && gpa + len <= ram[lo].end;
+	bool ok = lo < ram_count && ram[lo].start <= gpa && gpa + len <= ram[lo].end;
+	if (ok)
+		__atomic_store_n(&last, lo, __ATOMIC_RELAXED);
+	return ok;
 }
 
 u64 memmap_ram_top(void)

@@ -158,7 +158,23 @@ static s64 prepare_pages(u64 gfn, u64 n, const u32 *maps)
 	return 0;
 }
 
-struct apply_ctx { bool narrowed; u64 last_2m; };
+struct apply_ctx {
+	bool narrowed;
+	u64 last_2m;      /* lazy mode: block whose SPPT entry was invalidated */
+	u64 cached_2m;    /* block whose EPT/SPPT leaf tables are cached below */
+	u64 *ept_pt;      /* EPT 4 KiB table of cached_2m (NULL: mapped by a large leaf) */
+	u64 *sppt_leaves; /* SPPT leaf table of cached_2m (NULL: none) */
+};
+
+/* One EPT walk and one SPPT walk per 2 MiB block instead of per page. */
+static void cache_block(struct apply_ctx *ctx, u64 gfn)
+{
+	u64 base = gfn & ~511ULL;
+	ctx->cached_2m = gfn >> 9;
+	u64 *e = leaf_4k(base);
+	ctx->ept_pt = e ? e : NULL;
+	ctx->sppt_leaves = (spp.mode == SPP_MODE_HW && !spp.lazy) ? sppt_leaf_slot(&spp.sppt, base) : NULL;
+}
 
 static void apply_page(void *vctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags)
 {
@@ -166,7 +182,9 @@ static void apply_page(void *vctx, u64 gfn, u32 old_map, u32 new_map, u32 new_fl
 	(void)new_flags;
 	if (old_map & ~new_map)
 		ctx->narrowed = true;
-	u64 *e = leaf_4k(gfn);
+	if ((gfn >> 9) != ctx->cached_2m)
+		cache_block(ctx, gfn);
+	u64 *e = ctx->ept_pt ? ctx->ept_pt + (gfn & 511) : NULL;
 	if (new_map != SPP_MAP_ALL) {
 		BUG_ON(!e); /* prepare_pages split it */
 		u64 v = (*e | EPT_R) & ~EPT_W;
@@ -179,8 +197,10 @@ static void apply_page(void *vctx, u64 gfn, u32 old_map, u32 new_map, u32 new_fl
 	if (spp.mode != SPP_MODE_HW)
 		return;
 	if (!spp.lazy) {
-		if (new_map != SPP_MAP_ALL)
-			sppt_set(&spp.sppt, gfn, new_map);
+		if (new_map != SPP_MAP_ALL) {
+			BUG_ON(!ctx->sppt_leaves); /* prepare_pages built the path */
+			__atomic_store_n(ctx->sppt_leaves + (gfn & 511), sppt_vector(new_map), __ATOMIC_RELEASE);
+		}
 		/* an unprotected page's leaf is not consulted (EPT W=1, bit 61 clear) */
 	} else if ((gfn >> 9) != ctx->last_2m) {
 		sppt_invalidate_2m(&spp.sppt, gfn);
@@ -219,7 +239,7 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 	}
 	if (r)
 		goto out;
-	struct apply_ctx ctx = { .narrowed = false, .last_2m = ~0ULL };
+	struct apply_ctx ctx = { .narrowed = false, .last_2m = ~0ULL, .cached_2m = ~0ULL };
 	spin_lock(&spp.ept->lock);
 	spp_store_apply_set(&spp.store, gfn, n, maps, pflags, apply_page, &ctx);
 	spin_unlock(&spp.ept->lock);

@@ -171,6 +171,11 @@ static u64 *leaf_slot(struct sppt *t, u64 gfn)
 	return &table(t, *l2)[PT_INDEX(gfn << PAGE_SHIFT, 1)];
 }
 
+u64 *sppt_leaf_slot(struct sppt *t, u64 gfn)
+{
+	return leaf_slot(t, gfn);
+}
+
 void sppt_set(struct sppt *t, u64 gfn, u32 map)
 {
 	u64 *v = leaf_slot(t, gfn);

@@ -63,6 +63,10 @@ int sppt_prepare(struct sppt *t, u64 gfn);
  * nothing). In an invalidated block the vector is written but takes effect only with the
  * block's next sppt_fill_2m(), which rewrites it anyway. */
 void sppt_set(struct sppt *t, u64 gfn, u32 map);
+/* The leaf vector slot of gfn (its table must exist: sppt_prepare), NULL otherwise. The 512
+ * slots of a 2 MiB block are contiguous, so a caller updating a run of pages can index
+ * from one lookup. */
+u64 *sppt_leaf_slot(struct sppt *t, u64 gfn);
 
 /* Lazy mode: clears the valid bit of the L2 entry covering gfn's 2 MiB block, keeping its
  * address (and table) for reuse, so the next eligible write there causes an SPP miss. */

@@ -216,18 +216,22 @@ static inline bool vmptrld(hpa_t vmcs)
 	return !fail;
 }
 
+/* VMREAD/VMWRITE branch straight on the failure flags (CF or ZF: "jbe"), so a checked
+ * access costs three instructions on the exit path rather than five. */
 static inline bool vmx_vmread(u64 field, u64 *v)
 {
-	u8 fail;
-	__asm__ __volatile__("vmread %2, %1; setna %0" : "=qm"(fail), "=rm"(*v) : "r"(field) : "cc");
-	return !fail;
+	__asm__ goto("vmread %[f], %[v]\n\tjbe %l[fail]" : [v] "=r"(*v) : [f] "r"(field) : "cc" : fail);
+	return true;
+fail:
+	return false;
 }
 
 static inline bool vmx_vmwrite(u64 field, u64 v)
 {
-	u8 fail;
-	__asm__ __volatile__("vmwrite %2, %1; setna %0" : "=qm"(fail) : "r"(field), "rm"(v) : "cc");
-	return !fail;
+	__asm__ goto("vmwrite %[v], %[f]\n\tjbe %l[fail]" : : [f] "r"(field), [v] "rm"(v) : "cc" : fail);
+	return true;
+fail:
+	return false;
 }
 
 static inline void vmxoff(void) { __asm__ __volatile__("vmxoff" ::: "cc", "memory"); }

@@ -46,7 +46,9 @@ void exit_spp(struct percpu *c);
 
 #define KiB(x) ((u64)(x) << 10)
 #define MiB(x) ((u64)(x) << 20)
-#define W_BASE FAKE_PHYS_BASE              /* the physical window: all guest RAM lives here */
+/* The physical window: all guest RAM lives here. It straddles the 5 GiB line so that the
+ * RAM above it starts out in a 1 GiB EPT leaf. */
+#define W_BASE (5 * SZ_1G - MiB(32))
 #define W_SIZE MiB(72)
 #define W_GFN (W_BASE >> PAGE_SHIFT)
 #define W_PAGES (W_SIZE >> PAGE_SHIFT)
