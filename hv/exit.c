@@ -11,6 +11,7 @@
 #include "log.h"
 #include "panic.h"
 #include "spp/spp.h"
+#include "spp/step.h"
 #include "stats.h"
 #include "vapic.h"
 #include <arch/cpu.h>
@@ -22,8 +23,8 @@ static void exit_exception_nmi(struct percpu *c)
 	u32 info = vmcs_read32(VMCS_RO_EXIT_INTR_INFO);
 	if ((info & INTR_TYPE_MASK) == INTR_TYPE_NMI && (info & INTR_VECTOR_MASK) == VEC_NMI) {
 		nmi_unblock(); /* or the next NMI (a shootdown request) stays pending forever */
-		bool flush = spp_flush_nmi();
-		if (!flush && !vapic_nmi_is_kick(c))
+		bool ipi = spp_flush_nmi() | spp_step_pause_nmi();
+		if (!ipi && !vapic_nmi_is_kick(c))
 			c->nmi_pending = true;
 		return;
 	}
@@ -141,6 +142,17 @@ void vmx_handle_exit(struct guest_regs *regs)
 	c->event_injected = false;
 	c->exits++;
 
+	if (unlikely(c->mtf_selftest)) {
+		/* The first entry was made with MTF set; its first exit must be the MTF exit. */
+		c->mtf_selftest = false;
+		vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) & ~PROC_MONITOR_TRAP_FLAG);
+		spp_step_set_mtf(c->exit_reason == EXIT_REASON_MTF);
+		if (c->exit_reason == EXIT_REASON_MTF)
+			return;
+	}
+	if (unlikely(c->step) && spp_step_exit(c, c->exit_reason))
+		goto out;
+
 	exit_handler_t h = exit_lookup(reason);
 	if (unlikely(!h)) {
 		c->exit_qual = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION);
@@ -149,6 +161,7 @@ void vmx_handle_exit(struct guest_regs *regs)
 		vcpu_stop(c, "unexpected VM exit");
 	}
 	h(c);
+out:
 	if (unlikely(c->vinit_pending))
 		vapic_check_init(c);
 	/* IDT-vectoring information can only be valid for exits that occur during event

@@ -22,6 +22,7 @@
 #include "panic.h"
 #include "percpu.h"
 #include "spp/spp.h"
+#include "spp/step.h"
 #include "traps.h"
 #include "vapic.h"
 #include "vmx.h"
@@ -138,6 +139,9 @@ static s64 core_init(struct tessel_boot_info *bi)
 		return r;
 	traps_init();
 	r = percpu_setup(bi);
+	if (r)
+		return r;
+	r = spp_step_init();
 	if (r)
 		return r;
 	r = spp_init(&bi->config, &guest_ept, vmx_caps.phys_bits);

@@ -12,6 +12,8 @@
 
 /* Guest general-purpose registers, indexed by x86 register number. gpr[GPR_SP] is not
  * saved by the exit path: it is read from/written to the VMCS by vcpu_gpr_read/write. */
+struct spp_step;
+
 enum gpr { GPR_AX, GPR_CX, GPR_DX, GPR_BX, GPR_SP, GPR_BP, GPR_SI, GPR_DI,
 	   GPR_R8, GPR_R9, GPR_R10, GPR_R11, GPR_R12, GPR_R13, GPR_R14, GPR_R15 };
 struct guest_regs { u64 gpr[16]; };
@@ -54,6 +56,8 @@ struct percpu {
 	bool wait_sipi;              /* waiting for a SIPI: runs no guest code */
 	volatile bool vinit_pending; /* a virtual INIT was sent to this vCPU (hv/vapic.c) */
 	volatile s32 vsipi_vector;   /* the SIPI vector it received, -1 while none */
+	bool mtf_selftest;           /* first entry made with MTF set: does MTF fire? */
+	struct spp_step *step;       /* software-SPP single step in progress (spp/step.c) */
 	u8 pending_vector;           /* event-ring notification to inject (0 = none) */
 	u32 exit_reason;             /* basic exit reason of the current exit */
 	u64 exit_qual;

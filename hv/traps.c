@@ -10,6 +10,7 @@
 #include "panic.h"
 #include "percpu.h"
 #include "spp/spp.h"
+#include "spp/step.h"
 #include "traps.h"
 #include "vapic.h"
 
@@ -41,8 +42,8 @@ u64 extable_lookup(u64 rip)
 void trap_handler(struct trap_frame *f)
 {
 	if (f->vector == VEC_NMI) {
-		bool flush = spp_flush_nmi();
-		if (!flush && !vapic_nmi_is_kick(this_cpu()))
+		bool ipi = spp_flush_nmi() | spp_step_pause_nmi();
+		if (!ipi && !vapic_nmi_is_kick(this_cpu()))
 			this_cpu()->nmi_pending = true;
 		return;
 	}

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "panic.h"
 #include "spp/spp.h"
+#include "spp/step.h"
 #include "traps.h"
 #include "vmcs.h"
 #include "vmx.h"
@@ -248,6 +249,13 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	setup_host_state(c);
 	setup_guest_state(l, guest_cr0_real, guest_cr4, fs_base, gs_base);
 
+	if (vmx_has_mtf()) {
+		/* MTF self-test (spp/step.c): is the first exit an MTF exit? */
+		vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) | PROC_MONITOR_TRAP_FLAG);
+		c->mtf_selftest = true;
+	} else {
+		spp_step_set_mtf(false);
+	}
 	c->launched = true;
 	vmx_launch();
 	c->launched = false;

@@ -26,6 +26,7 @@
 #include "mm/guest_mem.h"
 #include "mm/memmap.h"
 #include "spp/spp.h"
+#include "spp/step.h"
 
 struct wctx {
 	struct guest_paging paging;
@@ -172,6 +173,9 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 		vcpu_inject_ud(c);
 	} else if (r == -EMU_GP) {
 		vcpu_inject_gp0(c);
+	} else if (spp.mode == SPP_MODE_SW && !w.mmio &&
+		   spp_step_start(c, gpa >> PAGE_SHIFT, in.len, gpa, gla, in.map == 0 && in.opcode == 0x9c)) {
+		/* Not emulatable: run it once with the page writable (spp/step.c). */
 	} else {
 		/* Not emulatable (or it stores to MMIO): discard the whole instruction. */
 		stat_inc(STAT_SPP_DENIED);

@@ -94,6 +94,9 @@ DEFINE_CR(4)
 static inline void mmio_write32(u64 addr, u32 v) { *(volatile u32 *)(uintptr_t)addr = v; }
 static inline u32 mmio_read32(u64 addr) { return *(volatile u32 *)(uintptr_t)addr; }
 
+static inline u64 read_dr6(void) { u64 v; __asm__ __volatile__("mov %%dr6, %0" : "=r"(v)); return v; }
+static inline void write_dr6(u64 v) { __asm__ __volatile__("mov %0, %%dr6" : : "r"(v)); }
+
 static inline u64 read_dr7(void) { u64 v; __asm__ __volatile__("mov %%dr7, %0" : "=r"(v)); return v; }
 
 static inline u64 read_rflags(void) { u64 v; __asm__ __volatile__("pushfq; popq %0" : "=r"(v)); return v; }

@@ -24,3 +24,5 @@ u32 fake_mmio_read32(u64 addr)
 			return mmio[i].v;
 	return 0;
 }
+
+u64 fake_dr6 = 0xffff0ff0ULL;

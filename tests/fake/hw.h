@@ -219,4 +219,9 @@ static inline u32 mmio_read32(u64 addr) { return fake_mmio_read32(addr); }
 /* Root-mode NMI unblocking (IRET to self): nothing to do on the host. */
 static inline void nmi_unblock(void) {}
 
+/* Debug register 6 (single-step reporting): a plain variable on the host. */
+extern u64 fake_dr6;
+static inline u64 read_dr6(void) { return fake_dr6; }
+static inline void write_dr6(u64 v) { fake_dr6 = v; }
+
 #endif

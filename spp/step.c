@@ -1,0 +1,262 @@
+/*
+ * Single-step of an instruction the emulator does not cover, in software mode.
+ *
+ * The other vCPUs are stopped first (NMI, acknowledged; they spin in root mode), so no other
+ * vCPU ever sees the page writable. The page is saved, mapped writable, and the instruction
+ * runs once: with the monitor trap flag where the boot self-test showed it works, otherwise
+ * with RFLAGS.TF and #DB interception (external interrupts exit meanwhile, so no guest handler
+ * runs while the page is writable). Then:
+ *  - no protected byte changed: the instruction stands, exactly as without protection (what
+ *    hardware SPP would have let through without an exit);
+ *  - a protected byte changed: the whole instruction is undone (the page from the saved copy,
+ *    registers and flags) and skipped, and reported as discarded (kind 3) - the same outcome
+ *    as hardware mode, where the processor stops such a write and the hypervisor cannot
+ *    emulate the instruction.
+ * TF stays invisible: the guest's own TF is restored, a guest-set TF still gets its
+ * single-step #DB (DR6.BS), and the RFLAGS image a stepped PUSHF stored is corrected.
+ * Any other exit during the step (an interrupt or NMI before the instruction, a fault, an
+ * EPT violation elsewhere) undoes the page and lets the instruction run again later.
+ */
+#include <hw.h>
+#include <arch/cpu.h>
+#include <arch/ept.h>
+#include <arch/vmx.h>
+#include "drivers/apic.h"
+#include "hv/log.h"
+#include "hv/stats.h"
+#include "hv/vcpu.h"
+#include "hv/vmcs.h"
+#include "hv/vmx_caps.h"
+#include "lib/string.h"
+#include "mm/guest_mem.h"
+#include "mm/pmm.h"
+#include "spp/spp.h"
+#include "spp/step.h"
+
+#define DR6_BS (1ULL << 14)
+
+struct spp_step {
+	u64 gfn, len, rip, fault_gpa, gla;
+	u64 gpr[16];
+	u64 rflags;
+	bool guest_tf;   /* RFLAGS.TF the guest had */
+	bool used_mtf;
+	bool pushf;      /* the instruction is PUSHF: fix the TF bit it stored */
+	u32 pin, proc, exc_bitmap;
+	u8 *save;        /* the page before the step */
+};
+
+static struct spp_step steps[TESSEL_MAX_CPUS];
+static bool mtf_works = true;
+static volatile bool pause_req[TESSEL_MAX_CPUS];
+static volatile bool paused[TESSEL_MAX_CPUS];
+
+int spp_step_init(void)
+{
+	for (u32 i = 0; i < percpu_count; i++) {
+		hpa_t p = pmm_alloc_page();
+		if (!p.v)
+			return -ENOMEM;
+		steps[i].save = hpa_to_ptr(p);
+	}
+	return 0;
+}
+
+void spp_step_set_mtf(bool works)
+{
+	if (!works && mtf_works && vmx_has_mtf())
+		log_info("monitor trap flag: advertised, but the self-test saw no MTF exit; single-steps use RFLAGS.TF");
+	else if (works && mtf_works)
+		log_debug("monitor trap flag: self-test passed");
+	if (!works)
+		mtf_works = false;
+}
+
+bool spp_step_uses_mtf(void) { return mtf_works && vmx_has_mtf(); }
+
+static bool can_run_guest(const struct percpu *t)
+{
+	return t->launched && !t->halted && !t->wait_sipi;
+}
+
+static void stop_world(struct percpu *me)
+{
+	for (u32 i = 0; i < percpu_count; i++) {
+		struct percpu *t = percpu_array[i];
+		if (t == me || !can_run_guest(t))
+			continue;
+		__atomic_store_n(&pause_req[i], true, __ATOMIC_RELEASE);
+		apic_send_nmi(t->apic_id);
+	}
+	for (u32 i = 0; i < percpu_count; i++) {
+		struct percpu *t = percpu_array[i];
+		if (t == me || !can_run_guest(t))
+			continue;
+		while (!__atomic_load_n(&paused[i], __ATOMIC_ACQUIRE) && can_run_guest(t))
+			cpu_relax();
+	}
+}
+
+static void resume_world(void)
+{
+	for (u32 i = 0; i < percpu_count; i++)
+		__atomic_store_n(&pause_req[i], false, __ATOMIC_RELEASE);
+}
+
+bool spp_step_pause_nmi(void)
+{
+	struct percpu *c = this_cpu();
+	if (!__atomic_load_n(&pause_req[c->index], __ATOMIC_ACQUIRE))
+		return false;
+	__atomic_store_n(&paused[c->index], true, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&pause_req[c->index], __ATOMIC_ACQUIRE))
+		cpu_relax();
+	__atomic_store_n(&paused[c->index], false, __ATOMIC_RELEASE);
+	return true;
+}
+
+static void set_page_writable(u64 gfn, bool writable)
+{
+	int level;
+	spin_lock(&spp.ept->lock);
+	u64 *e = ept_leaf(spp.ept, gfn << PAGE_SHIFT, &level);
+	if (e && level == 1)
+		__atomic_store_n(e, writable ? (*e | EPT_W) : (*e & ~EPT_W), __ATOMIC_RELEASE);
+	spin_unlock(&spp.ept->lock);
+	invept(INVEPT_ALL_CONTEXT, 0);
+}
+
+bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, bool pushf)
+{
+	struct spp_step *st = &steps[c->index];
+	if (!st->save || spp.mode != SPP_MODE_SW)
+		return false;
+	stop_world(c);
+	st->gfn = gfn;
+	st->len = len;
+	st->fault_gpa = fault_gpa;
+	st->gla = gla;
+	st->pushf = pushf;
+	st->rip = vmcs_readl(VMCS_GUEST_RIP);
+	st->rflags = vmcs_readl(VMCS_GUEST_RFLAGS);
+	st->guest_tf = (st->rflags & RFLAGS_TF) != 0;
+	for (unsigned i = 0; i < 16; i++)
+		st->gpr[i] = vcpu_gpr(c, i);
+	memcpy(st->save, hpa_to_ptr(hpa(gfn << PAGE_SHIFT)), PAGE_SIZE);
+	st->pin = vmcs_read32(VMCS_CTRL_PIN_BASED);
+	st->proc = vmcs_read32(VMCS_CTRL_PROC_BASED);
+	st->exc_bitmap = vmcs_read32(VMCS_CTRL_EXCEPTION_BITMAP);
+	st->used_mtf = spp_step_uses_mtf();
+	if (st->used_mtf) {
+		vmcs_write32(VMCS_CTRL_PROC_BASED, st->proc | PROC_MONITOR_TRAP_FLAG);
+	} else {
+		vmcs_writel(VMCS_GUEST_RFLAGS, st->rflags | RFLAGS_TF);
+		vmcs_write32(VMCS_CTRL_EXCEPTION_BITMAP, st->exc_bitmap | (1U << VEC_DB));
+	}
+	/* No guest interrupt handler may run while the page is writable. With IF = 0 none can
+	 * (and exiting on an interrupt the guest cannot take yet would never make progress). */
+	if (st->rflags & RFLAGS_IF)
+		vmcs_write32(VMCS_CTRL_PIN_BASED, st->pin | PIN_EXT_INTR_EXITING);
+	set_page_writable(gfn, true);
+	c->step = st;
+	return true;
+}
+
+/* Did the step change a protected byte of the page? */
+static bool protected_changed(const struct spp_step *st)
+{
+	u32 map, flags;
+	spp_store_get(&spp.store, st->gfn, &map, &flags);
+	const u8 *now = hpa_to_ptr(hpa(st->gfn << PAGE_SHIFT));
+	for (unsigned sp = 0; sp < 32; sp++)
+		if (!(map & (1U << sp)) && !(flags & SPP_PAGE_TRACK) && memcmp(now + sp * 128, st->save + sp * 128, 128))
+			return true;
+	return false;
+}
+
+static void undo_page(const struct spp_step *st)
+{
+	memcpy(hpa_to_ptr(hpa(st->gfn << PAGE_SHIFT)), st->save, PAGE_SIZE);
+}
+
+static void end_step(struct percpu *c, struct spp_step *st)
+{
+	vmcs_write32(VMCS_CTRL_PIN_BASED, st->pin);
+	vmcs_write32(VMCS_CTRL_PROC_BASED, (vmcs_read32(VMCS_CTRL_PROC_BASED) & ~PROC_MONITOR_TRAP_FLAG) |
+					   (st->proc & PROC_MONITOR_TRAP_FLAG));
+	vmcs_write32(VMCS_CTRL_EXCEPTION_BITMAP, st->exc_bitmap);
+	if (!st->used_mtf) {
+		u64 rf = vmcs_readl(VMCS_GUEST_RFLAGS);
+		vmcs_writel(VMCS_GUEST_RFLAGS, st->guest_tf ? (rf | RFLAGS_TF) : (rf & ~RFLAGS_TF));
+	}
+	set_page_writable(st->gfn, false);
+	resume_world();
+	c->step = NULL;
+}
+
+/* A stepped PUSHF stored RFLAGS with our TF: store the guest's own value of the bit. */
+static void fix_pushf(struct percpu *c, const struct spp_step *st)
+{
+	struct guest_paging p;
+	vcpu_guest_paging(&p);
+	u64 rsp = vmcs_readl(VMCS_GUEST_RSP), gpa;
+	u32 pfec;
+	if (guest_walk(&p, rsp, GACC_WRITE, &gpa, &pfec) || (gpa & 1))
+		return;
+	u8 *b = hpa_to_ptr(hpa(gpa + 1)); /* TF is bit 8: bit 0 of the second byte */
+	(void)c;
+	*b = (u8)((*b & ~1U) | (st->guest_tf ? 1U : 0U));
+}
+
+bool spp_step_exit(struct percpu *c, u32 reason)
+{
+	struct spp_step *st = c->step;
+	bool done = false, guest_db = false;
+	u64 db_qual = 0;
+	if (st->used_mtf && reason == EXIT_REASON_MTF) {
+		done = true;
+	} else if (!st->used_mtf && reason == EXIT_REASON_EXCEPTION_NMI) {
+		u32 info = vmcs_read32(VMCS_RO_EXIT_INTR_INFO);
+		if ((info & INTR_TYPE_MASK) == INTR_TYPE_HW_EXCEPTION && (info & INTR_VECTOR_MASK) == VEC_DB) {
+			db_qual = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION);
+			done = (db_qual & DR6_BS) != 0;
+			guest_db = (db_qual & 0x400fULL & ~DR6_BS) != 0; /* a guest breakpoint hit too */
+		}
+	}
+	spin_lock(&spp.lock);
+	if (done) {
+		if (protected_changed(st)) {
+			undo_page(st);
+			for (unsigned i = 0; i < 16; i++)
+				vcpu_set_gpr(c, i, st->gpr[i]);
+			vmcs_writel(VMCS_GUEST_RFLAGS, st->rflags);
+			vmcs_writel(VMCS_GUEST_RIP, st->rip + st->len);
+			stat_inc(STAT_SPP_DENIED);
+			spp_post_event(c, st->fault_gpa, st->rip, st->gla, TESSEL_EV_DISCARDED, 0);
+		} else {
+			stat_inc(STAT_EMULATED_WRITES);
+			if (st->pushf)
+				fix_pushf(c, st);
+		}
+	} else {
+		undo_page(st); /* the instruction did not complete: it runs again later */
+	}
+	end_step(c, st);
+	spin_unlock(&spp.lock);
+
+	if (done && (st->guest_tf || guest_db) && !st->used_mtf) {
+		/* The single-step (and any breakpoint) trap the guest itself asked for. */
+		write_dr6((read_dr6() & ~0x400fULL) | (db_qual & 0x400fULL) | (st->guest_tf ? DR6_BS : 0));
+		vcpu_inject_exception(c, VEC_DB, false, 0);
+	} else if (!done && reason == EXIT_REASON_EXCEPTION_NMI && !st->used_mtf && db_qual) {
+		/* A #DB of the guest's own (breakpoint) before the instruction completed. */
+		write_dr6((read_dr6() & ~0x400fULL) | (db_qual & 0x400fULL));
+		vcpu_inject_exception(c, VEC_DB, false, 0);
+		return true;
+	}
+	if (done)
+		return true;
+	/* An external interrupt that arrived during the step stays pending in the APIC (no
+	 * acknowledge on exit) and is delivered now that interrupt exiting is off again. */
+	return reason == EXIT_REASON_EXTERNAL_INTR;
+}

@@ -1,0 +1,26 @@
+/*
+ * Single-stepping, in software mode, the writing instructions the emulator does not cover
+ * (FXSAVE, XSAVE, FNSTENV, POP to memory, MMX stores, ...), so that writes to the writable
+ * sub-pages of a protected page behave exactly as without protection (ABI.md section 4.4).
+ */
+#ifndef SPP_STEP_H
+#define SPP_STEP_H
+
+#include "hv/percpu.h"
+
+/* Boot: one save page per CPU. */
+int spp_step_init(void);
+/* MTF self-test result (hv/exit.c records it from the first VM exit of each CPU). */
+void spp_step_set_mtf(bool works);
+bool spp_step_uses_mtf(void);
+
+/* Start stepping the instruction at RIP (length len) that wrote to page gfn. Caller holds
+ * spp.lock and releases it before VM entry. False: could not step (caller discards). */
+bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, bool pushf);
+/* Called for every exit while c->step is set: true if the exit was the end of the step
+ * (fully handled); false: the step was undone and the exit must be handled normally. */
+bool spp_step_exit(struct percpu *c, u32 reason);
+/* Other CPUs: an NMI may be a pause request; spin while the world is stopped. */
+bool spp_step_pause_nmi(void);
+
+#endif
