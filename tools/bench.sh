@@ -39,6 +39,7 @@ echo "== side by side: median Bochs instructions (same guest program) =="
 printf '| %-32s | %9s | %9s | %9s |\n' "operation" "hw-eager" "hw-lazy" "sw"
 printf '|----------------------------------|-----------|-----------|-----------|\n'
 for op in "HC_NOP round trip" "CPUID(0) round trip" "SPP_SET, 1 page" "SPP_SET, 512 pages, per page" \
-	"SPP_GET, 512 pages" "denied write (8 bytes)" "allowed write, protected page" "allowed write after SET (miss)"; do
+	"SPP_GET, 512 pages" "denied write (8 bytes)" "allowed write, protected page" "FXSAVE to writable sub-pages" \
+	"allowed write after SET (miss)"; do
 	printf '| %-32s | %9s | %9s | %9s |\n' "$op" "${table[hw-eager|$op]:--}" "${table[hw-lazy|$op]:--}" "${table[sw|$op]:--}"
 done

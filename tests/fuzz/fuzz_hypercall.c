@@ -381,6 +381,34 @@ static void check_gfn(u64 gfn)
 	}
 }
 
+/* Does protecting these pages need table memory: an EPT split, or (hardware mode) an SPPT
+ * path or leaf table that is not there yet? Without that, -ENOMEM is wrong. Called before the
+ * call (a failed call may leave splits and paths behind). */
+static bool page_needs_memory(u64 gfn)
+{
+	int level;
+	if (!ept_walk(gfn << PAGE_SHIFT, &level) || level != 1)
+		return true;
+	if (mode != MODE_HW)
+		return false;
+	u64 addr = spp.sppt.root.v;
+	for (int l = 4; l >= 2; l--) {
+		u64 e = table_at(addr, "SPPT")[(gfn >> (9 * (l - 1))) & 511];
+		addr = e & BITS(PHYS_BITS - 1, 12);
+		if (!addr)
+			return true;
+	}
+	return false;
+}
+
+static bool set_needs_memory(u64 gfn, u64 n, const u32 *maps)
+{
+	for (u64 i = 0; i < n; i++)
+		if (maps[i] != SPP_MAP_ALL && page_needs_memory(gfn + i))
+			return true;
+	return false;
+}
+
 static void check_counts(void)
 {
 	/* Every pmm page in use is accounted for: no table or store memory leaks, also not
@@ -584,8 +612,16 @@ static u64 gen_gfn(struct rd *r)
 	case 9: return (1ULL << 36) - 4 + rd8(r) % 8;
 	case 10: return (1ULL << 52) - 4 + rd8(r) % 8;
 	case 11: return ~0ULL - rd8(r) % 8;
-	case 12: return W_GFN + (u64)(rd8(r) % 36) * 512 + rd8(r) % 3 - 1;
-	case 13: return n_recent ? recent_gfn[rd8(r) % MIN(n_recent, 16U)] + (u64)(s8)rd8(r) % 5 : W_GFN;
+	case 12: { /* around a 2 MiB boundary */
+		u64 blk = rd8(r) % 36;
+		return W_GFN + blk * 512 + rd8(r) % 3 - 1;
+	}
+	case 13: { /* near a page named earlier */
+		if (!n_recent)
+			return W_GFN;
+		u64 g = recent_gfn[rd8(r) % MIN(n_recent, 16U)];
+		return g + rd8(r) % 5 - 2;
+	}
 	case 14: return rdn(r, 8);
 	case 15: return rd8(r);
 	default: return pick_ram_gfn(r);
@@ -903,6 +939,8 @@ static void one_call(struct rd *r)
 	fake_vmcs_set(VMCS_GUEST_INTERRUPTIBILITY, 0);
 	fake_vmcs_set(VMCS_GUEST_SS_AR, cpl == 3 ? 0xc0f3 : 0xc093 | (cpl << 5));
 	u64 invept0 = fake_invept_count();
+	bool need_mem = k == K_SET && cpl == 0 && mode != MODE_OFF && a[1] && a[1] <= TESSEL_MAX_PAGES_PER_CALL &&
+			model_pages_ram(a[0], a[1]) && set_needs_memory(a[0], a[1], maps);
 
 	cpu.exits++;
 	n_vmcalls++;
@@ -955,7 +993,7 @@ static void one_call(struct rd *r)
 		if (k == K_SET && range_ok)
 			for (u64 i = 0; i < n; i++)
 				COND(mflags(gfn + i) & SPP_PAGE_LOCKED, EPERM);
-		if (k == K_SET && starved)
+		if (k == K_SET && starved && need_mem)
 			acc |= ACC(ENOMEM);
 	} else if (k == K_EVENTS) {
 		if (mode == MODE_OFF) {

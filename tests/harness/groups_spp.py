@@ -81,3 +81,32 @@ SPP_GROUPS = [
                  ('hypervisor uses the software path', _P['hv_sw'])],
          reject=_COMMON_REJECT),
 ]
+
+# spp_step.efi (tests/guest/spp_step.c): the writes the emulator does not cover (FXSAVE,
+# FXSAVE64, FNSTENV, PUSHF, POP m64), a guest-set TF over them, and an AP reading the
+# protected sub-pages meanwhile. Software mode single-steps them (spp/step.c); with hardware
+# SPP the writable-sub-page ones never exit. Same program, same outcome, three modes.
+_STEP = 'next=\\tests\\spp_step.efi'
+SPP_GROUPS += [
+    dict(name='spp-step-hw', emu='bochs', model='corei7_icelake_u', cpus=2,
+         cfg=_cfg('# un-emulated writes, hardware SPP (default configuration)', _STEP),
+         tap=True, timeout=150,
+         expect=[('hypervisor started', _P['started']),
+                 ('hypervisor uses hardware SPP with an eager SPPT', _P['hv_eager']),
+                 ('guest sees TESSEL_F_SPP_HW', _P['guest_hw'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-step-sw', emu='bochs', model='corei7_skylake_x', cpus=2,
+         cfg=_cfg('# un-emulated writes single-stepped, software enforcement (no SPP in the processor)', _STEP),
+         tap=True, timeout=150,
+         expect=[('hypervisor started', _P['started']),
+                 ('hypervisor uses software enforcement', _P['hv_sw']),
+                 ('guest sees TESSEL_F_SPP_SW', _P['guest_sw'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-step-sw-icelake', emu='bochs', model='corei7_icelake_u', cpus=2,
+         cfg=_cfg('# un-emulated writes single-stepped, software enforcement forced on Ice Lake', _STEP, 'spp=sw'),
+         tap=True, timeout=150,
+         expect=[('hypervisor started', _P['started']),
+                 ('hypervisor uses software enforcement', _P['hv_sw']),
+                 ('guest sees TESSEL_F_SPP_SW', _P['guest_sw'])],
+         reject=_COMMON_REJECT),
+]
