@@ -20,6 +20,7 @@
 #include <hw.h>
 #include <arch/cpu.h>
 #include <arch/ept.h>
+#include <arch/msr.h>
 #include <arch/vmx.h>
 #include "drivers/apic.h"
 #include "hv/log.h"
@@ -29,6 +30,7 @@
 #include "hv/vmx_caps.h"
 #include "lib/string.h"
 #include "mm/guest_mem.h"
+#include "mm/memmap.h"
 #include "mm/pmm.h"
 #include "spp/spp.h"
 #include "spp/step.h"
@@ -151,7 +153,9 @@ bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, 
 		vmcs_write32(VMCS_CTRL_PROC_BASED, st->proc | PROC_MONITOR_TRAP_FLAG);
 	} else {
 		vmcs_writel(VMCS_GUEST_RFLAGS, st->rflags | RFLAGS_TF);
-		vmcs_write32(VMCS_CTRL_EXCEPTION_BITMAP, st->exc_bitmap | (1U << VEC_DB));
+		/* Every exception exits during the step: no guest handler may run while the page
+		 * is writable (the exception is delivered after the page is restored). */
+		vmcs_write32(VMCS_CTRL_EXCEPTION_BITMAP, 0xffffffffU);
 	}
 	/* No guest interrupt handler may run while the page is writable. With IF = 0 none can
 	 * (and exiting on an interrupt the guest cannot take yet would never make progress). */
@@ -162,16 +166,29 @@ bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, 
 	return true;
 }
 
-/* Did the step change a protected byte of the page? */
-static bool protected_changed(const struct spp_step *st)
+/* What the step did to protected bytes of the page: on a DENY page, whether any changed;
+ * on a TRACK page, how many changed and the first one (they stand, and are reported). */
+struct step_effect { bool denied; u32 tracked; u64 first_tracked; };
+
+static struct step_effect step_effect(const struct spp_step *st)
 {
+	struct step_effect fx = { false, 0, 0 };
 	u32 map, flags;
 	spp_store_get(&spp.store, st->gfn, &map, &flags);
 	const u8 *now = hpa_to_ptr(hpa(st->gfn << PAGE_SHIFT));
-	for (unsigned sp = 0; sp < 32; sp++)
-		if (!(map & (1U << sp)) && !(flags & SPP_PAGE_TRACK) && memcmp(now + sp * 128, st->save + sp * 128, 128))
-			return true;
-	return false;
+	for (unsigned sp = 0; sp < 32; sp++) {
+		if ((map & (1U << sp)) || !memcmp(now + sp * 128, st->save + sp * 128, 128))
+			continue;
+		if (!(flags & SPP_PAGE_TRACK)) {
+			fx.denied = true;
+			return fx;
+		}
+		for (unsigned b = sp * 128; b < sp * 128 + 128; b++) {
+			if (now[b] != st->save[b] && !fx.tracked++)
+				fx.first_tracked = (st->gfn << PAGE_SHIFT) + b;
+		}
+	}
+	return fx;
 }
 
 static void undo_page(const struct spp_step *st)
@@ -194,49 +211,83 @@ static void end_step(struct percpu *c, struct spp_step *st)
 	c->step = NULL;
 }
 
-/* A stepped PUSHF stored RFLAGS with our TF: store the guest's own value of the bit. */
-static void fix_pushf(struct percpu *c, const struct spp_step *st)
+/* The byte of the RFLAGS image a stepped PUSHF stored that holds TF (bit 8), as a
+ * guest-physical address: SS.base + RSP + 1 outside 64-bit mode (SDM 6.2.1); 0 if unmapped. */
+static u64 pushf_tf_byte(void)
 {
 	struct guest_paging p;
 	vcpu_guest_paging(&p);
-	u64 rsp = vmcs_readl(VMCS_GUEST_RSP), gpa;
+	u64 rsp = vmcs_readl(VMCS_GUEST_RSP), la, gpa;
+	bool long_mode = (p.efer & EFER_LMA) && (vmcs_read32(VMCS_GUEST_CS_AR) & SEG_AR_L);
+	if (long_mode) {
+		la = rsp + 1;
+	} else {
+		u64 mask = (vmcs_read32(VMCS_GUEST_SS_AR) & SEG_AR_DB) ? 0xffffffffULL : 0xffffULL;
+		la = (vmcs_readl(VMCS_GUEST_SS_BASE) + ((rsp + 1) & mask)) & 0xffffffffULL;
+	}
 	u32 pfec;
-	if (guest_walk(&p, rsp, GACC_WRITE, &gpa, &pfec) || (gpa & 1))
-		return;
-	u8 *b = hpa_to_ptr(hpa(gpa + 1)); /* TF is bit 8: bit 0 of the second byte */
-	(void)c;
-	*b = (u8)((*b & ~1U) | (st->guest_tf ? 1U : 0U));
+	if (guest_walk(&p, la, GACC_WRITE, &gpa, &pfec) || !memmap_is_ram(gpa, 1))
+		return 0;
+	return gpa;
+}
+
+static void discard(struct percpu *c, struct spp_step *st)
+{
+	undo_page(st);
+	for (unsigned i = 0; i < 16; i++)
+		vcpu_set_gpr(c, i, st->gpr[i]);
+	vmcs_writel(VMCS_GUEST_RFLAGS, st->rflags);
+	vmcs_writel(VMCS_GUEST_RIP, st->rip + st->len);
+	stat_inc(STAT_SPP_DENIED);
+	spp_post_event(c, st->fault_gpa, st->rip, st->gla, TESSEL_EV_DISCARDED, 0);
 }
 
 bool spp_step_exit(struct percpu *c, u32 reason)
 {
 	struct spp_step *st = c->step;
-	bool done = false, guest_db = false;
+	bool done = false, handled = false;
 	u64 db_qual = 0;
+	u32 info = 0;
 	if (st->used_mtf && reason == EXIT_REASON_MTF) {
 		done = true;
-	} else if (!st->used_mtf && reason == EXIT_REASON_EXCEPTION_NMI) {
-		u32 info = vmcs_read32(VMCS_RO_EXIT_INTR_INFO);
-		if ((info & INTR_TYPE_MASK) == INTR_TYPE_HW_EXCEPTION && (info & INTR_VECTOR_MASK) == VEC_DB) {
+	} else if (reason == EXIT_REASON_EXCEPTION_NMI) {
+		info = vmcs_read32(VMCS_RO_EXIT_INTR_INFO);
+		if (!st->used_mtf && (info & INTR_TYPE_MASK) == INTR_TYPE_HW_EXCEPTION && (info & INTR_VECTOR_MASK) == VEC_DB) {
 			db_qual = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION);
 			done = (db_qual & DR6_BS) != 0;
-			guest_db = (db_qual & 0x400fULL & ~DR6_BS) != 0; /* a guest breakpoint hit too */
 		}
 	}
 	spin_lock(&spp.lock);
 	if (done) {
-		if (protected_changed(st)) {
-			undo_page(st);
-			for (unsigned i = 0; i < 16; i++)
-				vcpu_set_gpr(c, i, st->gpr[i]);
-			vmcs_writel(VMCS_GUEST_RFLAGS, st->rflags);
-			vmcs_writel(VMCS_GUEST_RIP, st->rip + st->len);
-			stat_inc(STAT_SPP_DENIED);
-			spp_post_event(c, st->fault_gpa, st->rip, st->gla, TESSEL_EV_DISCARDED, 0);
+		struct step_effect fx = step_effect(st);
+		u64 tf_byte = st->pushf ? pushf_tf_byte() : 0;
+		if (fx.denied || (st->pushf && tf_byte && !spp_gpa_writable(tf_byte - 1, 2))) {
+			/* It wrote protected bytes (a PUSHF slot in a protected sub-page counts even
+			 * if the bytes did not change): the whole instruction is discarded. */
+			discard(c, st);
 		} else {
 			stat_inc(STAT_EMULATED_WRITES);
-			if (st->pushf)
-				fix_pushf(c, st);
+			if (tf_byte) {
+				u8 *b = hpa_to_ptr(hpa(tf_byte));
+				*b = (u8)((*b & ~1U) | (st->guest_tf ? 1U : 0U));
+			}
+			if (fx.tracked) {
+				stat_inc(STAT_SPP_TRACKED);
+				spp_post_event(c, fx.first_tracked, st->rip, 0, TESSEL_EV_TRACKED, (u16)MIN(fx.tracked, 0xffffU));
+			}
+		}
+		handled = true;
+	} else if (reason == EXIT_REASON_EPT_VIOLATION) {
+		u64 gpa = vmcs_read64(VMCS_RO_GUEST_PHYS_ADDR);
+		u32 map, flags;
+		spp_store_get(&spp.store, gpa >> PAGE_SHIFT, &map, &flags);
+		if ((gpa >> PAGE_SHIFT) != st->gfn && map != SPP_MAP_ALL) {
+			/* It also writes another protected page: one step can open only one page, so
+			 * the instruction can never complete this way: discard it. */
+			discard(c, st);
+			handled = true;
+		} else {
+			undo_page(st);
 		}
 	} else {
 		undo_page(st); /* the instruction did not complete: it runs again later */
@@ -244,18 +295,32 @@ bool spp_step_exit(struct percpu *c, u32 reason)
 	end_step(c, st);
 	spin_unlock(&spp.lock);
 
-	if (done && (st->guest_tf || guest_db) && !st->used_mtf) {
-		/* The single-step (and any breakpoint) trap the guest itself asked for. */
-		write_dr6((read_dr6() & ~0x400fULL) | (db_qual & 0x400fULL) | (st->guest_tf ? DR6_BS : 0));
-		vcpu_inject_exception(c, VEC_DB, false, 0);
-	} else if (!done && reason == EXIT_REASON_EXCEPTION_NMI && !st->used_mtf && db_qual) {
-		/* A #DB of the guest's own (breakpoint) before the instruction completed. */
-		write_dr6((read_dr6() & ~0x400fULL) | (db_qual & 0x400fULL));
-		vcpu_inject_exception(c, VEC_DB, false, 0);
+	if (done) {
+		/* Only the guest's own debug conditions reach its DR6: breakpoints always, BS only if
+		 * the guest itself had TF set. */
+		bool guest_bp = (db_qual & 0xfULL) != 0;
+		if (!st->used_mtf && (st->guest_tf || guest_bp)) {
+			write_dr6((read_dr6() & ~0x400fULL) | (db_qual & 0xfULL) | (st->guest_tf ? DR6_BS : 0));
+			vcpu_inject_exception(c, VEC_DB, false, 0);
+		}
 		return true;
 	}
-	if (done)
+	if (handled)
 		return true;
+	if (reason == EXIT_REASON_EXCEPTION_NMI && (info & INTR_TYPE_MASK) == INTR_TYPE_HW_EXCEPTION &&
+	    !st->used_mtf && !(st->exc_bitmap & (1U << (info & 31)))) {
+		/* An exception that exited only because the step intercepts them all (the
+		 * instruction faulted, or a guest breakpoint): deliver it to the guest now that
+		 * the page is restored. One the hypervisor intercepts anyway is the caller's. */
+		u8 vec = (u8)(info & INTR_VECTOR_MASK);
+		if (vec == VEC_PF)
+			write_cr2(vmcs_readl(VMCS_RO_EXIT_QUALIFICATION));
+		if (vec == VEC_DB)
+			write_dr6((read_dr6() & ~0x400fULL) | (vmcs_readl(VMCS_RO_EXIT_QUALIFICATION) & 0xfULL));
+		vcpu_inject_exception(c, vec, (info & INTR_INFO_DELIVER_CODE) != 0,
+				      (info & INTR_INFO_DELIVER_CODE) ? vmcs_read32(VMCS_RO_EXIT_INTR_ERROR_CODE) : 0);
+		return true;
+	}
 	/* An external interrupt that arrived during the step stays pending in the APIC (no
 	 * acknowledge on exit) and is delivered now that interrupt exiting is off again. */
 	return reason == EXIT_REASON_EXTERNAL_INTR;

@@ -343,6 +343,8 @@ static void step_stack(void)
 
 /* ---- 4: a guest-set TF over a stepped FXSAVE ---- */
 __attribute__((visibility("hidden"))) volatile uint64_t step_db_hits, step_db_rip, step_db_rflags, step_db_dr6;
+/* For the diagnostics: the first 8 bytes of the FXSAVE area as the handler found them. */
+__attribute__((visibility("hidden"))) volatile uint64_t step_db_area, step_db_seen;
 __attribute__((visibility("hidden"))) extern char step_db_entry[];
 /* #DB gate: counts, records RIP / RFLAGS / DR6 of the first hit, clears TF in the frame, IRETQ. */
 __asm__(".text\n"
@@ -359,6 +361,9 @@ __asm__(".text\n"
 	"	movq %rax, step_db_rip(%rip)\n"
 	"	movq 24(%rsp), %rax\n"
 	"	movq %rax, step_db_rflags(%rip)\n"
+	"	movq step_db_area(%rip), %rax\n"
+	"	movq (%rax), %rax\n"
+	"	movq %rax, step_db_seen(%rip)\n"
 	"1:	andq $~0x100, 24(%rsp)\n"
 	"	lock incq step_db_hits(%rip)\n"
 	"	popq %rax\n"
@@ -373,7 +378,7 @@ struct dgate {
 static struct dgate db_idt[256] __attribute__((aligned(4096)));
 
 struct tfr {
-	uint64_t hits, rip, dr6, fl, after, rflags_in_handler;
+	uint64_t hits, rip, dr6, fl, after, rflags_in_handler, seen, before;
 };
 
 /* Saves into ref (TF = 0), then sets TF and FXSAVEs into tgt; interrupts off throughout. */
@@ -381,7 +386,9 @@ static void tf_run(void *ref, volatile void *tgt, struct tfr *o)
 {
 	const void *pg = (const void *)((uintptr_t)tgt & ~4095ull);
 	step_db_hits = 0;
-	step_db_rip = step_db_rflags = step_db_dr6 = 0;
+	step_db_rip = step_db_rflags = step_db_dr6 = step_db_seen = 0;
+	step_db_area = (uint64_t)(uintptr_t)tgt;
+	o->before = *(volatile uint64_t *)tgt;
 	__asm__ __volatile__("leaq 2f(%%rip), %[after]\n\tpushfq\n\tcli\n\txorl %%eax, %%eax\n\tmovq %%rax, %%dr6\n\t"
 			     "fxsave (%[ref])\n\tinvlpg (%[pg])\n\tpushfq\n\torq $0x100, (%%rsp)\n\tpopfq\n\t"
 			     "fxsave (%[t])\n"
@@ -393,6 +400,16 @@ static void tf_run(void *ref, volatile void *tgt, struct tfr *o)
 	o->rip = step_db_rip;
 	o->dr6 = step_db_dr6;
 	o->rflags_in_handler = step_db_rflags;
+	o->seen = step_db_seen;
+}
+
+static void tf_diag(const char *what, const struct tfr *o)
+{
+	tap_diag("%s: %llu #DB, RIP after%lld, DR6 0x%llx, interrupted RFLAGS 0x%llx, RFLAGS afterwards 0x%llx; area[0..7] "
+		 "before 0x%016llx, in the handler 0x%016llx",
+		 what, (unsigned long long)o->hits, (long long)(o->rip - o->after), (unsigned long long)o->dr6,
+		 (unsigned long long)o->rflags_in_handler, (unsigned long long)o->fl, (unsigned long long)o->before,
+		 (unsigned long long)o->seen);
 }
 
 static void step_tf(void)
@@ -424,12 +441,15 @@ static void step_tf(void)
 	lidt(&n);
 	tf_run(st.r2 + 512, st.r + off, &ref); /* reference: unprotected page */
 	ev_drain(st.ring);
+	struct stats s0, s1;
+	stats_get(&s0);
 	tf_run(cmp, st.p + off, &pro);         /* protected page, writable sub-pages */
+	stats_get(&s1);
 	lidt(&old);
 
 	char why[300] = "";
 	if (ref.hits != 1 || ref.rip != ref.after || !(ref.dr6 & DR6_BS) || (ref.fl & RFLAGS_TF))
-		fmt_snprintf(why, sizeof(why), "%llu #DB, RIP after+%lld, DR6 0x%llx, TF afterwards %d",
+		fmt_snprintf(why, sizeof(why), "%llu #DB, RIP after%lld, DR6 0x%llx, TF afterwards %d",
 			     (unsigned long long)ref.hits, (long long)(ref.rip - ref.after), (unsigned long long)ref.dr6,
 			     !!(ref.fl & RFLAGS_TF));
 	sok(!why[0], "reference (unprotected page): TF set before FXSAVE gives one #DB at the next instruction with DR6.BS (DR6 0x%llx)%s%s",
@@ -440,8 +460,9 @@ static void step_tf(void)
 		fmt_snprintf(why, sizeof(why), "%llu #DB (reference %llu)%s", (unsigned long long)pro.hits,
 			     (unsigned long long)ref.hits, pro.hits ? "" : ": the guest's single-step trap was lost");
 	else if (pro.rip - pro.after != ref.rip - ref.after)
-		fmt_snprintf(why, sizeof(why), "#DB at RIP after%lld (reference after%lld)", (long long)(pro.rip - pro.after),
-			     (long long)(ref.rip - ref.after));
+		fmt_snprintf(why, sizeof(why), "#DB at RIP after%lld (reference after%lld)%s", (long long)(pro.rip - pro.after),
+			     (long long)(ref.rip - ref.after),
+			     pro.seen == pro.before ? "; the handler found the area unwritten: the #DB came before FXSAVE ran" : "");
 	else if (!(pro.dr6 & DR6_BS))
 		fmt_snprintf(why, sizeof(why), "DR6 0x%llx without BS", (unsigned long long)pro.dr6);
 	else if (pro.dr6 != ref.dr6)
@@ -454,6 +475,15 @@ static void step_tf(void)
 		fmt_snprintf(why, sizeof(why), "TF still set afterwards (RFLAGS 0x%llx)", (unsigned long long)pro.fl);
 	sok(!why[0], "protected page: TF set before FXSAVE gives exactly one #DB after it, DR6 and RFLAGS as in the reference%s%s",
 	    why[0] ? ": " : "", why);
+	if (why[0]) {
+		tf_diag("reference", &ref);
+		tf_diag("protected", &pro);
+		tap_diag("protected run: exits +%llu, EPT violations +%llu, emulated writes +%llu, denied +%llu",
+			 (unsigned long long)sdelta(&s0, &s1, TESSEL_STAT_EXITS),
+			 (unsigned long long)sdelta(&s0, &s1, TESSEL_STAT_EPT_VIOLATIONS),
+			 (unsigned long long)sdelta(&s0, &s1, TESSEL_STAT_EMULATED_WRITES),
+			 (unsigned long long)sdelta(&s0, &s1, TESSEL_STAT_SPP_DENIED));
+	}
 
 	unsigned first = 0, ad = mem_diff(st.p + off, cmp, 512, &first);
 	mem_copy(st.exp + off, cmp, 512);

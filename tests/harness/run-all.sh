@@ -6,7 +6,8 @@
 # points (cmocka tests, TAP points, pattern checks). Exit status 1 on any failure.
 #
 # Filtering: TESTS=foundation,badcfg make test   runs only those system groups (the name
-# "unit" selects the unit tests; without "unit" in TESTS they are skipped). MODEL=... sets the
+# "unit" selects the unit tests and "fuzz" the short fuzzer run; without them in TESTS they
+# are skipped). MODEL=... sets the
 # Bochs CPU model for groups that do not fix one (e.g. MODEL=corei7_skylake_x: no SPP).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,11 +50,24 @@ if want unit; then
 	fi
 fi
 
+# The hypercall fuzzer, short and deterministic (the long run is `make fuzz`): one test point.
+if want fuzz; then
+	out=$(make -s -C "$root" fuzz-short 2>&1) && ok=1 || ok=0
+	printf '%s\n' "$out" | tail -n 3
+	if [ "$ok" = 1 ] && grep -q '^fuzz: [0-9]* runs, 0 crashes' <<<"$out"; then
+		echo "fuzz: 1 passed, 0 failed"
+		pass=$((pass + 1))
+	else
+		echo "fuzz: 0 passed, 1 failed"
+		fail=$((fail + 1))
+	fi
+fi
+
 groups=()
 if [ -n "${TESTS:-}" ]; then
 	IFS=, read -r -a names <<<"$TESTS"
 	for n in "${names[@]}"; do
-		[ -n "$n" ] && [ "$n" != unit ] && groups+=("$n")
+		[ -n "$n" ] && [ "$n" != unit ] && [ "$n" != fuzz ] && groups+=("$n")
 	done
 fi
 if [ -z "${TESTS:-}" ] || [ ${#groups[@]} -gt 0 ]; then
