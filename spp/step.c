@@ -148,6 +148,10 @@ bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, 
 	st->pin = vmcs_read32(VMCS_CTRL_PIN_BASED);
 	st->proc = vmcs_read32(VMCS_CTRL_PROC_BASED);
 	st->exc_bitmap = vmcs_read32(VMCS_CTRL_EXCEPTION_BITMAP);
+	/* The instruction faulted (EPT violation): no single-step trap can be pending for it.
+	 * Bochs 2.7 nevertheless saves BS there on such exits when TF is set; entering with it
+	 * would deliver the #DB before the instruction runs (SDM 27.3.4: fault-like exits). */
+	vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC) & ~DR6_BS);
 	st->used_mtf = spp_step_uses_mtf();
 	if (st->used_mtf) {
 		vmcs_write32(VMCS_CTRL_PROC_BASED, st->proc | PROC_MONITOR_TRAP_FLAG);
@@ -254,7 +258,8 @@ bool spp_step_exit(struct percpu *c, u32 reason)
 		info = vmcs_read32(VMCS_RO_EXIT_INTR_INFO);
 		if (!st->used_mtf && (info & INTR_TYPE_MASK) == INTR_TYPE_HW_EXCEPTION && (info & INTR_VECTOR_MASK) == VEC_DB) {
 			db_qual = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION);
-			done = (db_qual & DR6_BS) != 0;
+			/* The step's trap comes after the instruction: RIP has moved. */
+			done = (db_qual & DR6_BS) && vmcs_readl(VMCS_GUEST_RIP) != st->rip;
 		}
 	}
 	spin_lock(&spp.lock);

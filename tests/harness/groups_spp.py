@@ -109,4 +109,15 @@ SPP_GROUPS += [
                  ('hypervisor uses software enforcement', _P['hv_sw']),
                  ('guest sees TESSEL_F_SPP_SW', _P['guest_sw'])],
          reject=_COMMON_REJECT),
+    # Straddling writes across every boundary (software mode byte-precise; issue 4).
+    dict(name='spp-straddle-sw', emu='bochs', model='corei7_skylake_x', cpus=2,
+         cfg=_cfg('# straddling writes, software enforcement', 'next=\\tests\\spp_straddle.efi'),
+         tap=True, timeout=180,
+         expect=[('hypervisor uses software enforcement', _P['hv_sw'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-straddle-hw', emu='bochs', model='corei7_icelake_u', cpus=2,
+         cfg=_cfg('# straddling writes, hardware SPP', 'next=\\tests\\spp_straddle.efi'),
+         tap=True, timeout=180,
+         expect=[('hypervisor uses hardware SPP', _P['hv_eager'])],
+         reject=_COMMON_REJECT),
 ]
