@@ -37,6 +37,14 @@ static void exit_intr_window(struct percpu *c)
 	vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) & ~PROC_INTR_WINDOW_EXITING);
 }
 
+/* The preemption timer is only armed for an event-delivery step (spp/step.c), which handles
+ * its expiry; one left over from an aborted step needs nothing more. */
+static void exit_preempt_timer(struct percpu *c)
+{
+	(void)c;
+	vmcs_write32(VMCS_CTRL_PIN_BASED, vmcs_read32(VMCS_CTRL_PIN_BASED) & ~PIN_PREEMPTION_TIMER);
+}
+
 static void exit_nmi_window(struct percpu *c)
 {
 	(void)c; /* the pending NMI is injected below, on the way back in */
@@ -74,6 +82,7 @@ const exit_handler_t exit_handlers[EXIT_REASON_MAX] = {
 	[EXIT_REASON_XSETBV] = exit_xsetbv,
 	[EXIT_REASON_VMFUNC] = exit_vmx_insn,
 	[EXIT_REASON_SPP] = exit_spp,
+	[EXIT_REASON_PREEMPT_TIMER] = exit_preempt_timer,
 };
 
 #define DURING_DELIVERY (BIT(EXIT_REASON_EXCEPTION_NMI) | BIT(EXIT_REASON_TRIPLE_FAULT) | \

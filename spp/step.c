@@ -38,6 +38,7 @@
 #define DR6_BS (1ULL << 14)
 
 struct spp_step {
+	bool delivery;   /* an event delivery, not an instruction (spp_step_delivery) */
 	u64 gfn, len, rip, fault_gpa, gla;
 	u64 gpr[16];
 	u64 rflags;
@@ -145,6 +146,7 @@ bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, 
 	for (unsigned i = 0; i < 16; i++)
 		st->gpr[i] = vcpu_gpr(c, i);
 	memcpy(st->save, hpa_to_ptr(hpa(gfn << PAGE_SHIFT)), PAGE_SIZE);
+	st->delivery = false;
 	st->pin = vmcs_read32(VMCS_CTRL_PIN_BASED);
 	st->proc = vmcs_read32(VMCS_CTRL_PROC_BASED);
 	st->exc_bitmap = vmcs_read32(VMCS_CTRL_EXCEPTION_BITMAP);
@@ -168,6 +170,40 @@ bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, 
 	set_page_writable(gfn, true);
 	c->step = st;
 	return true;
+}
+
+/*
+ * An event delivery (interrupt or exception frame) that wrote a writable sub-page of a page
+ * with protected sub-pages, in software mode. The event is re-injected with the page writable
+ * (other vCPUs stopped) and the VMX-preemption timer at 0: the exit comes once the event has
+ * been delivered, before the handler's first instruction (SDM 25.5.1). The frame stands;
+ * protected bytes it reached are restored and reported.
+ */
+bool spp_step_delivery(struct percpu *c, u64 gfn, u64 fault_gpa, u64 gla)
+{
+	struct spp_step *st = &steps[c->index];
+	if (!st->save || spp.mode != SPP_MODE_SW || !vmx_allows(vmx_caps.pin, PIN_PREEMPTION_TIMER))
+		return false;
+	stop_world(c);
+	st->delivery = true;
+	st->gfn = gfn;
+	st->len = 0;
+	st->fault_gpa = fault_gpa;
+	st->gla = gla;
+	st->pushf = false;
+	st->rip = vmcs_readl(VMCS_GUEST_RIP);
+	st->rflags = vmcs_readl(VMCS_GUEST_RFLAGS);
+	st->guest_tf = false;
+	st->used_mtf = true; /* nothing of TF or #DB is touched */
+	memcpy(st->save, hpa_to_ptr(hpa(gfn << PAGE_SHIFT)), PAGE_SIZE);
+	st->pin = vmcs_read32(VMCS_CTRL_PIN_BASED);
+	st->proc = vmcs_read32(VMCS_CTRL_PROC_BASED);
+	st->exc_bitmap = vmcs_read32(VMCS_CTRL_EXCEPTION_BITMAP);
+	vmcs_write32(VMCS_GUEST_PREEMPT_TIMER, 0);
+	vmcs_write32(VMCS_CTRL_PIN_BASED, st->pin | PIN_PREEMPTION_TIMER);
+	set_page_writable(gfn, true);
+	c->step = st;
+	return true; /* the caller lets the interrupted event be re-injected */
 }
 
 /* What the step did to protected bytes of the page: on a DENY page, whether any changed;
@@ -261,6 +297,29 @@ bool spp_step_exit(struct percpu *c, u32 reason)
 			/* The step's trap comes after the instruction: RIP has moved. */
 			done = (db_qual & DR6_BS) && vmcs_readl(VMCS_GUEST_RIP) != st->rip;
 		}
+	}
+	if (st->delivery) {
+		/* The delivery completed if the preemption timer fired; anything else (another
+		 * page of the frame, an NMI) leaves the event to be delivered again. */
+		spin_lock(&spp.lock);
+		const u8 *now = hpa_to_ptr(hpa(st->gfn << PAGE_SHIFT));
+		u32 map, flags, restored = 0;
+		u64 first = 0;
+		spp_store_get(&spp.store, st->gfn, &map, &flags);
+		for (unsigned b = 0; b < PAGE_SIZE; b++) {
+			if (((map >> (b / 128)) & 1) || (flags & SPP_PAGE_TRACK) || now[b] == st->save[b])
+				continue;
+			if (!restored++)
+				first = (st->gfn << PAGE_SHIFT) + b;
+			((u8 *)hpa_to_ptr(hpa(st->gfn << PAGE_SHIFT)))[b] = st->save[b];
+		}
+		if (restored) {
+			stat_inc(STAT_SPP_DENIED);
+			spp_post_event(c, first, st->rip, 0, TESSEL_EV_DENIED, (u16)MIN(restored, 0xffffU));
+		}
+		end_step(c, st);
+		spin_unlock(&spp.lock);
+		return reason == EXIT_REASON_PREEMPT_TIMER;
 	}
 	spin_lock(&spp.lock);
 	if (done) {

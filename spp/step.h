@@ -17,6 +17,9 @@ bool spp_step_uses_mtf(void);
 /* Start stepping the instruction at RIP (length len) that wrote to page gfn. Caller holds
  * spp.lock and releases it before VM entry. False: could not step (caller discards). */
 bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, bool pushf);
+/* An event delivery (vectored event) wrote page gfn at a writable byte: deliver it again
+ * with the page writable for this vCPU only (caller holds spp.lock). False: not possible. */
+bool spp_step_delivery(struct percpu *c, u64 gfn, u64 fault_gpa, u64 gla);
 /* Called for every exit while c->step is set: true if the exit was the end of the step
  * (fully handled); false: the step was undone and the exit must be handled normally. */
 bool spp_step_exit(struct percpu *c, u32 reason);

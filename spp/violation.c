@@ -142,6 +142,28 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	struct insn in;
 	u64 rip = vmcs_readl(VMCS_GUEST_RIP);
 	u64 gla = (qual & EPT_QUAL_GLA_VALID) ? vmcs_readl(VMCS_RO_GUEST_LINEAR_ADDR) : 0;
+	u32 vectoring = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
+	if (vectoring & INTR_INFO_VALID) {
+		/* The processor was delivering an event (pushing its frame), not executing the
+		 * instruction at RIP. */
+		bool byte_writable = (map >> ((gpa >> 7) & 31)) & 1;
+		if (byte_writable && spp_step_delivery(c, gpa >> PAGE_SHIFT, gpa, gla)) {
+			spin_unlock(&spp.lock);
+			return true; /* the event is re-injected (hv/exit.c) with the page open */
+		}
+		/* The frame would land on protected bytes: the delivery cannot complete, as on
+		 * hardware when a frame write faults: a double fault (or, delivering one, a
+		 * triple fault). */
+		stat_inc(STAT_SPP_DENIED);
+		spp_post_event(c, gpa, rip, gla, TESSEL_EV_DENIED, 0);
+		spin_unlock(&spp.lock);
+		if ((vectoring & INTR_TYPE_MASK) == INTR_TYPE_HW_EXCEPTION && (vectoring & INTR_VECTOR_MASK) == VEC_DF) {
+			exit_triple_fault(c);
+			return true;
+		}
+		vcpu_inject_exception(c, VEC_DF, true, 0);
+		return true;
+	}
 	if (vcpu_decode_current(&in)) {
 		/* Without a length the instruction cannot even be skipped. */
 		spp_post_event(c, gpa, rip, gla, TESSEL_EV_DISCARDED, 0);

@@ -120,6 +120,7 @@
 #define VMCS_GUEST_ACTIVITY_STATE      0x4826U
 #define VMCS_GUEST_SMBASE              0x4828U
 #define VMCS_GUEST_IA32_SYSENTER_CS    0x482AU
+#define VMCS_GUEST_PREEMPT_TIMER       0x482EU
 
 /* Table B-11: 32-bit host-state field */
 #define VMCS_HOST_IA32_SYSENTER_CS     0x4C00U

@@ -120,4 +120,16 @@ SPP_GROUPS += [
          tap=True, timeout=180,
          expect=[('hypervisor uses hardware SPP', _P['hv_eager'])],
          reject=_COMMON_REJECT),
+    # An exception frame pushed onto a page with a protected canary (software mode: the
+    # processor's delivery writes exit and must complete).
+    dict(name='spp-deliver-sw', emu='bochs', model='corei7_skylake_x', cpus=2,
+         cfg=_cfg('# event delivery onto a page with protected sub-pages, software', 'next=\\tests\\spp_deliver.efi'),
+         tap=True, timeout=150,
+         expect=[('hypervisor uses software enforcement', _P['hv_sw'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-deliver-hw', emu='bochs', model='corei7_icelake_u', cpus=2,
+         cfg=_cfg('# event delivery onto a page with protected sub-pages, hardware', 'next=\\tests\\spp_deliver.efi'),
+         tap=True, timeout=150,
+         expect=[('hypervisor uses hardware SPP', _P['hv_eager'])],
+         reject=_COMMON_REJECT),
 ]
