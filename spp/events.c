@@ -31,7 +31,15 @@ void spp_post_event(struct percpu *c, u64 gpa, u64 rip, u64 gla, u16 kind, u16 b
 	u32 head = spp.ring_head;
 	u64 slot = RING_HDR + (u64)(head % spp.ring_capacity) * RING_ENTRY;
 	bool full = (u32)(head - tail) >= spp.ring_capacity;
-	if (full || !spp_gpa_writable(spp.ring_gpa + slot, RING_ENTRY) || !spp_gpa_writable(spp.ring_gpa, 24)) {
+	/* Whether the ring holds protected bytes only changes with a SET: check once per change. */
+	bool ring_clean = spp.ring_checked_gen == spp.store_gen + 1;
+	u64 ring_bytes = RING_HDR + (u64)spp.ring_capacity * RING_ENTRY;
+	if (!ring_clean && ring_bytes <= 4 * PAGE_SIZE && spp_gpa_writable(spp.ring_gpa, ring_bytes)) {
+		spp.ring_checked_gen = spp.store_gen + 1; /* +1: 0 means "never checked" */
+		ring_clean = true;
+	}
+	if (full || (!ring_clean && (!spp_gpa_writable(spp.ring_gpa + slot, RING_ENTRY) ||
+				     !spp_gpa_writable(spp.ring_gpa, 24)))) {
 		if (spp_gpa_writable(spp.ring_gpa + 16, 8)) {
 			volatile u64 *dropped = hpa_to_ptr(hpa(spp.ring_gpa + 16));
 			*dropped = *dropped + 1;
@@ -77,6 +85,7 @@ s64 hc_events_setup(struct percpu *c, struct hc_args *a)
 	spp.ring_capacity = (u32)((pages * PAGE_SIZE - RING_HDR) / RING_ENTRY);
 	spp.ring_head = 0;
 	spp.ring_vector = (u8)vector;
+	spp.ring_checked_gen = 0;
 	*(volatile u32 *)hpa_to_ptr(hpa(gpa + 8)) = spp.ring_capacity;
 	spp.ring_gpa = gpa;
 out:

@@ -240,6 +240,7 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 	if (r)
 		goto out;
 	struct apply_ctx ctx = { .narrowed = false, .last_2m = ~0ULL, .cached_2m = ~0ULL };
+	spp.store_gen++;
 	spin_lock(&spp.ept->lock);
 	spp_store_apply_set(&spp.store, gfn, n, maps, pflags, apply_page, &ctx);
 	spin_unlock(&spp.ept->lock);

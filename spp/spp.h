@@ -29,6 +29,8 @@ struct spp_state {
 	u32 ring_capacity;
 	u32 ring_head;
 	u8 ring_vector;
+	u64 store_gen;            /* bumped by every change of the store (SET) */
+	u64 ring_checked_gen;     /* store_gen when the ring was last found free of protection */
 	bool misconfig_logged;
 };
 

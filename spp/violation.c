@@ -70,21 +70,30 @@ static void store_page(struct wctx *w, u64 gpa, u64 la, const u8 *src, unsigned 
 			((volatile u8 *)dst)[i] = src[i];
 		return;
 	}
-	for (unsigned i = 0; i < n; i++) {
+	/* A run at a time: up to the end of the current sub-page. */
+	for (unsigned i = 0; i < n;) {
 		u64 b = gpa + i;
+		unsigned run = (unsigned)MIN((u64)(n - i), 128 - (b & 127));
 		bool writable = map & (1U << ((b >> 7) & 31));
 		if (!writable && !(flags & SPP_PAGE_TRACK)) {
-			if (!w->denied_bytes++) {
+			if (!w->denied_bytes) {
 				w->denied_gpa = b;
 				w->denied_gla = la + i;
 			}
+			w->denied_bytes += run;
+			i += run;
 			continue;
 		}
-		if (!writable && !w->tracked_bytes++) {
-			w->tracked_gpa = b;
-			w->tracked_gla = la + i;
+		if (!writable) {
+			if (!w->tracked_bytes) {
+				w->tracked_gpa = b;
+				w->tracked_gla = la + i;
+			}
+			w->tracked_bytes += run;
 		}
-		((volatile u8 *)dst)[i] = src[i];
+		for (unsigned k = 0; k < run; k++)
+			((volatile u8 *)dst)[i + k] = src[i + k];
+		i += run;
 	}
 }
 
