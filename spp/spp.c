@@ -130,6 +130,13 @@ static s64 check_map_buffer(u64 gpa, u64 n)
 	return 0;
 }
 
+/* The page range, then the map buffer of n u32 (SET and GET). */
+static s64 check_pages_and_map(u64 gfn, u64 n, u64 map_gpa)
+{
+	s64 r = check_range(gfn, n);
+	return r ? r : check_map_buffer(map_gpa, n);
+}
+
 /* ---- EPT leaf of a page whose permissions change ---- */
 
 static u64 *leaf_4k(u64 gfn)
@@ -220,9 +227,7 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 		return -EINVAL;
 	if ((flags & TESSEL_SPP_TRACK_FLAG) && !(tessel_features() & TESSEL_F_TRACK))
 		return -EOPNOTSUPP;
-	s64 r = check_range(gfn, n);
-	if (!r)
-		r = check_map_buffer(map_gpa, n);
+	s64 r = check_pages_and_map(gfn, n, map_gpa);
 	if (r)
 		return r;
 	spin_lock(&spp.lock);
@@ -259,9 +264,7 @@ s64 hc_spp_get(struct percpu *c, struct hc_args *a)
 		return -ENODEV;
 	if (a->arg[3])
 		return -EINVAL;
-	s64 r = check_range(gfn, n);
-	if (!r)
-		r = check_map_buffer(map_gpa, n);
+	s64 r = check_pages_and_map(gfn, n, map_gpa);
 	if (r)
 		return r;
 	spin_lock(&spp.lock);
