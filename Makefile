@@ -57,7 +57,7 @@ GUEST_EFI := $(GUEST_SRC:tests/guest/%.c=$(B)/guest/%.efi)
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_EFI := $(TOOL_SRC:tools/%.c=$(B)/tools/%.efi)
 
-.PHONY: all test unit systest run bench fuzz clean deps
+.PHONY: all test unit systest run bench fuzz clean deps linux
 all: $(B)/tessel.efi $(B)/tessel-test.efi $(GUEST_EFI) $(TOOL_EFI)
 
 deps:
@@ -139,6 +139,20 @@ $(B)/tools/%.so: $(B)/tools/%.o $(GUEST_LIB_OBJ)
 $(B)/tools/tesselctl.so: $(B)/tools/lib/tesselctl_parse.o
 .PRECIOUS: $(B)/%.so $(B)/guest/%.o $(B)/tools/%.o
 
+# ---- the Linux test guest (tools/linux/README.md) ----
+LX := $(B)/linux
+linux: $(LX)/acpi-loader.efi $(LX)/vmlinuz.efi
+$(LX)/dsdt.h: tools/linux/gen-dsdt.py
+	@mkdir -p $(dir $@)
+	$(Q)python3 $< > $@
+$(LX)/acpi-loader.o: tools/linux/acpi-loader.c $(LX)/dsdt.h
+	@echo '  CC      $<'
+	$(Q)$(CC) $(filter-out -DGNU_EFI_USE_MS_ABI,$(EFI_CFLAGS)) -I$(LX) -c $< -o $@ # its EFIAPI efi_main wants the sysv wrapper ABI
+$(LX)/acpi-loader.so: $(LX)/acpi-loader.o
+	$(Q)$(LD) $(EFI_LDFLAGS) $(EFI_CRT0) $^ -o $@ -lefi -lgnuefi
+$(LX)/vmlinuz.efi: tools/linux/fetch.sh tools/linux/init
+	$(Q)tools/linux/fetch.sh $(LX)
+
 # ---- host unit tests ----
 $(B)/host/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -159,7 +173,7 @@ UNIT_EXTRA_test_tesselctl := tools/lib/tesselctl_parse.c
 unit: $(UNIT_BIN)
 	@tests/harness/run-unit.sh $(UNIT_BIN)
 
-test: deps all $(UNIT_BIN)
+test: deps all $(UNIT_BIN) linux
 	@tests/harness/run-all.sh
 
 run: deps all

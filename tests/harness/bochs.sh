@@ -21,7 +21,7 @@ ata0: enabled=true, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14
 ata0-master: type=disk, path="esp", mode=vvfat
 pci: enabled=1, chipset=i440fx
 vga: extension=vbe, update_freq=5, realtime=0
-cpu: count=$CPUS, quantum=32, ips=50000000, model=$MODEL, reset_on_triple_fault=0, ignore_bad_msrs=1
+cpu: count=$CPUS, quantum=32, ips=50000000, model=$MODEL, reset_on_triple_fault=0, ignore_bad_msrs=1${MSRS:+, msrs="$MSRS"}
 clock: sync=none, time0=local, rtc_sync=0
 log: bochs.log
 debug: action=ignore

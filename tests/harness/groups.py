@@ -100,6 +100,25 @@ GROUPS.append(dict(name='triplefault', emu='bochs', cpus=2,
                    reject=[('the guest did not run on after the fault', r'still running after the fault'),
                            ('no vCPU stopped', r'stopping this vCPU')]))
 
+# Debian's Linux as the guest (issue 5, first step; tools/linux/README.md): it reaches /init
+# with both CPUs (started through the hypervisor's INIT/SIPI), sees the hypervisor flag and
+# powers off, in hardware-SPP and software mode.
+def _linux(name, model):
+    return dict(name=name, emu='bochs', model=model, cpus=2, mem=512,
+                msrs='tools/linux/msrs-misc-enable.def',
+                cfg='next=\\acpi-loader.efi\r\n',
+                copy=[('build/linux/acpi-loader.efi', 'acpi-loader.efi'), ('build/linux/vmlinuz.efi', 'vmlinuz.efi'),
+                      ('build/linux/initrd.img', 'initrd.img'), ('build/linux/cmdline.txt', 'cmdline.txt')],
+                timeout=240, until=r'^GUEST-LINUX-DONE', grace=5,
+                expect=[('hypervisor started', P['started']),
+                        ('Linux reached /init with 2 CPUs and the hypervisor flag on both',
+                         r'^GUEST-LINUX-UP cpus=2 hypervisor-flag=2'),
+                        ('/init finished', r'^GUEST-LINUX-DONE')],
+                reject=[('no vCPU stopped', r'stopping this vCPU'), ('no hypervisor panic', r'TESSEL PANIC')])
+
+
+GROUPS += [_linux('linux-hw', 'corei7_icelake_u'), _linux('linux-sw', 'corei7_skylake_x')]
+
 # Groups defined beside their programs (sub-page protection, the UEFI shell tool).
 try:
     from groups_tools import TOOLS_GROUPS

@@ -23,6 +23,7 @@ run_parse() {
 	BOOT=${BOOT:-$ROOT/build/tessel.efi}
 	CPUS=${CPUS:-2}
 	MEM=${MEM:-256}
+	MSRS=${MSRS:-}
 	MODEL=${MODEL:-corei7_icelake_u}
 	TIMEOUT=${TIMEOUT:-120}
 	GRACE=${GRACE:-3}
@@ -41,6 +42,7 @@ run_parse() {
 		--no-tests) TESTS_DIR=0 ;;
 		--cpus) CPUS=$2; shift ;;
 		--mem) MEM=$2; shift ;;
+		--msrs) MSRS=$2; shift ;;
 		--model) MODEL=$2; shift ;;
 		--timeout) TIMEOUT=$2; shift ;;
 		--until) UNTIL=$2; shift ;;

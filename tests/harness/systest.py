@@ -58,6 +58,10 @@ def run_group(g):
         cmd += ['--copy', f'{os.path.join(ROOT, src)}={dst}']
     model = g.get('model') or os.environ.get('MODEL') or 'corei7_icelake_u'
     cmd += ['--cpus', str(g.get('cpus', 2)), '--model', model, '--timeout', str(g.get('timeout', 300))]
+    if g.get('mem'):
+        cmd += ['--mem', str(g['mem'])]
+    if g.get('msrs'):
+        cmd += ['--msrs', os.path.join(ROOT, g['msrs'])]
     if g.get('until'):
         cmd += ['--until', g['until'], '--grace', str(g.get('grace', 5))]
     desc = f"{g['emu']}" + (f' {model}' if g['emu'] == 'bochs' else '') + f", {g.get('cpus', 2)} CPUs"
