@@ -18,14 +18,20 @@
 #include "vcpu.h"
 #include "vmcs.h"
 
+void nmi_arrived(struct percpu *c)
+{
+	/* Both requests are consumed even if one NMI carried both (NMIs merge). */
+	bool ipi = spp_flush_nmi() | spp_step_pause_nmi();
+	if (!ipi && !vapic_nmi_is_kick(c))
+		c->nmi_pending = true;
+}
+
 static void exit_exception_nmi(struct percpu *c)
 {
 	u32 info = vmcs_read32(VMCS_RO_EXIT_INTR_INFO);
 	if ((info & INTR_TYPE_MASK) == INTR_TYPE_NMI && (info & INTR_VECTOR_MASK) == VEC_NMI) {
 		nmi_unblock(); /* or the next NMI (a shootdown request) stays pending forever */
-		bool ipi = spp_flush_nmi() | spp_step_pause_nmi();
-		if (!ipi && !vapic_nmi_is_kick(c))
-			c->nmi_pending = true;
+		nmi_arrived(c);
 		return;
 	}
 	vcpu_stop(c, "unexpected exception exit");

@@ -30,5 +30,8 @@ extern const exit_handler_t exit_handlers[EXIT_REASON_MAX];
 exit_handler_t exit_lookup(u32 reason);
 
 void vmx_handle_exit(struct guest_regs *regs);
+/* An NMI reached this CPU (by NMI exit or in root mode): serve the hypervisor's own requests
+ * carried by NMIs (shootdown, stop-the-world, INIT kick); otherwise it is the guest's. */
+void nmi_arrived(struct percpu *c);
 
 #endif

@@ -39,9 +39,9 @@ void vcpu_guest_paging(struct guest_paging *p)
 
 static enum insn_mode vcpu_insn_mode(void)
 {
-	u32 cs_ar = vmcs_read32(VMCS_GUEST_CS_AR);
-	if ((vmcs_read64(VMCS_GUEST_IA32_EFER) & EFER_LMA) && (cs_ar & SEG_AR_L))
+	if (vcpu_long_mode())
 		return INSN_MODE_64;
+	u32 cs_ar = vmcs_read32(VMCS_GUEST_CS_AR);
 	if (!(vmcs_readl(VMCS_GUEST_CR0) & CR0_PE) || (vmcs_readl(VMCS_GUEST_RFLAGS) & RFLAGS_VM))
 		return INSN_MODE_16;
 	return (cs_ar & SEG_AR_DB) ? INSN_MODE_32 : INSN_MODE_16;

@@ -71,6 +71,13 @@ extern u32 percpu_count;
 
 static inline struct percpu *this_cpu(void) { return (struct percpu *)cpu_local_self(); }
 
+/* Can this CPU be running guest code right now? (Cross-CPU requests skip the others: a CPU
+ * waiting for its SIPI or stopped runs none, and flushes before it enters the guest again.) */
+static inline bool percpu_runs_guest(const struct percpu *t)
+{
+	return t->launched && !t->halted && !__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE);
+}
+
 /* Index of the calling CPU, or -1 before its per-CPU area is in use (for log prefixes). */
 int percpu_current_index(void);
 

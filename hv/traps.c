@@ -9,10 +9,8 @@
 #include <arch/vmx.h>
 #include "panic.h"
 #include "percpu.h"
-#include "spp/spp.h"
-#include "spp/step.h"
+#include "exit.h"
 #include "traps.h"
-#include "vapic.h"
 
 struct idt_gate host_idt[IDT_VECTORS] __aligned(16);
 
@@ -42,9 +40,7 @@ u64 extable_lookup(u64 rip)
 void trap_handler(struct trap_frame *f)
 {
 	if (f->vector == VEC_NMI) {
-		bool ipi = spp_flush_nmi() | spp_step_pause_nmi();
-		if (!ipi && !vapic_nmi_is_kick(this_cpu()))
-			this_cpu()->nmi_pending = true;
+		nmi_arrived(this_cpu());
 		return;
 	}
 	u64 fixup = extable_lookup(f->rip);

@@ -51,8 +51,7 @@ void vcpu_emu_load(struct percpu *c, struct emu_regs *r)
 	r->rip = vmcs_readl(VMCS_GUEST_RIP);
 	r->rflags = vmcs_readl(VMCS_GUEST_RFLAGS);
 	/* In 64-bit mode only FS and GS have bases (SDM 3.2.4): skip the other four VMREADs. */
-	bool long_mode = (vmcs_read64(VMCS_GUEST_IA32_EFER) & EFER_LMA) && (vmcs_read32(VMCS_GUEST_CS_AR) & SEG_AR_L);
-	if (!long_mode) {
+	if (!vcpu_long_mode()) {
 		r->seg_base[0] = vmcs_readl(VMCS_GUEST_ES_BASE);
 		r->seg_base[1] = vmcs_readl(VMCS_GUEST_CS_BASE);
 		r->seg_base[2] = vmcs_readl(VMCS_GUEST_SS_BASE);

@@ -6,6 +6,7 @@
 #define HV_VCPU_H
 
 #include <arch/cpu.h>
+#include <arch/msr.h>
 #include <arch/vmx.h>
 #include "percpu.h"
 #include "vmcs.h"
@@ -31,6 +32,13 @@ static inline void vcpu_skip_bytes(struct percpu *c, u64 len)
 static inline void vcpu_skip_insn(struct percpu *c)
 {
 	vcpu_skip_bytes(c, vmcs_read32(VMCS_RO_EXIT_INSN_LEN));
+}
+
+/* The guest runs 64-bit code: IA32_EFER.LMA and CS.L (SDM 5.2.1). */
+static inline bool vcpu_long_mode(void)
+{
+	return (vmcs_read64(VMCS_GUEST_IA32_EFER) & EFER_LMA) &&
+	       (vmcs_read32(VMCS_GUEST_CS_AR) & SEG_AR_L);
 }
 
 /* CPL is SS.DPL (SDM 5.5). VM entry makes this hold in every mode the guest can be in:

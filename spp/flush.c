@@ -50,7 +50,7 @@ void spp_flush_all_cpus(void)
 	invept_local();
 	for (u32 i = 0; i < percpu_count; i++) {
 		struct percpu *t = percpu_array[i];
-		if (t == me || !t->launched || t->halted || t->wait_sipi)
+		if (t == me || !percpu_runs_guest(t))
 			continue;
 		__atomic_store_n(&flush_req[i], true, __ATOMIC_RELEASE);
 		if (!apic_send_nmi(t->apic_id))
@@ -58,7 +58,7 @@ void spp_flush_all_cpus(void)
 	}
 	for (u32 i = 0; i < percpu_count; i++) {
 		struct percpu *t = percpu_array[i];
-		if (t == me || !t->launched || t->halted || t->wait_sipi)
+		if (t == me || !percpu_runs_guest(t))
 			continue;
 		u64 spins = 0;
 		while (__atomic_load_n(&flush_ack[i], __ATOMIC_ACQUIRE) < gen && __atomic_load_n(&flush_req[i], __ATOMIC_ACQUIRE)) {

@@ -77,25 +77,20 @@ void spp_step_set_mtf(bool works)
 
 bool spp_step_uses_mtf(void) { return mtf_works && vmx_has_mtf(); }
 
-static bool can_run_guest(const struct percpu *t)
-{
-	return t->launched && !t->halted && !t->wait_sipi;
-}
-
 static void stop_world(struct percpu *me)
 {
 	for (u32 i = 0; i < percpu_count; i++) {
 		struct percpu *t = percpu_array[i];
-		if (t == me || !can_run_guest(t))
+		if (t == me || !percpu_runs_guest(t))
 			continue;
 		__atomic_store_n(&pause_req[i], true, __ATOMIC_RELEASE);
 		apic_send_nmi(t->apic_id);
 	}
 	for (u32 i = 0; i < percpu_count; i++) {
 		struct percpu *t = percpu_array[i];
-		if (t == me || !can_run_guest(t))
+		if (t == me || !percpu_runs_guest(t))
 			continue;
-		while (!__atomic_load_n(&paused[i], __ATOMIC_ACQUIRE) && can_run_guest(t))
+		while (!__atomic_load_n(&paused[i], __ATOMIC_ACQUIRE) && percpu_runs_guest(t))
 			cpu_relax();
 	}
 }
@@ -258,8 +253,7 @@ static u64 pushf_tf_byte(void)
 	struct guest_paging p;
 	vcpu_guest_paging(&p);
 	u64 rsp = vmcs_readl(VMCS_GUEST_RSP), la, gpa;
-	bool long_mode = (p.efer & EFER_LMA) && (vmcs_read32(VMCS_GUEST_CS_AR) & SEG_AR_L);
-	if (long_mode) {
+	if (vcpu_long_mode()) {
 		la = rsp + 1;
 	} else {
 		u64 mask = (vmcs_read32(VMCS_GUEST_SS_AR) & SEG_AR_DB) ? 0xffffffffULL : 0xffffULL;
