@@ -57,7 +57,7 @@ GUEST_EFI := $(GUEST_SRC:tests/guest/%.c=$(B)/guest/%.efi)
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_EFI := $(TOOL_SRC:tools/%.c=$(B)/tools/%.efi)
 
-.PHONY: all test unit systest run bench fuzz clean deps linux
+.PHONY: all test unit systest run run-linux bench fuzz clean deps linux
 all: $(B)/tessel.efi $(B)/tessel-test.efi $(GUEST_EFI) $(TOOL_EFI)
 
 deps:
@@ -141,7 +141,7 @@ $(B)/tools/tesselctl.so: $(B)/tools/lib/tesselctl_parse.o
 
 # ---- the Linux test guest (tools/linux/README.md) ----
 LX := $(B)/linux
-linux: $(LX)/acpi-loader.efi $(LX)/vmlinuz.efi
+linux: $(LX)/acpi-loader.efi $(LX)/vmlinuz.efi $(LX)/initrd.img
 $(LX)/dsdt.h: tools/linux/gen-dsdt.py
 	@mkdir -p $(dir $@)
 	$(Q)python3 $< > $@
@@ -150,8 +150,27 @@ $(LX)/acpi-loader.o: tools/linux/acpi-loader.c $(LX)/dsdt.h
 	$(Q)$(CC) $(filter-out -DGNU_EFI_USE_MS_ABI,$(EFI_CFLAGS)) -I$(LX) -c $< -o $@ # its EFIAPI efi_main wants the sysv wrapper ABI
 $(LX)/acpi-loader.so: $(LX)/acpi-loader.o
 	$(Q)$(LD) $(EFI_LDFLAGS) $(EFI_CRT0) $^ -o $@ -lefi -lgnuefi
-$(LX)/vmlinuz.efi: tools/linux/fetch.sh tools/linux/init
+# Kernel, busybox and the kernel's release name (its linux-headers get installed) in one go.
+$(LX)/kernel-release: tools/linux/fetch.sh
 	$(Q)tools/linux/fetch.sh $(LX)
+$(LX)/vmlinuz.efi $(LX)/busybox: $(LX)/kernel-release
+	@test -f $@ || { rm -f $<; $(MAKE) $<; }
+# The guest driver: an out-of-tree module built in build/linux/driver/ against the headers.
+LX_DRV_SRC := tools/linux/driver/tessel.c tools/linux/driver/Kbuild tools/linux/tessel_ioctl.h tools/tessel.h
+$(LX)/driver/tessel.ko: $(LX_DRV_SRC) $(LX)/kernel-release
+	@mkdir -p $(dir $@)
+	@echo '  KBUILD  $@'
+	$(Q)cp $(LX_DRV_SRC) $(dir $@)
+	$(Q)$(MAKE) -s -C /usr/src/linux-headers-$$(cat $(LX)/kernel-release) M=$(abspath $(dir $@)) modules
+# The conformance program: static, for the initramfs.
+$(LX)/tessel-conform: tools/linux/conform.c tools/linux/tessel_ioctl.h tools/tessel.h
+	@mkdir -p $(dir $@)
+	@echo '  CC      $@'
+	$(Q)$(HOSTCC) -static -O2 -std=gnu11 -Wall -Wextra -Werror -Itools/linux -Itools $< -o $@ -lpthread
+$(LX)/initrd.img: tools/linux/mkinitrd.sh tools/linux/init $(LX)/busybox $(LX)/driver/tessel.ko $(LX)/tessel-conform
+	@echo '  INITRD  $@'
+	$(Q)tools/linux/mkinitrd.sh $(LX)
+$(LX)/cmdline.txt: $(LX)/initrd.img
 
 # ---- host unit tests ----
 $(B)/host/%.o: %.c
@@ -178,6 +197,8 @@ test: deps all $(UNIT_BIN) linux
 
 run: deps all
 	@tools/run-demo.sh
+run-linux: deps all linux
+	@tools/run-linux.sh
 
 bench: deps all
 	@tools/bench.sh

@@ -43,3 +43,41 @@ for op in "HC_NOP round trip" "CPUID(0) round trip" "SPP_SET, 1 page" "SPP_SET, 
 	"allowed write after SET (miss)"; do
 	printf '| %-32s | %9s | %9s | %9s |\n' "$op" "${table[hw-eager|$op]:--}" "${table[hw-lazy|$op]:--}" "${table[sw|$op]:--}"
 done
+
+# ---- Linux (issue 5): the same kernel and initramfs as the linux-* test groups, booted with
+# tessel_init=bench: instructions from reset to /init without Tessel and under it, and the
+# guest driver's costs measured from user space by tessel-conform bench (RDTSC around each
+# operation, median of 101, on CPU 0). Skip with BENCH_LINUX=0.
+[ "${BENCH_LINUX:-1}" = 1 ] || exit 0
+lx=build/linux
+[ -f $lx/initrd.img ] && [ -f $lx/acpi-loader.efi ] || { echo "bench: make linux first" >&2; exit 2; }
+inputs=build/run/.inputs/bench-linux
+mkdir -p "$inputs"
+sed 's/ quiet$/ quiet tessel_init=bench/' $lx/cmdline.txt > "$inputs/cmdline.txt"
+declare -A lt
+for c in "native|corei7_icelake_u|none" "hw|corei7_icelake_u|tessel" "sw|corei7_skylake_x|tessel"; do
+	IFS='|' read -r name model how <<<"$c"
+	args=(--mem 512 --cpus 2 --msrs tools/linux/msrs-misc-enable.def --no-tests --model "$model"
+		--copy "$lx/acpi-loader.efi=acpi-loader.efi" --copy "$lx/vmlinuz.efi=vmlinuz.efi"
+		--copy "$lx/initrd.img=initrd.img" --copy "$inputs/cmdline.txt=cmdline.txt"
+		--until '^GUEST-LINUX-DONE' --timeout 400)
+	if [ "$how" = none ]; then
+		args+=(--boot "$lx/acpi-loader.efi")
+	else
+		args+=(--cfg-text "$(printf 'next=\\acpi-loader.efi\nlog=warn')")
+	fi
+	run=build/run/bench-linux-$name
+	tests/harness/bochs.sh "bench-linux-$name" "${args[@]}" >/dev/null 2>&1 || true
+	log=$(tr -d '\r' < "$run/serial.log")
+	tsc=$(echo "$log" | sed -n 's/^GUEST-LINUX-TSC \([0-9]*\)$/\1/p' | head -n 1)
+	[ -n "$tsc" ] || { echo "bench: Linux $name did not reach /init (see $run/serial.log)" >&2; exit 1; }
+	lt["$name|reset to /init"]=$tsc
+	while read -r _ op val; do lt["$name|$op"]=$val; done < <(echo "$log" | grep '^bench: [a-z0-9-]* [0-9]*$')
+done
+echo
+echo "== Linux guest: Bochs instructions (RDTSC), native = no hypervisor, same CPU model as hw =="
+printf '| %-38s | %13s | %13s | %13s |\n' "operation" "native" "hw (Ice Lake)" "sw (Skylake)"
+printf '|----------------------------------------|---------------|---------------|---------------|\n'
+for op in "reset to /init" ioctl-nop ioctl-get-1 denied-write allowed-write plain-write; do
+	printf '| %-38s | %13s | %13s | %13s |\n' "$op" "${lt[native|$op]:--}" "${lt[hw|$op]:--}" "${lt[sw|$op]:--}"
+done

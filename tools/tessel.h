@@ -11,7 +11,11 @@
 #ifndef TESSEL_H
 #define TESSEL_H
 
+#ifdef __KERNEL__
+#include <linux/types.h> /* the Linux guest driver (tools/linux/driver/) */
+#else
 #include <stdint.h>
+#endif
 
 /* ---- Discovery (ABI.md section 1) ---- */
 #define TESSEL_CPUID_SIGNATURE 0x40000000u /* EAX = highest leaf, EBX:ECX:EDX = signature */

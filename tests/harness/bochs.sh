@@ -28,7 +28,7 @@ debug: action=ignore
 info: action=report
 error: action=report
 panic: action=fatal
-com1: enabled=true, mode=file, dev="serial.log"
+$(if [ -n "$SERIAL_PORT" ]; then echo "com1: enabled=true, mode=socket-server, dev=\"127.0.0.1:$SERIAL_PORT\""; else echo 'com1: enabled=true, mode=file, dev="serial.log"'; fi)
 port_e9_hack: enabled=1
 BXRC
 printf 'c\nquit\n' > "$RUN/dbgcmds"

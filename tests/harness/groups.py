@@ -4,7 +4,8 @@ so a change of wording is a one-line change here.
 
 A group is a dict:
   name      unique name; the run directory is build/run/<name>/
-  emu       'bochs' or 'qemu'
+  emu       'bochs' or 'qemu'; or 'check': boots nothing, check(logs) compares the logs of
+            the groups in needs (run earlier in the same invocation)
   model     Bochs CPU model (default corei7_icelake_u; MODEL in the environment overrides
             it for every Bochs group that does not set its own)
   cpus      CPU count (default 2)
@@ -100,25 +101,6 @@ GROUPS.append(dict(name='triplefault', emu='bochs', cpus=2,
                    reject=[('the guest did not run on after the fault', r'still running after the fault'),
                            ('no vCPU stopped', r'stopping this vCPU')]))
 
-# Debian's Linux as the guest (issue 5, first step; tools/linux/README.md): it reaches /init
-# with both CPUs (started through the hypervisor's INIT/SIPI), sees the hypervisor flag and
-# powers off, in hardware-SPP and software mode.
-def _linux(name, model):
-    return dict(name=name, emu='bochs', model=model, cpus=2, mem=512,
-                msrs='tools/linux/msrs-misc-enable.def',
-                cfg='next=\\acpi-loader.efi\r\n',
-                copy=[('build/linux/acpi-loader.efi', 'acpi-loader.efi'), ('build/linux/vmlinuz.efi', 'vmlinuz.efi'),
-                      ('build/linux/initrd.img', 'initrd.img'), ('build/linux/cmdline.txt', 'cmdline.txt')],
-                timeout=240, until=r'^GUEST-LINUX-DONE', grace=5,
-                expect=[('hypervisor started', P['started']),
-                        ('Linux reached /init with 2 CPUs and the hypervisor flag on both',
-                         r'^GUEST-LINUX-UP cpus=2 hypervisor-flag=2'),
-                        ('/init finished', r'^GUEST-LINUX-DONE')],
-                reject=[('no vCPU stopped', r'stopping this vCPU'), ('no hypervisor panic', r'TESSEL PANIC')])
-
-
-GROUPS += [_linux('linux-hw', 'corei7_icelake_u'), _linux('linux-sw', 'corei7_skylake_x')]
-
 # Groups defined beside their programs (sub-page protection, the UEFI shell tool).
 try:
     from groups_tools import TOOLS_GROUPS
@@ -130,3 +112,5 @@ try:
     GROUPS += SPP_GROUPS
 except ImportError:
     pass
+from groups_linux import LINUX_GROUPS  # noqa: E402
+GROUPS += LINUX_GROUPS

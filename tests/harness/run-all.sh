@@ -6,8 +6,8 @@
 # points (cmocka tests, TAP points, pattern checks). Exit status 1 on any failure.
 #
 # Filtering: TESTS=foundation,badcfg make test   runs only those system groups (the name
-# "unit" selects the unit tests and "fuzz" the short fuzzer run; without them in TESTS they
-# are skipped). MODEL=... sets the
+# "unit" selects the unit tests, "fuzz" the short fuzzer run and "run-linux" the scripted
+# `make run-linux`; without them in TESTS they are skipped). MODEL=... sets the
 # Bochs CPU model for groups that do not fix one (e.g. MODEL=corei7_skylake_x: no SPP).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,7 +67,7 @@ groups=()
 if [ -n "${TESTS:-}" ]; then
 	IFS=, read -r -a names <<<"$TESTS"
 	for n in "${names[@]}"; do
-		[ -n "$n" ] && [ "$n" != unit ] && [ "$n" != fuzz ] && groups+=("$n")
+		[ -n "$n" ] && [ "$n" != unit ] && [ "$n" != fuzz ] && [ "$n" != run-linux ] && groups+=("$n")
 	done
 fi
 if [ -z "${TESTS:-}" ] || [ ${#groups[@]} -gt 0 ]; then
@@ -75,6 +75,12 @@ if [ -z "${TESTS:-}" ] || [ ${#groups[@]} -gt 0 ]; then
 	TESTS= python3 "$here/systest.py" "${groups[@]+"${groups[@]}"}" 2>&1 | tee "$log" || true
 	add "$(grep '^system: ' "$log" | tail -n 1)"
 	rm -f "$log"
+fi
+# `make run-linux` driven by a script (tests/harness/run-linux-check.sh).
+if want run-linux; then
+	out=$("$here/run-linux-check.sh" 2>&1) || true
+	printf '%s\n' "$out"
+	add "$(grep '^run-linux: [0-9]* passed' <<<"$out" | tail -n 1)"
 fi
 echo "(total wall time $(( $(date +%s) - t0 )) s)"
 echo "$pass passed, $fail failed"

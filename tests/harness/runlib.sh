@@ -11,6 +11,8 @@
 #   --no-tests       do not copy build/guest/*.efi to \tests\
 #   --cpus N (CPUS, 2)  --mem MIB (MEM, 256)  --model M (MODEL, corei7_icelake_u; Bochs only)
 #   --timeout S (TIMEOUT, 120)  --until REGEX  --grace S (GRACE, 3)
+#   --serial-port P  (Bochs only) COM1 is a TCP server on 127.0.0.1:P instead of the file
+#                    serial.log; Bochs waits for a client (tools/serial-bridge.py) to connect
 # --until ends the run GRACE seconds after REGEX (grep -E) first matches serial.log.
 # Results: RUN/serial.log and RUN/status (ended=poweroff|pattern|timeout|interrupted, wall=S).
 # "poweroff" means the emulator exited by itself (guest power-off, or an emulator error).
@@ -24,6 +26,7 @@ run_parse() {
 	CPUS=${CPUS:-2}
 	MEM=${MEM:-256}
 	MSRS=${MSRS:-}
+	SERIAL_PORT=""
 	MODEL=${MODEL:-corei7_icelake_u}
 	TIMEOUT=${TIMEOUT:-120}
 	GRACE=${GRACE:-3}
@@ -43,6 +46,7 @@ run_parse() {
 		--cpus) CPUS=$2; shift ;;
 		--mem) MEM=$2; shift ;;
 		--msrs) MSRS=$2; shift ;;
+		--serial-port) SERIAL_PORT=$2; shift ;;
 		--model) MODEL=$2; shift ;;
 		--timeout) TIMEOUT=$2; shift ;;
 		--until) UNTIL=$2; shift ;;
@@ -52,6 +56,11 @@ run_parse() {
 		shift
 	done
 	RUN=$ROOT/build/run/$NAME
+	# Bochs runs in RUN: the MSR file must be found from there.
+	if [ -n "$MSRS" ]; then
+		[ -f "$MSRS" ] || { echo "$0: MSR file $MSRS missing" >&2; exit 2; }
+		MSRS=$(cd "$(dirname "$MSRS")" && pwd)/$(basename "$MSRS")
+	fi
 }
 
 run_mkesp() {

@@ -37,6 +37,28 @@ def selected(argv):
     return [g for g in G.GROUPS if g['name'] in names]
 
 
+def run_check(g, done):
+    """A group with emu 'check' boots nothing: its `check` function compares the logs of the
+    groups in `needs`, which must have run earlier in this same invocation."""
+    name = g['name']
+    print(f'=== {name} (compares {", ".join(g["needs"])})', flush=True)
+    absent = [n for n in g['needs'] if n not in done]
+    if absent:
+        print(f'{name}: not ok - needs group(s) {", ".join(absent)} in the same run '
+              f'(e.g. TESTS={",".join(g["needs"] + [name])})')
+        return 0, 1, 'inputs missing'
+    logs = {n: tapcheck.clean_lines(tapcheck.read_log(os.path.join(ROOT, 'build', 'run', n, 'serial.log')))
+            for n in g['needs']}
+    passed = failed = 0
+    for label, ok, detail in g['check'](logs):
+        print(f'{name}: {"ok" if ok else "not ok"} - {label}' + ('' if ok or not detail else f' ({detail})'))
+        if detail and ok:
+            for d in detail.split('\n'):
+                print(f'{name}: # {d}')
+        passed, failed = passed + bool(ok), failed + (not ok)
+    return passed, failed, 'compared'
+
+
 def run_group(g):
     name = g['name']
     inputs = os.path.join(ROOT, 'build', 'run', '.inputs', name)
@@ -109,8 +131,11 @@ def run_group(g):
 def main(argv):
     todo = selected(argv)
     results = []
+    done = set()
     for g in todo:
-        p, f, s = run_group(g)
+        p, f, s = run_check(g, done) if g['emu'] == 'check' else run_group(g)
+        if g['emu'] != 'check' and s not in ('missing files', 'runner failed'):
+            done.add(g['name'])
         results.append((g['name'], p, f, s))
     if results:
         print('--- system test summary')

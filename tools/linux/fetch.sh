@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# fetch.sh OUT: the Linux test guest, from Debian's packages: the cloud kernel (an EFI-stub
-# image, started by the ACPI loader) and a busybox initramfs with tools/linux/init.
-# Writes OUT/vmlinuz.efi, OUT/initrd.img, OUT/cmdline.txt. Needs apt-get and cpio.
+# fetch.sh OUT: the Linux test guest's parts from Debian's packages: the cloud kernel (an
+# EFI-stub image, started by the ACPI loader), busybox, and the matching linux-headers
+# package (installed, for building tools/linux/driver). Writes OUT/vmlinuz.efi, OUT/busybox
+# and OUT/kernel-release (e.g. 6.1.0-56-cloud-amd64). Needs apt-get (root for the headers).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -16,13 +16,15 @@ if [ -z "$pkg" ]; then
 	pkg=$(find_pkg)
 fi
 [ -n "$pkg" ] || { echo "fetch.sh: no linux-image-*-cloud-amd64 in the package lists (apt-get update?)" >&2; exit 1; }
+rel=${pkg#linux-image-}
 apt-get download "$pkg" busybox-static >/dev/null 2>&1 || { echo "fetch.sh: apt-get download $pkg busybox-static failed" >&2; exit 1; }
+if [ ! -e "/usr/src/linux-headers-$rel/Makefile" ]; then
+	echo "fetch.sh: installing linux-headers-$rel (to build the guest driver)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "linux-headers-$rel" >/dev/null ||
+		{ echo "fetch.sh: apt-get install linux-headers-$rel failed" >&2; exit 1; }
+fi
 for d in *.deb; do dpkg-deb -x "$d" root; done
 cp root/boot/vmlinuz-* "$out/vmlinuz.efi"
-mkdir -p initrd/bin initrd/proc initrd/sys initrd/dev
-cp root/bin/busybox initrd/bin/
-cp "$here/init" initrd/init
-(cd initrd && find . | cpio -o -H newc 2>/dev/null | gzip -9) > "$out/initrd.img"
-# Bochs' TSC runs at ips (50 MHz in the harness); see tools/linux/README.md for each option.
-echo 'initrd=\initrd.img console=ttyS0,115200 cryptomgr.notests clearcpuid=pku,avx512f tsc=reliable tsc_early_khz=50000 quiet' > "$out/cmdline.txt"
-echo "fetch.sh: $pkg with busybox initramfs in $out"
+cp root/bin/busybox "$out/busybox"
+echo "$rel" > "$out/kernel-release"
+echo "fetch.sh: $pkg and busybox in $out; headers in /usr/src/linux-headers-$rel"

@@ -1,0 +1,104 @@
+"""groups_linux.py: Debian's Linux as the guest (issue 5; tools/linux/README.md).
+
+The same kernel, initramfs (busybox, tools/linux/init, the guest driver tessel.ko and the
+conformance program tessel-conform) and command line boot four ways:
+  linux-native-icelake, linux-native-skylake  Bochs without Tessel (the ACPI loader is the boot
+                                             file): the reference boot logs; the driver refuses
+  linux-hw, linux-sw                         under Tessel, hardware SPP (Ice Lake) and software
+                                             mode (Skylake-X): the conformance TAP must pass
+  linux-qemu                                 QEMU TCG, no VMX, no Tessel: the driver refuses
+and linux-compare then checks across them: no warning in a Tessel boot log that the same CPU
+model's native boot did not print, and identical conformance results in both modes.
+"""
+import re
+
+ICELAKE, SKYLAKE = 'corei7_icelake_u', 'corei7_skylake_x'
+_COPY = [('build/linux/acpi-loader.efi', 'acpi-loader.efi'), ('build/linux/vmlinuz.efi', 'vmlinuz.efi'),
+         ('build/linux/initrd.img', 'initrd.img'), ('build/linux/cmdline.txt', 'cmdline.txt')]
+_STARTED = r'tessel: hypervisor started on [0-9]+ CPUs'
+_UP = r'^GUEST-LINUX-UP cpus=2 hypervisor-flag=%s mode=test'
+_DONE = ('/init finished and the guest powers off', r'^GUEST-LINUX-DONE')
+_REFUSED = r'^GUEST-DRIVER-REFUSED .*No such device'
+_NO_PANIC = [('no vCPU stopped', r'stopping this vCPU'), ('no hypervisor panic', r'TESSEL PANIC'),
+             ('no kernel oops or BUG', r'(Oops|BUG:|Kernel panic|general protection fault)')]
+
+
+def _bochs(name, model, tessel):
+    g = dict(name=name, emu='bochs', model=model, cpus=2, mem=512, msrs='tools/linux/msrs-misc-enable.def',
+             copy=list(_COPY), timeout=300, until=r'^GUEST-LINUX-DONE', grace=4, reject=list(_NO_PANIC))
+    if tessel:
+        mode = 'hardware' if model == ICELAKE else 'software'
+        g.update(cfg='next=\\acpi-loader.efi\r\n', tap=True, expect=[
+            ('hypervisor started', _STARTED),
+            ('Linux reached /init with 2 CPUs and the hypervisor flag on both', _UP % 2),
+            (f'the driver loaded, {mode} sub-page protection', rf'^GUEST-DRIVER-LOADED mode={mode} vector=0xf1'),
+            _DONE])
+    else:
+        g.update(boot='build/linux/acpi-loader.efi', cfg=None, expect=[
+            ('Linux reached /init with 2 CPUs, no hypervisor flag', _UP % 0),
+            ('the driver refuses to load', _REFUSED),
+            ('... and says why', r'tessel: the Tessel hypervisor is not present \(no hypervisor: CPUID\.1:ECX\[31\] = 0\); not loading'),
+            _DONE])
+    return g
+
+
+LINUX_GROUPS = [
+    _bochs('linux-native-icelake', ICELAKE, False),
+    _bochs('linux-native-skylake', SKYLAKE, False),
+    _bochs('linux-hw', ICELAKE, True),
+    _bochs('linux-sw', SKYLAKE, True),
+    # QEMU's OVMF has ACPI tables, so the kernel starts straight from the shell.
+    dict(name='linux-qemu', emu='qemu', cpus=2, mem=512, boot=None, cfg=None,
+         startup='fs0:\\vmlinuz.efi initrd=\\initrd.img console=ttyS0,115200 quiet\r\n',
+         copy=[c for c in _COPY if c[1] in ('vmlinuz.efi', 'initrd.img')], timeout=240,
+         until=r'^GUEST-LINUX-DONE', grace=3, reject=list(_NO_PANIC),
+         expect=[('Linux reached /init with 2 CPUs (QEMU TCG, no VMX)', r'^GUEST-LINUX-UP cpus=2 hypervisor-flag=\d mode=test'),
+                 ('the driver refuses to load', _REFUSED),
+                 ('... and says why', r'tessel: the Tessel hypervisor is not present \(.*\); not loading'),
+                 _DONE]),
+]
+
+# ---- linux-compare ----
+_WARN = re.compile(r'^bootwarn: (<\d>) (.*)$')
+_TAP = re.compile(r'^(not )?ok \d+')
+
+
+def _norm(msg):
+    """A warning without the numbers that differ between boots (addresses, sizes, times)."""
+    msg = re.sub(r'0x[0-9a-fA-F]+|\b[0-9a-fA-F]{8,}\b', '#', msg)
+    return re.sub(r'\d+', '#', msg)
+
+
+def warnings(lines):
+    return {(m.group(1), _norm(m.group(2))) for m in map(_WARN.match, lines) if m}
+
+
+def tap_results(lines):
+    start = max((i for i, line in enumerate(lines) if re.match(r'^1\.\.\d+', line)), default=None)
+    if start is None:
+        return []
+    return [line.strip() for line in lines[start:] if _TAP.match(line)]
+
+
+def _compare(logs):
+    out = []
+    for tessel, native in (('linux-hw', 'linux-native-icelake'), ('linux-sw', 'linux-native-skylake')):
+        ended = [n for n in (tessel, native) if not any(l.startswith('GUEST-BOOTWARN-END') for l in logs[n])]
+        if ended:
+            out.append((f'{tessel} vs {native}: both boot logs were collected', False, f'none from {", ".join(ended)}'))
+            continue
+        new = sorted(warnings(logs[tessel]) - warnings(logs[native]))
+        same = sorted(warnings(logs[tessel]) & warnings(logs[native]))
+        out.append((f'{tessel}: no boot warning that {native} (same CPU, no Tessel) did not print',
+                    not new, '\n'.join(f'new: {lv} {m}' for lv, m in new) or
+                    '\n'.join(f'both: {lv} {m}' for lv, m in same) or None))
+    hw, sw = tap_results(logs['linux-hw']), tap_results(logs['linux-sw'])
+    diff = [f'hw: {a} / sw: {b}' for a, b in zip(hw, sw) if a != b]
+    out.append(('the conformance program gives identical results in hardware and software mode',
+                bool(hw) and len(hw) == len(sw) and not diff,
+                f'{len(hw)} vs {len(sw)} results; ' + '; '.join(diff[:3]) if (diff or len(hw) != len(sw) or not hw) else None))
+    return out
+
+
+LINUX_GROUPS.append(dict(name='linux-compare', emu='check', check=_compare,
+                         needs=['linux-native-icelake', 'linux-native-skylake', 'linux-hw', 'linux-sw']))

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# run-linux-check.sh: `make run-linux` as a user drives it, with stdin from a script instead
+# of a terminal: the demo command and exit are typed into the guest's shell once its prompt is
+# up. Checks the output; prints "run-linux: ok - ..." lines and "run-linux: N passed, N failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+out=$(printf 'tessel-conform demo\nexit\n' | TIMEOUT=400 timeout 600 tools/run-linux.sh 2>&1 | tr -d '\r')
+pass=0 fail=0
+point() { # point LABEL REGEX
+	if grep -aEq -- "$2" <<<"$out"; then
+		echo "run-linux: ok - $1"; pass=$((pass + 1))
+	else
+		echo "run-linux: not ok - $1 (no match for /$2/)"; fail=$((fail + 1))
+	fi
+}
+point 'the driver is loaded before the shell starts' '^GUEST-DRIVER-LOADED mode=hardware'
+point 'a shell prompt on the serial console' '^GUEST-SHELL: '
+point 'demo: the write to a writable sub-page lands' '^demo: 8-byte write at \+0x100 .*: landed$'
+point 'demo: the write to a protected sub-page leaves memory unchanged' '^demo: 8-byte write at \+0x900 .*: memory unchanged \(write denied\)$'
+point 'demo: read() on /dev/tessel returns the DENIED event' '^demo: event from read\(/dev/tessel\): DENIED, gpa 0x[0-9a-f]*900, gla 0x[0-9a-f]*900, .* 8 bytes$'
+point 'demo: the protection is removed again' '^demo: protection removed$'
+point 'exit at the prompt powers the guest off' '^GUEST-LINUX-DONE'
+if grep -aEq 'TESSEL PANIC|Oops|BUG:|Kernel panic' <<<"$out"; then
+	echo "run-linux: not ok - no panic, oops or BUG"; fail=$((fail + 1))
+else
+	echo "run-linux: ok - no panic, oops or BUG"; pass=$((pass + 1))
+fi
+[ "$fail" = 0 ] || { echo "run-linux: output was:"; tail -n 40 <<<"$out" | sed 's/^/run-linux: | /'; }
+echo "run-linux: $pass passed, $fail failed"
