@@ -153,7 +153,7 @@ $(LX)/acpi-loader.so: $(LX)/acpi-loader.o
 # Kernel, busybox and the kernel's release name (its linux-headers get installed) in one go.
 $(LX)/kernel-release: tools/linux/fetch.sh
 	$(Q)tools/linux/fetch.sh $(LX)
-$(LX)/vmlinuz.efi $(LX)/busybox: $(LX)/kernel-release
+$(LX)/vmlinuz.efi $(LX)/busybox $(LX)/efivarfs.ko: $(LX)/kernel-release
 	@test -f $@ || { rm -f $<; $(MAKE) $<; }
 # The guest driver: an out-of-tree module built in build/linux/driver/ against the headers.
 LX_DRV_SRC := tools/linux/driver/tessel.c tools/linux/driver/Kbuild tools/linux/tessel_ioctl.h tools/tessel.h
@@ -167,7 +167,7 @@ $(LX)/tessel-conform: tools/linux/conform.c tools/linux/tessel_ioctl.h tools/tes
 	@mkdir -p $(dir $@)
 	@echo '  CC      $@'
 	$(Q)$(HOSTCC) -static -O2 -std=gnu11 -Wall -Wextra -Werror -Itools/linux -Itools $< -o $@ -lpthread
-$(LX)/initrd.img: tools/linux/mkinitrd.sh tools/linux/init $(LX)/busybox $(LX)/driver/tessel.ko $(LX)/tessel-conform
+$(LX)/initrd.img: tools/linux/mkinitrd.sh tools/linux/init $(LX)/busybox $(LX)/efivarfs.ko $(LX)/driver/tessel.ko $(LX)/tessel-conform
 	@echo '  INITRD  $@'
 	$(Q)tools/linux/mkinitrd.sh $(LX)
 $(LX)/cmdline.txt: $(LX)/initrd.img

@@ -55,7 +55,7 @@ inputs=build/run/.inputs/bench-linux
 mkdir -p "$inputs"
 sed 's/ quiet$/ quiet tessel_init=bench/' $lx/cmdline.txt > "$inputs/cmdline.txt"
 declare -A lt
-for c in "native|corei7_icelake_u|none" "hw|corei7_icelake_u|tessel" "sw|corei7_skylake_x|tessel"; do
+for c in "native-icl|corei7_icelake_u|none" "hw|corei7_icelake_u|tessel" "native-skx|corei7_skylake_x|none" "sw|corei7_skylake_x|tessel"; do
 	IFS='|' read -r name model how <<<"$c"
 	args=(--mem 512 --cpus 2 --msrs tools/linux/msrs-misc-enable.def --no-tests --model "$model"
 		--copy "$lx/acpi-loader.efi=acpi-loader.efi" --copy "$lx/vmlinuz.efi=vmlinuz.efi"
@@ -75,9 +75,12 @@ for c in "native|corei7_icelake_u|none" "hw|corei7_icelake_u|tessel" "sw|corei7_
 	while read -r _ op val; do lt["$name|$op"]=$val; done < <(echo "$log" | grep '^bench: [a-z0-9-]* [0-9]*$')
 done
 echo
-echo "== Linux guest: Bochs instructions (RDTSC), native = no hypervisor, same CPU model as hw =="
-printf '| %-38s | %13s | %13s | %13s |\n' "operation" "native" "hw (Ice Lake)" "sw (Skylake)"
-printf '|----------------------------------------|---------------|---------------|---------------|\n'
+echo "== Linux guest: Bochs instructions (RDTSC); native = the same CPU model without Tessel =="
+printf '| %-16s | %14s | %14s | %14s | %14s |\n' "operation" "Ice Lake native" "Ice Lake hw" "Skylake native" "Skylake sw"
+printf '|------------------|----------------|----------------|----------------|----------------|\n'
 for op in "reset to /init" ioctl-nop ioctl-get-1 denied-write allowed-write plain-write; do
-	printf '| %-38s | %13s | %13s | %13s |\n' "$op" "${lt[native|$op]:--}" "${lt[hw|$op]:--}" "${lt[sw|$op]:--}"
+	printf '| %-16s | %14s | %14s | %14s | %14s |\n' "$op" "${lt[native-icl|$op]:--}" "${lt[hw|$op]:--}" \
+		"${lt[native-skx|$op]:--}" "${lt[sw|$op]:--}"
 done
+echo "(ioctl-*: user space to hypervisor and back; denied-write: the store, exit, emulation, event,"
+echo " the ring's interrupt and its handler; allowed-write: a writable sub-page of a protected page)"

@@ -4,9 +4,11 @@
 
 Keys go to the guest as typed. On a terminal, stdin is put into raw mode (the guest's shell
 echoes and edits lines itself; Ctrl-C goes to the guest) and Ctrl-] ends the session. When
-stdin is not a terminal (a script or a test), its lines are sent, one per second of quiet
-guest output at most, after the guest printed the SEND_AFTER pattern (default: the shell's
-prompt line "GUEST-SHELL"), and the bridge ends when the guest closes the port.
+stdin is not a terminal (a script or a test), its lines are typed in one at a time, each once
+the shell shows a fresh prompt (PROMPT, default "# " at the start of a line) after the guest
+printed SEND_AFTER (default "GUEST-SHELL"); the bridge ends when the guest closes the port.
+(Waiting for the prompt matters: when the shell exits, the tty is hung up and output still
+queued for the slow UART is lost.)
 """
 import os
 import re
@@ -33,6 +35,7 @@ def connect(port, deadline):
 def main():
     port, log_path = int(sys.argv[1]), sys.argv[2]
     send_after = re.compile(os.environ.get('SEND_AFTER', r'GUEST-SHELL').encode())
+    prompt = re.compile(os.environ.get('PROMPT', r'(^|\n)[^\n]*# $').encode())
     sock = connect(port, time.monotonic() + 60)
     sock.setblocking(False)
     interactive = os.isatty(0)
@@ -40,7 +43,8 @@ def main():
     if interactive:
         tty.setraw(0)
     seen = b''
-    ready = interactive
+    started = interactive  # SEND_AFTER seen
+    ready = interactive    # a prompt since the last line sent
     pending = []  # lines waiting for the guest (non-interactive)
     stdin_open = True
     last_out = time.monotonic()
@@ -57,8 +61,12 @@ def main():
                     os.write(1, data)
                     last_out = time.monotonic()
                     if not ready:
-                        seen = (seen + data)[-4096:]
-                        ready = bool(send_after.search(seen))
+                        seen = (seen + data.replace(b'\r', b''))[-4096:]
+                        if not started:
+                            m = send_after.search(seen)
+                            if m:
+                                started, seen = True, seen[m.end():]
+                        ready = started and bool(prompt.search(seen))
                 if 0 in r:
                     data = os.read(0, 1024)
                     if not data:
@@ -69,12 +77,12 @@ def main():
                         sock.sendall(data)
                     else:
                         pending += [l + b'\n' for l in data.split(b'\n') if l.strip()]
-                if not interactive and ready and pending and time.monotonic() - last_out > 1.0:
+                if not interactive and ready and pending and time.monotonic() - last_out > 0.3:
                     line = pending.pop(0)
                     for b in line:  # a 16550 FIFO is 16 bytes: do not outrun the guest
                         sock.sendall(bytes([b]))
                         time.sleep(0.002)
-                    last_out = time.monotonic()
+                    ready, seen = False, b''
     except (ConnectionResetError, BrokenPipeError):
         pass
     finally:

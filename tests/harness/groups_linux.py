@@ -17,7 +17,10 @@ _COPY = [('build/linux/acpi-loader.efi', 'acpi-loader.efi'), ('build/linux/vmlin
          ('build/linux/initrd.img', 'initrd.img'), ('build/linux/cmdline.txt', 'cmdline.txt')]
 _STARTED = r'tessel: hypervisor started on [0-9]+ CPUs'
 _UP = r'^GUEST-LINUX-UP cpus=2 hypervisor-flag=%s mode=test'
-_DONE = ('/init finished and the guest powers off', r'^GUEST-LINUX-DONE')
+_DONE = ('/init finished', r'^GUEST-LINUX-DONE')
+_OFF = ('the guest powers off cleanly', r'reboot: Power down')
+_EFI = ('EFI runtime services work after SetVirtualAddressMap (variables listed and read)',
+        r'^GUEST-EFI-RUNTIME variables=[1-9][0-9]* PlatformLang=en')
 _REFUSED = r'^GUEST-DRIVER-REFUSED .*No such device'
 _NO_PANIC = [('no vCPU stopped', r'stopping this vCPU'), ('no hypervisor panic', r'TESSEL PANIC'),
              ('no kernel oops or BUG', r'(Oops|BUG:|Kernel panic|general protection fault)')]
@@ -31,14 +34,15 @@ def _bochs(name, model, tessel):
         g.update(cfg='next=\\acpi-loader.efi\r\n', tap=True, expect=[
             ('hypervisor started', _STARTED),
             ('Linux reached /init with 2 CPUs and the hypervisor flag on both', _UP % 2),
+            _EFI,
             (f'the driver loaded, {mode} sub-page protection', rf'^GUEST-DRIVER-LOADED mode={mode} vector=0xf1'),
-            _DONE])
+            _DONE, _OFF])
     else:
         g.update(boot='build/linux/acpi-loader.efi', cfg=None, expect=[
             ('Linux reached /init with 2 CPUs, no hypervisor flag', _UP % 0),
             ('the driver refuses to load', _REFUSED),
             ('... and says why', r'tessel: the Tessel hypervisor is not present \(no hypervisor: CPUID\.1:ECX\[31\] = 0\); not loading'),
-            _DONE])
+            _EFI, _DONE, _OFF])
     return g
 
 
@@ -55,7 +59,7 @@ LINUX_GROUPS = [
          expect=[('Linux reached /init with 2 CPUs (QEMU TCG, no VMX)', r'^GUEST-LINUX-UP cpus=2 hypervisor-flag=\d mode=test'),
                  ('the driver refuses to load', _REFUSED),
                  ('... and says why', r'tessel: the Tessel hypervisor is not present \(.*\); not loading'),
-                 _DONE]),
+                 _EFI, _DONE, _OFF]),
 ]
 
 # ---- linux-compare ----
@@ -80,8 +84,27 @@ def tap_results(lines):
     return [line.strip() for line in lines[start:] if _TAP.match(line)]
 
 
+_REGION = re.compile(r'Tessel core: region ([0-9a-f]+)-([0-9a-f]+) ')
+_IOMEM = re.compile(r'^iomem: ([0-9a-f]+)-([0-9a-f]+) : Reserved')
+
+
+def region_reserved(lines):
+    """(ok, detail): the hypervisor's region lies inside one Reserved range of /proc/iomem."""
+    region = next((m for m in map(_REGION.search, lines) if m), None)
+    if not region:
+        return False, 'no region line from the hypervisor'
+    base, end = int(region.group(1), 16), int(region.group(2), 16)  # end exclusive
+    ranges = [(int(m.group(1), 16), int(m.group(2), 16)) for m in map(_IOMEM.match, lines) if m]
+    hit = [r for r in ranges if r[0] <= base and end - 1 <= r[1]]
+    return bool(hit), (f'region {base:x}-{end:x}; ' +
+                       (f'inside {hit[0][0]:x}-{hit[0][1]:x}' if hit else f'Reserved ranges: {ranges}'))
+
+
 def _compare(logs):
     out = []
+    for tessel in ('linux-hw', 'linux-sw'):
+        ok, detail = region_reserved(logs[tessel])
+        out.append((f'{tessel}: Linux sees the hypervisor region as Reserved in /proc/iomem', ok, detail))
     for tessel, native in (('linux-hw', 'linux-native-icelake'), ('linux-sw', 'linux-native-skylake')):
         ended = [n for n in (tessel, native) if not any(l.startswith('GUEST-BOOTWARN-END') for l in logs[n])]
         if ended:

@@ -48,6 +48,9 @@ if want unit; then
 	else
 		echo "unit: no unit-test binaries in build/unit (run make first)"
 	fi
+	out=$(python3 "$here/test_harness.py" 2>&1) || true
+	printf '%s\n' "$out"
+	add "$(grep '^harness: [0-9]* passed' <<<"$out" | tail -n 1)"
 fi
 
 # The hypercall fuzzer, short and deterministic (the long run is `make fuzz`): one test point.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fetch.sh OUT: the Linux test guest's parts from Debian's packages: the cloud kernel (an
-# EFI-stub image, started by the ACPI loader), busybox, and the matching linux-headers
-# package (installed, for building tools/linux/driver). Writes OUT/vmlinuz.efi, OUT/busybox
+# EFI-stub image, started by the ACPI loader) with its efivarfs module, busybox, and the matching linux-headers
+# package (installed, for building tools/linux/driver). Writes OUT/vmlinuz.efi, OUT/busybox,
+# OUT/efivarfs.ko
 # and OUT/kernel-release (e.g. 6.1.0-56-cloud-amd64). Needs apt-get (root for the headers).
 set -euo pipefail
 out=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -26,5 +27,14 @@ fi
 for d in *.deb; do dpkg-deb -x "$d" root; done
 cp root/boot/vmlinuz-* "$out/vmlinuz.efi"
 cp root/bin/busybox "$out/busybox"
+# efivarfs (a module in this kernel): /init reads EFI variables through the runtime services,
+# which shows SetVirtualAddressMap worked with the hypervisor underneath.
+efivarfs=$(find root/lib/modules -name 'efivarfs.ko*' | head -n 1)
+[ -n "$efivarfs" ] || { echo "fetch.sh: no efivarfs module in $pkg" >&2; exit 1; }
+case $efivarfs in
+*.ko) cp "$efivarfs" "$out/efivarfs.ko" ;;
+*.ko.xz) xz -dc "$efivarfs" > "$out/efivarfs.ko" ;;
+*) echo "fetch.sh: cannot unpack $efivarfs" >&2; exit 1 ;;
+esac
 echo "$rel" > "$out/kernel-release"
 echo "fetch.sh: $pkg and busybox in $out; headers in /usr/src/linux-headers-$rel"

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""test_harness.py: the harness's own cross-log checks (groups_linux.py) against made-up logs,
+so that each can be seen to fail: a new boot warning, a region outside the Reserved ranges,
+different conformance results in the two modes. Prints "harness: N passed, N failed"."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import groups_linux as L  # noqa: E402
+
+passed = failed = 0
+
+
+def point(ok, label):
+    global passed, failed
+    print(f'harness: {"ok" if ok else "not ok"} - {label}')
+    passed, failed = passed + bool(ok), failed + (not ok)
+
+
+REGION = '[tessel] I: Tessel core: region 19e00000-1be00000 (32 MiB), 2 CPUs'
+RESERVED = 'iomem: 19e00000-1bdfffff : Reserved'
+point(L.region_reserved([REGION, RESERVED])[0], 'region inside a Reserved range is accepted')
+point(not L.region_reserved([REGION, 'iomem: 19e00000-1bcfffff : Reserved'])[0],
+      'a Reserved range that ends early is refused')
+point(not L.region_reserved([REGION])[0], 'no Reserved range at all is refused')
+point(not L.region_reserved([RESERVED])[0], 'no region line is refused')
+
+native = ['bootwarn: <4> acpi PNP0A03:00: fail at 0x1000', 'GUEST-BOOTWARN-END']
+same = ['bootwarn: <4> acpi PNP0A03:00: fail at 0x2000', 'GUEST-BOOTWARN-END']
+new = same + ['bootwarn: <3> x86/cpu: something new 12']
+
+
+def compare(hw, sw, native_icl, native_skx):
+    return L._compare({'linux-hw': hw, 'linux-sw': sw, 'linux-native-icelake': native_icl,
+                       'linux-native-skylake': native_skx})
+
+
+tap = ['1..2', 'ok 1 - a', 'ok 2 - b']
+base = [REGION, RESERVED]
+r = compare(base + same + tap, base + same + tap, native, native)
+point(all(ok for _, ok, _ in r), 'same warnings (numbers masked) and same TAP: every point passes')
+r = compare(base + new + tap, base + same + tap, native, native)
+point([ok for label, ok, _ in r if 'boot warning' in label] == [False, True], 'a new warning under Tessel fails')
+r = compare(base + same + tap, base + same + ['1..2', 'ok 1 - a', 'not ok 2 - b'], native, native)
+point(not r[-1][1], 'different conformance results fail')
+r = compare(base + same, base + same, native, native)
+point(not r[-1][1], 'no conformance results at all fail')
+r = compare(base + tap, base + same + tap, native, native)
+point(not [ok for label, ok, _ in r if 'collected' in label][0], 'a log without GUEST-BOOTWARN-END fails')
+print(f'harness: {passed} passed, {failed} failed')
+sys.exit(1 if failed else 0)
