@@ -163,10 +163,10 @@ $(LX)/driver/tessel.ko: $(LX_DRV_SRC) $(LX)/kernel-release
 	$(Q)cp $(LX_DRV_SRC) $(dir $@)
 	$(Q)$(MAKE) -s -C /usr/src/linux-headers-$$(cat $(LX)/kernel-release) M=$(abspath $(dir $@)) modules
 # The conformance program: static, for the initramfs.
-$(LX)/tessel-conform: tools/linux/conform.c tools/linux/tessel_ioctl.h tools/tessel.h
+$(LX)/tessel-conform: $(wildcard tools/linux/conform/*.c) tools/linux/conform/conform.h tools/linux/tessel_ioctl.h tools/tessel.h
 	@mkdir -p $(dir $@)
 	@echo '  CC      $@'
-	$(Q)$(HOSTCC) -static -O2 -std=gnu11 -Wall -Wextra -Werror -Itools/linux -Itools $< -o $@ -lpthread
+	$(Q)$(HOSTCC) -static -O2 -std=gnu11 -Wall -Wextra -Werror -Itools/linux -Itools $(filter %.c,$^) -o $@ -lpthread
 $(LX)/initrd.img: tools/linux/mkinitrd.sh tools/linux/init $(LX)/busybox $(LX)/efivarfs.ko $(LX)/driver/tessel.ko $(LX)/tessel-conform
 	@echo '  INITRD  $@'
 	$(Q)tools/linux/mkinitrd.sh $(LX)

@@ -128,7 +128,7 @@ void vcpu_sipi_state(struct percpu *c, u8 vector)
 	vmcs_write32(VMCS_GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
 	vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, 0);
 	vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, 0);
-	log_debug("SIPI: starting at %llx", (unsigned long long)vector << 12);
+	log_info("SIPI: the guest starts this CPU in real mode at %llx", (unsigned long long)vector << 12);
 }
 
 /* A real INIT VM exit takes the same path as a virtual INIT (hv/vapic.c). */

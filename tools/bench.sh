@@ -15,7 +15,8 @@ configs=(
 	"sw|corei7_skylake_x|"
 )
 declare -A table
-for c in "${configs[@]}"; do
+[ "${BENCH_UEFI:-1}" = 1 ] || configs=() # BENCH_UEFI=0: only the Linux part
+for c in "${configs[@]+"${configs[@]}"}"; do
 	IFS='|' read -r name model extra <<<"$c"
 	cfg=$(printf 'next=\\tests\\bench.efi\nlog=warn\n%s\n' "$extra")
 	run=build/run/bench-$name
@@ -35,6 +36,7 @@ for c in "${configs[@]}"; do
 	done < <(echo "$out" | grep '^| ')
 done
 
+if [ "${BENCH_UEFI:-1}" = 1 ]; then
 echo "== side by side: median Bochs instructions (same guest program) =="
 printf '| %-32s | %9s | %9s | %9s |\n' "operation" "hw-eager" "hw-lazy" "sw"
 printf '|----------------------------------|-----------|-----------|-----------|\n'
@@ -43,11 +45,12 @@ for op in "HC_NOP round trip" "CPUID(0) round trip" "SPP_SET, 1 page" "SPP_SET, 
 	"allowed write after SET (miss)"; do
 	printf '| %-32s | %9s | %9s | %9s |\n' "$op" "${table[hw-eager|$op]:--}" "${table[hw-lazy|$op]:--}" "${table[sw|$op]:--}"
 done
+fi
 
 # ---- Linux (issue 5): the same kernel and initramfs as the linux-* test groups, booted with
 # tessel_init=bench: instructions from reset to /init without Tessel and under it, and the
 # guest driver's costs measured from user space by tessel-conform bench (RDTSC around each
-# operation, median of 101, on CPU 0). Skip with BENCH_LINUX=0.
+# operation, median of 101, on CPU 0). Skip with BENCH_LINUX=0; BENCH_UEFI=0 runs only this part.
 [ "${BENCH_LINUX:-1}" = 1 ] || exit 0
 lx=build/linux
 [ -f $lx/initrd.img ] && [ -f $lx/acpi-loader.efi ] || { echo "bench: make linux first" >&2; exit 2; }

@@ -100,11 +100,30 @@ def region_reserved(lines):
                        (f'inside {hit[0][0]:x}-{hit[0][1]:x}' if hit else f'Reserved ranges: {ranges}'))
 
 
+_KERNEL = re.compile(r'^bxacpi: starting vmlinuz\.efi')
+_SIPI = re.compile(r'SIPI: the guest starts this CPU in real mode at ([0-9a-f]+)')
+
+
+def linux_sipi(lines):
+    """(ok, detail): after the kernel started, the hypervisor delivered SIPIs. Seen on OVMF +
+    Bochs: one from the firmware parking its APs at ExitBootServices, then Linux's own (its
+    trampoline, e.g. 99000). Together with cpus=2 and the hypervisor flag on both CPUs (the AP
+    runs as a vCPU, so only the hypervisor could have started it) this shows Linux's INIT/SIPI
+    went through the ICR intercept."""
+    start = next((i for i, line in enumerate(lines) if _KERNEL.match(line)), None)
+    if start is None:
+        return False, 'no kernel start line'
+    hits = [m.group(1) for m in map(_SIPI.search, lines[start:]) if m]
+    return bool(hits), f'SIPIs after the kernel started: {", ".join(hits) or "none"}'
+
+
 def _compare(logs):
     out = []
     for tessel in ('linux-hw', 'linux-sw'):
         ok, detail = region_reserved(logs[tessel])
         out.append((f'{tessel}: Linux sees the hypervisor region as Reserved in /proc/iomem', ok, detail))
+        ok, detail = linux_sipi(logs[tessel])
+        out.append((f'{tessel}: the hypervisor delivered SIPIs after the kernel started', ok, detail))
     for tessel, native in (('linux-hw', 'linux-native-icelake'), ('linux-sw', 'linux-native-skylake')):
         ended = [n for n in (tessel, native) if not any(l.startswith('GUEST-BOOTWARN-END') for l in logs[n])]
         if ended:

@@ -25,6 +25,11 @@ point(not L.region_reserved([REGION, 'iomem: 19e00000-1bcfffff : Reserved'])[0],
 point(not L.region_reserved([REGION])[0], 'no Reserved range at all is refused')
 point(not L.region_reserved([RESERVED])[0], 'no region line is refused')
 
+K = 'bxacpi: starting vmlinuz.efi initrd=\\initrd.img'
+S = '[cpu1] I: SIPI: the guest starts this CPU in real mode at 9a000'
+point(L.linux_sipi([K, S])[0], 'a SIPI after the kernel start is accepted')
+point(not L.linux_sipi([S, K])[0], 'a SIPI only before the kernel start (firmware) is refused')
+
 native = ['bootwarn: <4> acpi PNP0A03:00: fail at 0x1000', 'GUEST-BOOTWARN-END']
 same = ['bootwarn: <4> acpi PNP0A03:00: fail at 0x2000', 'GUEST-BOOTWARN-END']
 new = same + ['bootwarn: <3> x86/cpu: something new 12']
@@ -36,7 +41,7 @@ def compare(hw, sw, native_icl, native_skx):
 
 
 tap = ['1..2', 'ok 1 - a', 'ok 2 - b']
-base = [REGION, RESERVED]
+base = [REGION, RESERVED, K, S]
 r = compare(base + same + tap, base + same + tap, native, native)
 point(all(ok for _, ok, _ in r), 'same warnings (numbers masked) and same TAP: every point passes')
 r = compare(base + new + tap, base + same + tap, native, native)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
  * tessel_ioctl.h: the user-space interface of the Linux guest driver (tools/linux/driver/),
- * /dev/tessel. Shared by the driver and by user programs (tools/linux/conform.c).
+ * /dev/tessel. Shared by the driver and by user programs (tools/linux/conform/).
  *
  * The device is root only (mode 0600, and open needs CAP_SYS_ADMIN). Every ioctl returns 0, or
  * -1 with errno set; errno values the hypervisor returns are passed through unchanged (ABI.md
