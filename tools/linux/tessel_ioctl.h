@@ -8,7 +8,7 @@
  * section 2 uses Linux's numbers): EPERM a page is locked, E2BIG too many pages, EINVAL bad
  * flags / npages 0 / a page that is not guest RAM, ENOMEM hypervisor table memory, ENODEV no
  * sub-page protection, EOPNOTSUPP TRACK without TESSEL_F_TRACK. The driver adds: EFAULT
- * bad user pointer, EBUSY a page of the driver's event ring, ENOENT (UNPROTECT_VA) a page this
+ * bad user pointer, EBUSY (SET_SUBPAGES) a page of the driver's event ring, ENOENT (UNPROTECT_VA) a page this
  * file did not protect.
  *
  * Events: read() returns whole struct tessel_event entries (32 bytes each, the ring's layout,

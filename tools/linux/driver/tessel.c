@@ -128,7 +128,7 @@ static long check_npages(u32 npages)
 	return 0;
 }
 
-/* Reads the header and the npages maps that follow it at arg. */
+/* Reads npages maps from user space. */
 static u32 *copy_maps(void __user *maps, u32 npages)
 {
 	return memdup_user(maps, (size_t)npages * sizeof(u32));
@@ -207,9 +207,42 @@ static void pin_release(struct tessel_pin *p)
 }
 
 /*
+ * Pins the user page at vpn for a new record (map: unprotected) and reserves its slot in
+ * tf->pins, so that storing the record after the hypercalls cannot fail. All or nothing.
+ */
+static struct tessel_pin *pin_new(struct tessel_file *tf, unsigned long vpn)
+{
+	struct tessel_pin *p = kzalloc(sizeof(*p), GFP_KERNEL);
+
+	if (!p)
+		return ERR_PTR(-ENOMEM);
+	if (pin_user_pages_fast(vpn << PAGE_SHIFT, 1, FOLL_WRITE | FOLL_LONGTERM, &p->page) != 1) {
+		kfree(p);
+		return ERR_PTR(-EFAULT);
+	}
+	atomic64_inc(&stat_pinned);
+	p->map = TESSEL_SPP_ALL_WRITABLE;
+	if (xa_reserve(&tf->pins, vpn, GFP_KERNEL)) {
+		pin_release(p);
+		return ERR_PTR(-ENOMEM);
+	}
+	return p;
+}
+
+/* Undo after a failed call: pins[0..n) get back the map and flags their records still hold. */
+static void restore_maps(struct tessel_pin **pins, u32 n)
+{
+	while (n-- > 0)
+		if (spp_set_one(page_to_pfn(pins[n]->page), pins[n]->map, pins[n]->flags))
+			pr_warn_ratelimited("could not restore the map of pfn 0x%lx\n",
+					    page_to_pfn(pins[n]->page));
+}
+
+/*
  * PROTECT_VA: pin every page first (nothing is protected yet if that fails), then set each
  * page's map; if the hypervisor refuses one, the pages already set get their previous maps
- * back and the new pins are dropped, so a failed call changes nothing.
+ * back (the records are only updated once every page is set) and the new pins are dropped,
+ * so a failed call changes nothing.
  */
 static long ioctl_protect_va(struct tessel_file *tf, void __user *arg)
 {
@@ -217,7 +250,7 @@ static long ioctl_protect_va(struct tessel_file *tf, void __user *arg)
 	struct tessel_va __user *uv = arg;
 	struct tessel_pin **pins;
 	bool *fresh;
-	u32 *maps, *old;
+	u32 *maps;
 	long ret;
 	u32 i, done = 0;
 
@@ -229,10 +262,9 @@ static long ioctl_protect_va(struct tessel_file *tf, void __user *arg)
 	maps = copy_maps(uv->access_map, v.npages);
 	if (IS_ERR(maps))
 		return PTR_ERR(maps);
-	old = kcalloc(v.npages, sizeof(u32), GFP_KERNEL);
 	pins = kcalloc(v.npages, sizeof(*pins), GFP_KERNEL);
 	fresh = kcalloc(v.npages, sizeof(*fresh), GFP_KERNEL);
-	if (!old || !pins || !fresh) {
+	if (!pins || !fresh) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
@@ -243,26 +275,12 @@ static long ioctl_protect_va(struct tessel_file *tf, void __user *arg)
 		struct tessel_pin *p = xa_load(&tf->pins, vpn);
 
 		if (!p) {
-			p = kzalloc(sizeof(*p), GFP_KERNEL);
-			if (!p) {
-				ret = -ENOMEM;
+			p = pin_new(tf, vpn);
+			if (IS_ERR(p)) {
+				ret = PTR_ERR(p);
 				goto undo_pins;
 			}
-			if (pin_user_pages_fast(vpn << PAGE_SHIFT, 1, FOLL_WRITE | FOLL_LONGTERM, &p->page) != 1) {
-				kfree(p);
-				ret = -EFAULT;
-				goto undo_pins;
-			}
-			atomic64_inc(&stat_pinned);
-			p->map = TESSEL_SPP_ALL_WRITABLE;
 			fresh[i] = true;
-			pins[i] = p;
-			/* The slot, so that storing the record after the hypercalls cannot fail. */
-			if (xa_reserve(&tf->pins, vpn, GFP_KERNEL)) {
-				ret = -ENOMEM;
-				i++;
-				goto undo_pins;
-			}
 		}
 		pins[i] = p;
 	}
@@ -277,16 +295,12 @@ static long ioctl_protect_va(struct tessel_file *tf, void __user *arg)
 			}
 	}
 	for (done = 0; done < v.npages; done++) {
-		struct tessel_pin *p = pins[done];
-
-		if (ring_overlaps(page_to_pfn(p->page), 1)) {
-			ret = -EBUSY;
-			goto undo_maps;
+		ret = spp_set_one(page_to_pfn(pins[done]->page), maps[done], v.flags);
+		if (ret) {
+			restore_maps(pins, done);
+			i = v.npages;
+			goto undo_pins;
 		}
-		old[done] = p->map;
-		ret = spp_set_one(page_to_pfn(p->page), maps[done], v.flags);
-		if (ret)
-			goto undo_maps;
 	}
 	for (i = 0; i < v.npages; i++) {
 		unsigned long vpn = (unsigned long)(v.addr >> PAGE_SHIFT) + i;
@@ -299,13 +313,6 @@ static long ioctl_protect_va(struct tessel_file *tf, void __user *arg)
 	ret = 0;
 	goto out_unlock;
 
-undo_maps:
-	while (done-- > 0) {
-		if (spp_set_one(page_to_pfn(pins[done]->page), old[done], pins[done]->flags))
-			pr_warn_ratelimited("could not restore the map of pfn 0x%lx\n",
-					    page_to_pfn(pins[done]->page));
-	}
-	i = v.npages;
 undo_pins:
 	while (i-- > 0)
 		if (fresh[i]) {
@@ -317,7 +324,6 @@ out_unlock:
 out_free:
 	kfree(fresh);
 	kfree(pins);
-	kfree(old);
 	kfree(maps);
 	return ret;
 }
@@ -348,10 +354,7 @@ static long ioctl_unprotect_va(struct tessel_file *tf, void __user *arg)
 	for (done = 0; done < v.npages; done++) {
 		ret = spp_set_one(page_to_pfn(pins[done]->page), TESSEL_SPP_ALL_WRITABLE, 0);
 		if (ret) {
-			while (done-- > 0)
-				if (spp_set_one(page_to_pfn(pins[done]->page), pins[done]->map, pins[done]->flags))
-					pr_warn_ratelimited("could not restore the map of pfn 0x%lx\n",
-							    page_to_pfn(pins[done]->page));
+			restore_maps(pins, done);
 			goto out;
 		}
 	}
@@ -455,7 +458,6 @@ static ssize_t tessel_read(struct file *file, char __user *buf, size_t len, loff
 {
 	const size_t esz = sizeof(struct tessel_event_entry);
 	u32 head, tail, n, i;
-	ssize_t ret;
 
 	if (len < esz)
 		return -EINVAL;
@@ -483,8 +485,7 @@ static ssize_t tessel_read(struct file *file, char __user *buf, size_t len, loff
 	WRITE_ONCE(ring->tail, tail + i);
 	mutex_unlock(&ring_lock);
 	atomic64_add(i, &stat_events_read);
-	ret = i ? (ssize_t)(i * esz) : -EFAULT;
-	return ret;
+	return i ? (ssize_t)(i * esz) : -EFAULT;
 }
 
 static __poll_t tessel_poll(struct file *file, poll_table *wait)
