@@ -52,25 +52,13 @@ fi
 # guest driver's costs measured from user space by tessel-conform bench (RDTSC around each
 # operation, median of 101, on CPU 0). Skip with BENCH_LINUX=0; BENCH_UEFI=0 runs only this part.
 [ "${BENCH_LINUX:-1}" = 1 ] || exit 0
-lx=build/linux
-[ -f $lx/initrd.img ] && [ -f $lx/acpi-loader.efi ] || { echo "bench: make linux first" >&2; exit 2; }
-inputs=build/run/.inputs/bench-linux
-mkdir -p "$inputs"
-sed 's/ quiet$/ quiet tessel_init=bench/' $lx/cmdline.txt > "$inputs/cmdline.txt"
+[ -f build/linux/initrd.img ] || { echo "bench: make linux first" >&2; exit 2; }
 declare -A lt
-for c in "native-icl|corei7_icelake_u|none" "hw|corei7_icelake_u|tessel" "native-skx|corei7_skylake_x|none" "sw|corei7_skylake_x|tessel"; do
+for c in "native-icl|corei7_icelake_u|native" "hw|corei7_icelake_u|tessel" "native-skx|corei7_skylake_x|native" "sw|corei7_skylake_x|tessel"; do
 	IFS='|' read -r name model how <<<"$c"
-	args=(--mem 512 --cpus 2 --msrs tools/linux/msrs-misc-enable.def --no-tests --model "$model"
-		--copy "$lx/acpi-loader.efi=acpi-loader.efi" --copy "$lx/vmlinuz.efi=vmlinuz.efi"
-		--copy "$lx/initrd.img=initrd.img" --copy "$inputs/cmdline.txt=cmdline.txt"
-		--until '^GUEST-LINUX-DONE' --timeout 400)
-	if [ "$how" = none ]; then
-		args+=(--boot "$lx/acpi-loader.efi")
-	else
-		args+=(--cfg-text "$(printf 'next=\\acpi-loader.efi\nlog=warn')")
-	fi
+	CFG=log=warn tools/linux/boot.sh "bench-linux-$name" "$how" bench --model "$model" \
+		--until '^GUEST-LINUX-DONE' --timeout 400 >/dev/null 2>&1 || true
 	run=build/run/bench-linux-$name
-	tests/harness/bochs.sh "bench-linux-$name" "${args[@]}" >/dev/null 2>&1 || true
 	log=$(tr -d '\r' < "$run/serial.log")
 	tsc=$(echo "$log" | sed -n 's/^GUEST-LINUX-TSC \([0-9]*\)$/\1/p' | head -n 1)
 	[ -n "$tsc" ] || { echo "bench: Linux $name did not reach /init (see $run/serial.log)" >&2; exit 1; }

@@ -9,20 +9,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-lx=build/linux
-for f in build/tessel.efi $lx/acpi-loader.efi $lx/vmlinuz.efi $lx/initrd.img $lx/cmdline.txt; do
-	[ -f "$f" ] || { echo "run-linux: $f missing (make all linux)" >&2; exit 2; }
-done
+[ -f build/linux/initrd.img ] && [ -f build/tessel.efi ] || { echo "run-linux: make all linux first" >&2; exit 2; }
 port=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
-inputs=build/run/.inputs/linux-shell
-mkdir -p "$inputs"
-sed 's/ quiet$/ quiet tessel_init=shell/' $lx/cmdline.txt > "$inputs/cmdline.txt"
 echo "run-linux: Bochs ${MODEL:-corei7_icelake_u}, 2 CPUs, Linux under Tessel; booting takes about a minute" >&2
-tests/harness/bochs.sh linux-shell --cfg-text 'next=\acpi-loader.efi' --mem 512 --cpus 2 \
-	--msrs tools/linux/msrs-misc-enable.def --serial-port "$port" --no-tests \
-	--copy "$lx/acpi-loader.efi=acpi-loader.efi" --copy "$lx/vmlinuz.efi=vmlinuz.efi" \
-	--copy "$lx/initrd.img=initrd.img" --copy "$inputs/cmdline.txt=cmdline.txt" \
-	--timeout "${TIMEOUT:-3600}" >/dev/null &
+tools/linux/boot.sh linux-shell tessel shell --serial-port "$port" --timeout "${TIMEOUT:-3600}" >/dev/null &
 runner=$!
 trap 'kill "$runner" 2>/dev/null || true' INT TERM EXIT
 sleep 1

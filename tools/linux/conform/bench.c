@@ -57,20 +57,31 @@ static uint64_t bench_median(enum bench_op op, struct test_page *spp, struct tes
 	return t[BENCH_ITERATIONS / 2];
 }
 
-int run_bench(void)
+/*
+ * The start bench and demo share: the device and its INFO, room for one map, CPU 0, no stale
+ * events, and one page protected with MAP_LOW_HALF (sub-pages 0-15 writable, 16-31 not).
+ */
+static struct test_page *setup_low_half_page(void)
 {
-	struct test_page *spp, *plain;
+	struct test_page *tp;
 
-	if (!open_device())
+	if (!open_device() || ioc(g_fd, TESSEL_IOC_INFO, &g_info))
 		bail("cannot open " TESSEL_DEVICE);
 	g_req = calloc(1, sizeof(*g_req) + sizeof(uint32_t));
 	if (!g_req)
 		bail("out of memory");
 	pin_cpu(0);
-	spp = fresh_page();
-	plain = fresh_page();
-	if (protect(spp, 0, MAP_LOW_HALF))
-		bail("cannot protect the benchmark page");
+	tp = fresh_page();
+	ev_discard();
+	if (protect(tp, 0, MAP_LOW_HALF))
+		bail("cannot protect the page");
+	return tp;
+}
+
+int run_bench(void)
+{
+	struct test_page *spp = setup_low_half_page(), *plain = fresh_page();
+
 	for (int op = 0; op < B_OPS; op++)
 		printf("bench: %s %llu\n", bench_name[op],
 		       (unsigned long long)bench_median(op, spp, plain));
@@ -95,20 +106,10 @@ static void demo_write(struct test_page *tp, unsigned off, const char *what)
 
 int run_demo(void)
 {
-	struct test_page *tp;
+	struct test_page *tp = setup_low_half_page();
 	struct tessel_event_entry e;
 	static const char *const kind[] = { "?", "DENIED", "TRACKED", "DISCARDED" };
 
-	if (!open_device() || ioc(g_fd, TESSEL_IOC_INFO, &g_info))
-		bail("cannot open " TESSEL_DEVICE);
-	g_req = calloc(1, sizeof(*g_req) + sizeof(uint32_t));
-	if (!g_req)
-		bail("out of memory");
-	pin_cpu(0);
-	tp = fresh_page();
-	ev_discard();
-	if (protect(tp, 0, MAP_LOW_HALF))
-		bail("cannot protect the demo page");
 	printf("demo: %s SPP; page %p (guest-physical 0x%llx): sub-pages 0-15 writable, 16-31 "
 	       "write-protected (PROTECT_VA, map 0x%08x)\n",
 	       (g_info.features & TESSEL_F_SPP_HW) ? "hardware" : "software", (void *)tp->va,

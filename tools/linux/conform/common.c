@@ -323,27 +323,43 @@ bool grew_by(const char *name, uint64_t before, uint64_t delta)
 
 /* ---- events ---- */
 
-/* Appends every pending event to log, without blocking. */
-void ev_collect(struct evlog *log)
+/*
+ * Reads every pending event without blocking: the first max into buf, the others read and
+ * dropped. Returns how many there were.
+ */
+unsigned ev_read_all(struct tessel_event_entry *buf, unsigned max)
 {
-	struct tessel_event_entry buf[16];
+	struct tessel_event_entry spill[16];
+	unsigned n = 0;
 	ssize_t r;
 
-	while ((r = read(g_nbfd, buf, sizeof(buf))) > 0)
-		for (size_t i = 0; i < (size_t)r / sizeof(buf[0]); i++, log->n++)
-			if (log->n < EVLOG_MAX)
-				log->e[log->n] = buf[i];
+	for (;;) {
+		bool keep = n < max;
+		struct tessel_event_entry *dst = keep ? buf + n : spill;
+		size_t room = keep ? max - n : sizeof(spill) / sizeof(spill[0]);
+
+		r = read(g_nbfd, dst, room * sizeof(*dst));
+		if (r <= 0)
+			break;
+		n += (unsigned)((size_t)r / sizeof(*dst));
+	}
 	if (r < 0 && errno != EAGAIN)
 		diag("read events: %s", strerror(errno));
+	return n;
+}
+
+/* Appends every pending event to log (counting those beyond EVLOG_MAX), without blocking. */
+void ev_collect(struct evlog *log)
+{
+	unsigned kept = log->n < EVLOG_MAX ? log->n : EVLOG_MAX;
+
+	log->n += ev_read_all(log->e + kept, EVLOG_MAX - kept);
 }
 
 /* Reads and drops every pending event; returns how many there were. */
 unsigned ev_discard(void)
 {
-	struct evlog stray = { 0 };
-
-	ev_collect(&stray);
-	return stray.n;
+	return ev_read_all(NULL, 0);
 }
 
 /* No event pending, an empty log. */

@@ -132,6 +132,7 @@ bool grew(const char *name, uint64_t before, uint64_t min, uint64_t max);
 bool grew_by(const char *name, uint64_t before, uint64_t delta);
 
 /* events */
+unsigned ev_read_all(struct tessel_event_entry *buf, unsigned max);
 void ev_collect(struct evlog *log);
 unsigned ev_discard(void);
 void ev_reset(void);

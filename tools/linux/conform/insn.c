@@ -421,19 +421,6 @@ static unsigned overflow_off(unsigned i)
 	return i % PAGE_BYTES;
 }
 
-/* Reads every pending event; keeps the first max in buf and returns how many there were. */
-static unsigned ev_read_all(struct tessel_event_entry *buf, unsigned max)
-{
-	unsigned n = 0;
-	ssize_t r = 0;
-
-	while (n < max && (r = read(g_nbfd, buf + n, (size_t)(max - n) * sizeof(*buf))) > 0)
-		n += (unsigned)((size_t)r / sizeof(*buf));
-	if (r < 0 && errno != EAGAIN)
-		diag("read events: %s", strerror(errno));
-	return n == max ? n + ev_discard() : n;
-}
-
 /* The events read are the first `n` of the overflow test's writes, in order. */
 static bool overflow_events_in_order(const struct test_page *tp,
 				     const struct tessel_event_entry *ev, unsigned n)
