@@ -259,16 +259,7 @@ static inline bool invvpid(u64 type, u16 vpid)
 	return !fail;
 }
 
-#define INVEPT_SINGLE_CONTEXT 1
-#define INVEPT_ALL_CONTEXT    2
-#define INVVPID_SINGLE_CONTEXT 1
-#define INVVPID_ALL_CONTEXT    2
-
-/* Atomics (GCC builtins compile to LOCK-prefixed instructions; no asm needed). */
-#define atomic_load(p)        __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define atomic_store(p, v)    __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define atomic_add(p, v)      __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
-#define atomic_inc(p)         __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
-#define atomic_cmpxchg(p, o, n) __atomic_compare_exchange_n((p), (o), (n), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
+/* INVEPT/INVVPID types and atomics: the same in the host fake (tests/fake/hw.h). */
+#include "hw_shared.h"
 
 #endif

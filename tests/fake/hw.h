@@ -198,17 +198,8 @@ static inline bool invept(u64 type, u64 eptp) { return fake_invept(type, eptp); 
 static inline bool invvpid(u64 type, u16 vpid) { return fake_invvpid(type, vpid); }
 static inline void vmxoff(void) { fake_vmxoff(); }
 
-#define INVEPT_SINGLE_CONTEXT 1
-#define INVEPT_ALL_CONTEXT    2
-#define INVVPID_SINGLE_CONTEXT 1
-#define INVVPID_ALL_CONTEXT    2
-
-/* Atomics: the same GCC builtins as the target. */
-#define atomic_load(p)        __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define atomic_store(p, v)    __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define atomic_add(p, v)      __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
-#define atomic_inc(p)         __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
-#define atomic_cmpxchg(p, o, n) __atomic_compare_exchange_n((p), (o), (n), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
+/* INVEPT/INVVPID types and atomics: the same on target and host. */
+#include <arch/hw_shared.h>
 
 /* MMIO (local APIC): recorded by tests/fake/fake_mmio.c. */
 void fake_mmio_write32(u64 addr, u32 v);
