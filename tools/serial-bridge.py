@@ -5,7 +5,8 @@
 Keys go to the guest as typed. On a terminal, stdin is put into raw mode (the guest's shell
 echoes and edits lines itself; Ctrl-C goes to the guest) and Ctrl-] ends the session. When
 stdin is not a terminal (a script or a test), its lines are typed in one at a time, each once
-the shell shows a fresh prompt (PROMPT, default "# " at the start of a line) after the guest
+the shell shows a fresh prompt (PROMPT, default a line ending in "# ", terminal escape
+sequences after it allowed) after the guest
 printed SEND_AFTER (default "GUEST-SHELL"); the bridge ends when the guest closes the port.
 (Waiting for the prompt matters: when the shell exits, the tty is hung up and output still
 queued for the slow UART is lost.)
@@ -35,7 +36,9 @@ def connect(port, deadline):
 def main():
     port, log_path = int(sys.argv[1]), sys.argv[2]
     send_after = re.compile(os.environ.get('SEND_AFTER', r'GUEST-SHELL').encode())
-    prompt = re.compile(os.environ.get('PROMPT', r'(^|\n)[^\n]*# $').encode())
+    # busybox ash follows its prompt with a cursor-position query (ESC [6n), which may arrive in
+    # the same read as the prompt or in a later one: allow escape sequences after it.
+    prompt = re.compile(os.environ.get('PROMPT', r'(^|\n)[^\n]*# (\x1b\[[0-9;?]*[A-Za-z])*$').encode())
     sock = connect(port, time.monotonic() + 60)
     sock.setblocking(False)
     interactive = os.isatty(0)
