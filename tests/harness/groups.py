@@ -112,5 +112,10 @@ try:
     GROUPS += SPP_GROUPS
 except ImportError:
     pass
+try:
+    from groups_hostile import HOSTILE_GROUPS
+    GROUPS += HOSTILE_GROUPS
+except ImportError:
+    pass
 from groups_linux import LINUX_GROUPS  # noqa: E402
 GROUPS += LINUX_GROUPS

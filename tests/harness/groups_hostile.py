@@ -1,0 +1,29 @@
+"""groups_hostile.py: the hostile-guest system-test groups (issue 9), in the dict format of
+groups.py (see its docstring); groups.py imports HOSTILE_GROUPS.
+
+Each group boots a guest program (tests/guest/hostile_*.c) that carries out attacks a guest
+kernel can make on the hypervisor, then runs the common post-checks of
+tests/guest/lib/hostile.h: every vCPU answers HC_NOP, the region reads 0xFF, protected bytes
+are unchanged. Groups add 'expect' patterns for the documented log lines of the handling.
+"""
+
+HOSTILE_PATTERNS = {
+    'started': r'tessel: hypervisor started on [0-9]+ CPUs',
+    'vm_stopped': r'E: stopping this vCPU',
+    'panic': r'TESSEL PANIC',
+    'entry_failed': r'VM entry failed|VMRESUME failed',
+}
+_P = HOSTILE_PATTERNS
+
+# Every hostile group rejects these: a guest may get an error or a fault, never stop a vCPU
+# or the hypervisor.
+HOSTILE_REJECT = [('no vCPU stopped', _P['vm_stopped']),
+                  ('no hypervisor panic', _P['panic']),
+                  ('no failed VM entry', _P['entry_failed'])]
+
+
+def cfg(*lines):
+    return ''.join(line + '\r\n' for line in lines)
+
+
+HOSTILE_GROUPS = []
