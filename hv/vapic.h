@@ -28,6 +28,10 @@ bool vapic_handle_ept_write(struct percpu *c, u64 gpa);
 /* On the way back to the guest: a pending virtual INIT puts this vCPU into its INIT state
  * and waits here for the SIPI (returns when the vCPU should enter the guest again). */
 void vapic_check_init(struct percpu *c);
+/* WRMSR IA32_APIC_BASE by the guest (the MSR policy routes it here): 0, or -EINVAL: the
+ * write raises #GP(0). The hypervisor's NMI/IPI paths depend on the APIC staying enabled at
+ * a base it knows. */
+int vapic_apic_base_write(struct percpu *c, u64 val);
 /* An NMI that was only a kick for a virtual INIT (consumed). */
 bool vapic_nmi_is_kick(struct percpu *c);
 
