@@ -57,7 +57,7 @@ GUEST_EFI := $(GUEST_SRC:tests/guest/%.c=$(B)/guest/%.efi)
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_EFI := $(TOOL_SRC:tools/%.c=$(B)/tools/%.efi)
 
-.PHONY: all test unit systest run run-linux bench fuzz clean deps linux
+.PHONY: all test unit systest run run-linux bench fuzz clean deps linux image
 all: $(B)/tessel.efi $(B)/tessel-test.efi $(GUEST_EFI) $(TOOL_EFI)
 
 deps:
@@ -192,8 +192,14 @@ UNIT_EXTRA_test_tesselctl := tools/lib/tesselctl_parse.c
 unit: $(UNIT_BIN)
 	@tests/harness/run-unit.sh $(UNIT_BIN)
 
-test: deps all $(UNIT_BIN) linux
+test: deps all $(UNIT_BIN) linux image
 	@tests/harness/run-all.sh
+
+# The installable disk image (tools/mkimage.sh; README "On real hardware").
+image: $(B)/tessel.img
+$(B)/tessel.img: tools/mkimage.sh $(B)/tessel.efi $(B)/tools/demo.efi $(B)/tools/tesselctl.efi
+	@echo '  IMAGE   $@'
+	$(Q)tools/mkimage.sh $@ >/dev/null
 
 run: deps all
 	@tools/run-demo.sh

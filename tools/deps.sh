@@ -3,7 +3,7 @@
 # why each is there), and only if one is missing: then `apt-get update` and a
 # non-interactive install, with sudo when not root. Silent when everything is present.
 set -euo pipefail
-pkgs=(bochs bochsbios vgabios bochs-sdl bochs-term ovmf qemu-system-x86 gnu-efi nasm mtools cpio
+pkgs=(bochs bochsbios vgabios bochs-sdl bochs-term ovmf qemu-system-x86 gnu-efi nasm mtools gdisk cpio
 	dosfstools libcmocka-dev libzydis-dev clang libclang-rt-14-dev python3 gcc make binutils)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -18,7 +18,7 @@ romimage: file="/usr/share/ovmf/OVMF.fd", address=0xffe00000, options=none
 vgaromimage: file="/usr/share/bochs/VGABIOS-lgpl-latest"
 boot: disk
 ata0: enabled=true, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14
-ata0-master: type=disk, path="esp", mode=vvfat
+$(if [ -n "$DISK" ]; then echo 'ata0-master: type=disk, path="disk.img", mode=flat, cylinders=130, heads=16, spt=63'; else echo 'ata0-master: type=disk, path="esp", mode=vvfat'; fi)
 pci: enabled=1, chipset=i440fx
 vga: extension=vbe, update_freq=5, realtime=0
 cpu: count=$CPUS, quantum=32, ips=50000000, model=$MODEL, reset_on_triple_fault=0, ignore_bad_msrs=1${MSRS:+, msrs="$MSRS"}

@@ -13,6 +13,8 @@ A group is a dict:
   cfg       text of \\EFI\\BOOT\\tessel.cfg (None = no file)
   startup   text of \\startup.nsh (None = no file)
   copy      list of (source, ESP path) extra files
+  disk      a raw disk image (make image) to boot instead of an ESP folder (boot, cfg,
+            startup and copy are then unused)
   tap       True: the serial log must hold a complete, passing TAP stream
   expect    list of (label, regex) that must match a line of the serial log
   reject    list of (label, regex) that must not match any line
@@ -100,6 +102,22 @@ GROUPS.append(dict(name='triplefault', emu='bochs', cpus=2,
                            ('hypervisor logs the triple fault and resets', r'guest triple fault at RIP [0-9a-f]+: resetting the platform')],
                    reject=[('the guest did not run on after the fault', r'still running after the fault'),
                            ('no vCPU stopped', r'stopping this vCPU')]))
+
+# The installable image (make image, tools/mkimage.sh) booted as a disk, as from a USB stick:
+# in Bochs the hypervisor starts and chain-loads the demo from the image's tessel.cfg; in QEMU
+# (no VMX) the loader says why and the demo runs without a hypervisor.
+_IMG = 'build/tessel.img'
+GROUPS.append(dict(name='image-bochs', emu='bochs', cpus=2, disk=_IMG, timeout=240,
+                   expect=[('hypervisor started from the disk image', P['started']),
+                           ('chain-loads the demo named in the image\'s tessel.cfg',
+                            P['chain'] + r'.*\\EFI\\tessel\\demo\.efi'),
+                           ('the demo ran under Tessel', r'Every protected sub-page kept its bytes')],
+                   reject=[('no vCPU stopped', r'stopping this vCPU')]))
+GROUPS.append(dict(name='image-qemu', emu='qemu', cpus=2, disk=_IMG, timeout=120,
+                   until=r'No Tessel hypervisor underneath', grace=3,
+                   expect=[('no-VMX reason on serial', P['no_vmx']),
+                           ('the demo ran without a hypervisor', r'No Tessel hypervisor underneath')],
+                   reject=[('hypervisor not started', P['started'])]))
 
 # Groups defined beside their programs (sub-page protection, the UEFI shell tool).
 try:

@@ -8,6 +8,6 @@ run_parse "$@"
 run_mkesp
 cd "$RUN"
 qemu-system-x86_64 -machine q35 -cpu max -smp "$CPUS" -m "$MEM" -bios /usr/share/ovmf/OVMF.fd \
-	-drive format=raw,file=fat:rw:esp -display none -serial file:serial.log -net none \
+	-drive "format=raw,file=$(if [ -n "$DISK" ]; then echo disk.img; else echo fat:rw:esp; fi)" -display none -serial file:serial.log -net none \
 	-no-reboot -monitor none </dev/null >qemu.out 2>&1 &
 run_watch $!

@@ -9,6 +9,8 @@
 #   --copy SRC=DST   any other file onto the ESP (DST relative, / separators)
 #   --startup FILE   \startup.nsh              --startup-text TEXT
 #   --no-tests       do not copy build/guest/*.efi to \tests\
+#   --disk IMG       boot a copy of the raw disk image IMG (make image) instead of an ESP
+#                    folder; the ESP options above are then ignored
 #   --cpus N (CPUS, 2)  --mem MIB (MEM, 256)  --model M (MODEL, corei7_icelake_u; Bochs only)
 #   --timeout S (TIMEOUT, 120)  --until REGEX  --grace S (GRACE, 3)
 #   --serial-port P  (Bochs only) COM1 is a TCP server on 127.0.0.1:P instead of the file
@@ -32,6 +34,7 @@ run_parse() {
 	GRACE=${GRACE:-3}
 	UNTIL=""
 	TESTS_DIR=1
+	DISK=""
 	CFG_FILE="" CFG_TEXT="" CFG_SET=0 STARTUP_FILE="" STARTUP_TEXT="" STARTUP_SET=0
 	COPIES=()
 	while [ $# -gt 0 ]; do
@@ -43,6 +46,7 @@ run_parse() {
 		--startup) STARTUP_FILE=$2; STARTUP_SET=1; shift ;;
 		--startup-text) STARTUP_TEXT=$2; STARTUP_SET=2; shift ;;
 		--no-tests) TESTS_DIR=0 ;;
+		--disk) DISK=$2; shift ;;
 		--cpus) CPUS=$2; shift ;;
 		--mem) MEM=$2; shift ;;
 		--msrs) MSRS=$2; shift ;;
@@ -65,6 +69,12 @@ run_parse() {
 
 run_mkesp() {
 	rm -rf "$RUN"
+	if [ -n "$DISK" ]; then
+		[ -f "$DISK" ] || { echo "$0: disk image $DISK missing (make image)" >&2; exit 2; }
+		mkdir -p "$RUN"
+		cp "$DISK" "$RUN/disk.img"
+		return
+	fi
 	mkdir -p "$RUN/esp/EFI/BOOT"
 	local esp=$RUN/esp
 	if [ "$BOOT" != none ]; then

@@ -86,9 +86,11 @@ def run_group(g):
         cmd += ['--msrs', os.path.join(ROOT, g['msrs'])]
     if g.get('until'):
         cmd += ['--until', g['until'], '--grace', str(g.get('grace', 5))]
+    if g.get('disk'):
+        cmd += ['--disk', os.path.join(ROOT, g['disk'])]
     desc = f"{g['emu']}" + (f' {model}' if g['emu'] == 'bochs' else '') + f", {g.get('cpus', 2)} CPUs"
     print(f'=== {name} ({desc})', flush=True)
-    missing = [p for p in [boot] + [s for s, _ in g.get('copy', [])]
+    missing = [p for p in [boot, g.get('disk')] + [s for s, _ in g.get('copy', [])]
                if p and not os.path.exists(os.path.join(ROOT, p))]
     if missing:
         print(f'{name}: not ok - missing {", ".join(missing)} (build first)')
