@@ -79,6 +79,13 @@ static s64 percpu_setup(struct tessel_boot_info *bi)
 	return 0;
 }
 
+/* The host's memory types (mm/paging.h): RAM and the region cached, the rest UC. */
+static enum host_mem host_mem_kind(u64 base, u64 len)
+{
+	int k = memmap_host_kind(base, len);
+	return k == MEMMAP_ALL_RAM ? HOST_MEM_RAM : k == MEMMAP_NO_RAM ? HOST_MEM_IO : HOST_MEM_MIXED;
+}
+
 static s64 core_init(struct tessel_boot_info *bi)
 {
 	if (bi->magic != TESSEL_BOOTINFO_MAGIC || bi->version != TESSEL_BOOTINFO_VERSION ||
@@ -127,6 +134,9 @@ static s64 core_init(struct tessel_boot_info *bi)
 		.text_size = (u64)(__text_end - __image_start), .rodata_end = (u64)(__rodata_end - __image_start),
 		.image_size = bi->image_size,
 	};
+	hp.mtrr = &mtrr;
+	hp.apic_base = rdmsr(MSR_IA32_APIC_BASE) & ~0xfffULL;
+	hp.kind = host_mem_kind;
 	hpa_t cr3 = paging_build_host(&hp);
 	if (!cr3.v)
 		return -ENOMEM;

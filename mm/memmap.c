@@ -86,3 +86,31 @@ u64 memmap_ram_top(void)
 {
 	return ram_count ? ram[ram_count - 1].end : 0;
 }
+
+/* Bytes of [base, end) that are RAM or the hypervisor's region (the two never overlap: the
+ * region is reserved in the firmware's map). */
+static u64 host_ram_bytes(u64 base, u64 end)
+{
+	u64 n = 0;
+	u32 lo = 0, hi = ram_count;
+	while (lo < hi) {
+		u32 mid = (lo + hi) / 2;
+		if (ram[mid].end <= base)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (u32 i = lo; i < ram_count && ram[i].start < end; i++)
+		n += MIN(ram[i].end, end) - MAX(ram[i].start, base);
+	if (hv_start < end && hv_end > base)
+		n += MIN(hv_end, end) - MAX(hv_start, base);
+	return n;
+}
+
+int memmap_host_kind(u64 base, u64 len)
+{
+	if (!len || base + len < base)
+		return MEMMAP_MIXED;
+	u64 n = host_ram_bytes(base, base + len);
+	return n == len ? MEMMAP_ALL_RAM : n == 0 ? MEMMAP_NO_RAM : MEMMAP_MIXED;
+}

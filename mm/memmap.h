@@ -13,6 +13,10 @@ void memmap_init(const struct tessel_mem_range *ranges, u32 count, u64 hv_base, 
 bool memmap_is_ram(u64 gpa, u64 len);
 /* Any byte of [gpa, gpa+len) is in the hypervisor's region. */
 bool memmap_in_hv(u64 gpa, u64 len);
+/* For the host's own mappings (mm/paging.c): is [base, base+len) all RAM or the hypervisor's
+ * region (MEMMAP_ALL_RAM), none of it (MEMMAP_NO_RAM: MMIO, holes, reserved), or a mix? */
+enum { MEMMAP_ALL_RAM, MEMMAP_NO_RAM, MEMMAP_MIXED };
+int memmap_host_kind(u64 base, u64 len);
 /* Highest RAM address + 1. */
 u64 memmap_ram_top(void);
 
