@@ -43,7 +43,7 @@ CORE_ASM := $(wildcard hv/*.asm)
 CORE_OBJ := $(CORE_C:%.c=$(B)/core/%.o) $(CORE_ASM:%.asm=$(B)/core/%.o)
 # Host library: everything in mm/ spp/ hv/ (and the formatter) except files that are
 # target-only by nature (listed in HOST_EXCLUDE).
-HOST_EXCLUDE := hv/main.c
+HOST_EXCLUDE := hv/main.c hv/start.c
 HOST_C   := $(filter-out $(HOST_EXCLUDE),$(wildcard hv/*.c mm/*.c spp/*.c drivers/*.c)) lib/fmt.c $(wildcard tests/fake/*.c)
 HOST_OBJ := $(HOST_C:%.c=$(B)/host/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -56,9 +56,10 @@ GUEST_SRC := $(wildcard tests/guest/*.c)
 GUEST_EFI := $(GUEST_SRC:tests/guest/%.c=$(B)/guest/%.efi)
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_EFI := $(TOOL_SRC:tools/%.c=$(B)/tools/%.efi)
+FAIL_EFI := $(B)/tessel-failentry0.efi $(B)/tessel-failentry1.efi $(B)/tessel-failentry2.efi
 
 .PHONY: all test unit systest run run-linux bench fuzz clean deps linux image
-all: $(B)/tessel.efi $(B)/tessel-test.efi $(GUEST_EFI) $(TOOL_EFI)
+all: $(B)/tessel.efi $(B)/tessel-test.efi $(FAIL_EFI) $(GUEST_EFI) $(TOOL_EFI)
 
 deps:
 	@tools/deps.sh
@@ -95,6 +96,28 @@ $(B)/boot/core_blob_test.o: boot/core_blob.asm $(B)/core-test.elf
 $(B)/tessel-test.so: $(filter-out $(B)/boot/core_blob.o,$(BOOT_OBJ)) $(B)/boot/core_blob_test.o
 	@echo '  LD      $@'
 	$(Q)$(LD) $(EFI_LDFLAGS) $(EFI_CRT0) $^ -o $@ -lefi -lgnuefi
+
+# Variants whose first VM entry fails on one CPU (hv/vmx.c TESSEL_TEST_FAIL_ENTRY = the
+# processor number): build/tessel-failentry0.efi (the BSP), -1 and -2 (APs), for the
+# all-or-nothing start tests. Only hv/vmx.c differs from the shipped core.
+define FAIL_VARIANT
+$(B)/core-fail$(1)/hv/vmx.o: hv/vmx.c
+	@mkdir -p $$(dir $$@)
+	@echo '  CC      $$< (first entry fails on CPU $(1))'
+	$(Q)$(CC) $(CORE_CFLAGS) -DTESSEL_TEST_FAIL_ENTRY=$(1) -MMD -c $$< -o $$@
+$(B)/core-fail$(1).elf: $(filter-out $(B)/core/hv/vmx.o,$(CORE_OBJ)) $(B)/core-fail$(1)/hv/vmx.o linker.ld
+	@echo '  LD      $$@'
+	$(Q)$(LD) -nostdlib -static -z max-page-size=4096 --gc-sections -T linker.ld $$(filter %.o,$$^) -o $$@
+$(B)/boot/core_blob_fail$(1).o: boot/core_blob.asm $(B)/core-fail$(1).elf
+	@mkdir -p $$(dir $$@)
+	$(Q)$(NASM) -f elf64 -DCORE_ELF='"$(B)/core-fail$(1).elf"' $$< -o $$@
+$(B)/tessel-failentry$(1).so: $(filter-out $(B)/boot/core_blob.o,$(BOOT_OBJ)) $(B)/boot/core_blob_fail$(1).o
+	@echo '  LD      $$@'
+	$(Q)$(LD) $(EFI_LDFLAGS) $(EFI_CRT0) $$^ -o $$@ -lefi -lgnuefi
+endef
+$(eval $(call FAIL_VARIANT,0))
+$(eval $(call FAIL_VARIANT,1))
+$(eval $(call FAIL_VARIANT,2))
 
 # ---- loader (embeds core.elf) ----
 $(B)/boot/%.o: %.c

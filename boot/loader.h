@@ -14,5 +14,8 @@ EFI_STATUS read_file(EFI_HANDLE device, const CHAR16 *path, char **data, UINTN *
 
 /* boot/launch.asm */
 s64 tessel_launch(u64 host_cr3, u64 entry, u64 op, u64 arg, struct tessel_launch *l);
+/* Takes the calling processor (a guest of a start that is being undone) out of VMX
+ * operation and restores its firmware context: 0, or the hypercall's status. */
+s64 tessel_leave(void);
 
 #endif

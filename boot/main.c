@@ -243,6 +243,20 @@ static EFIAPI void ap_start(void *arg)
 	launch_result[i] = tessel_launch(host_cr3, core_entry_va, CORE_OP_CPU_START, i, &launch_state[i]);
 }
 
+static EFIAPI void ap_leave(void *arg)
+{
+	UINTN i = (UINTN)arg;
+	launch_result[i] = tessel_leave();
+}
+
+/* A loader-only hypercall (include/tessel/bootinfo.h), from the guest the loader now is. */
+static s64 tessel_vmcall(u64 nr)
+{
+	u64 rax = nr;
+	__asm__ __volatile__("vmcall" : "+a"(rax) : : "memory", "cc");
+	return (s64)rax;
+}
+
 static const char *status_name(s64 r)
 {
 	switch (-r) {
@@ -335,8 +349,21 @@ static s64 start_hypervisor(void)
 	}
 	host_cr3 = bi->host_cr3;
 
-	s64 started = 0;
-	for (UINTN i = 0; i < ncpu; i++) {
+	/* All or nothing: every processor starts, or none stays a guest (hv/start.c). The BSP
+	 * goes first: if it cannot start, nothing has; once it runs as a guest, the firmware's
+	 * MP services start each AP (its INIT and SIPI reach the hardware while the AP is not yet
+	 * a guest, hv/vapic.c) and, should one fail, ask the others to leave again. */
+	r = tessel_launch(host_cr3, core_entry_va, CORE_OP_CPU_START, bsp, &launch_state[bsp]);
+	if (r) {
+		say("tessel: the bootstrap processor did not start: %s", status_name(r));
+		say("tessel: the start failed; no processor is running the hypervisor");
+		BS->InstallConfigurationTable(&region_guid, NULL);
+		BS->FreePages(region, pages);
+		return r;
+	}
+	bool ap_started[TESSEL_MAX_CPUS] = { false };
+	s64 started = 1, failure = 0;
+	for (UINTN i = 0; i < ncpu && !failure; i++) {
 		if (i == bsp)
 			continue;
 		launch_result[i] = -EIO;
@@ -344,16 +371,42 @@ static s64 start_hypervisor(void)
 		if (EFI_ERROR(st) || launch_result[i]) {
 			say("tessel: processor %lu did not start: %s", (unsigned long)i,
 			    EFI_ERROR(st) ? "MP services refused" : status_name(launch_result[i]));
+			failure = EFI_ERROR(st) ? -EIO : launch_result[i];
 			continue;
 		}
+		ap_started[i] = true;
 		started++;
 	}
-	r = tessel_launch(host_cr3, core_entry_va, CORE_OP_CPU_START, bsp, &launch_state[bsp]);
-	if (r) {
-		say("tessel: the bootstrap processor did not start: %s", status_name(r));
-		return started ? started : r;
+	if (!failure) {
+		s64 sealed = tessel_vmcall(TESSEL_HC_LOADER_SEAL);
+		if (!sealed)
+			return started;
+		say("tessel: the core refused to seal the start (status %ld)", (long)sealed);
+		failure = -EIO;
 	}
-	return started + 1;
+	/* Undo: every AP that started leaves VMX operation again, then the BSP, then the region
+	 * goes. A processor that cannot leave keeps the region reserved: it still runs on it. */
+	bool stuck = false;
+	for (UINTN i = 0; i < ncpu; i++) {
+		if (!ap_started[i])
+			continue;
+		launch_result[i] = -EIO;
+		EFI_STATUS st = mp->StartupThisAP(mp, ap_leave, i, NULL, 0, (void *)i, NULL);
+		if (EFI_ERROR(st) || launch_result[i]) {
+			say("tessel: processor %lu cannot leave VMX operation (%s)", (unsigned long)i,
+			    EFI_ERROR(st) ? "MP services refused" : "the core refused");
+			stuck = true;
+		}
+	}
+	if (stuck || tessel_leave()) {
+		say("tessel: the start failed and could not be undone on every processor; stopping here");
+		return failure;
+	}
+	say("tessel: the start failed; %ld processor%s left VMX operation again; the hypervisor is not running",
+	    (long)started, started == 1 ? "" : "s");
+	BS->InstallConfigurationTable(&region_guid, NULL);
+	BS->FreePages(region, pages);
+	return failure;
 }
 
 static EFI_STATUS chain_load(void)

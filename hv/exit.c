@@ -18,6 +18,8 @@
 #include "vcpu.h"
 #include "vmcs.h"
 
+void (*first_entry_failed_hook)(struct percpu *c, u32 reason);
+
 void nmi_arrived(struct percpu *c)
 {
 	/* Both requests are consumed even if one NMI carried both (NMIs merge). */
@@ -157,6 +159,12 @@ void vmx_handle_exit(struct guest_regs *regs)
 	c->event_injected = false;
 	c->exits++;
 
+	if (unlikely(!c->entered)) {
+		/* The first exit on this CPU: was the first VM entry itself the failure? */
+		if ((reason & EXIT_REASON_ENTRY_FAILURE) && first_entry_failed_hook)
+			first_entry_failed_hook(c, reason);
+		c->entered = true;
+	}
 	if (unlikely(c->mtf_selftest)) {
 		/* The first entry was made with MTF set; its first exit must be the MTF exit. */
 		c->mtf_selftest = false;

@@ -30,6 +30,9 @@ extern const exit_handler_t exit_handlers[EXIT_REASON_MAX];
 exit_handler_t exit_lookup(u32 reason);
 
 void vmx_handle_exit(struct guest_regs *regs);
+/* Called for the first VM exit of a CPU when it reports that the first VM entry failed
+ * (hv/start.c sets it; NULL in host builds: such an exit is then unexpected). */
+extern void (*first_entry_failed_hook)(struct percpu *c, u32 reason);
 /* An NMI reached this CPU (by NMI exit or in root mode): serve the hypervisor's own requests
  * carried by NMIs (shootdown, stop-the-world, INIT kick); otherwise it is the guest's. */
 void nmi_arrived(struct percpu *c);

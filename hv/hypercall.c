@@ -4,6 +4,7 @@
  * with bits above the table) give -ENOSYS. RIP always moves past VMCALL.
  */
 #include <hw.h>
+#include <tessel/bootinfo.h>
 #include "abi.h"
 #include "exit.h"
 #include "features.h"
@@ -96,11 +97,17 @@ static const hypercall_fn hypercalls[HC_TABLE_SIZE] = {
 	[HC_STATS] = hc_stats,
 };
 
+hypercall_fn hc_loader_hook;
+
 s64 hypercall_dispatch(struct percpu *c, struct hc_args *a, unsigned cpl)
 {
 	a->has_out = false;
 	if (cpl != 0)
 		return -EPERM;
+	if (unlikely(a->nr == TESSEL_HC_LOADER_LEAVE || a->nr == TESSEL_HC_LOADER_SEAL)) {
+		hypercall_fn h = __atomic_load_n(&hc_loader_hook, __ATOMIC_ACQUIRE);
+		return h ? h(c, a) : -ENOSYS;
+	}
 #ifdef TESSEL_TEST_HOOKS
 	if (a->nr == HC_TEST_SPPT_MISCONFIG)
 		return hc_test_sppt_misconfig(c, a);

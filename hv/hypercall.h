@@ -19,6 +19,11 @@ typedef s64 (*hypercall_fn)(struct percpu *c, struct hc_args *a);
 /* Run one hypercall as if from CPL `cpl`; returns the status placed in RAX. */
 s64 hypercall_dispatch(struct percpu *c, struct hc_args *a, unsigned cpl);
 
+/* The loader-only calls (TESSEL_HC_LOADER_*, include/tessel/bootinfo.h): set by the core's
+ * boot code (hv/main.c) while a start is in progress; NULL (-ENOSYS) otherwise and in host
+ * builds. */
+extern hypercall_fn hc_loader_hook;
+
 /* Handlers provided by other modules (spp/); weak stubs return -ENODEV until present. */
 s64 hc_spp_set(struct percpu *c, struct hc_args *a);
 s64 hc_spp_get(struct percpu *c, struct hc_args *a);

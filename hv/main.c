@@ -25,6 +25,7 @@
 #include "spp/step.h"
 #include "traps.h"
 #include "vapic.h"
+#include "start.h"
 #include "vmx.h"
 #include "vmx_caps.h"
 
@@ -47,9 +48,9 @@ static void setup_gdt(struct percpu *c)
 	c->gdt[0] = 0;
 	c->gdt[1] = 0x00af9b000000ffffULL; /* 64-bit code, DPL 0 */
 	c->gdt[2] = 0x00cf93000000ffffULL; /* data */
-	c->gdt[3] = (sizeof(c->tss) - 1) | ((tss & 0xffffff) << 16) | (0x89ULL << 40) | ((tss >> 24 & 0xff) << 56);
-	c->gdt[4] = tss >> 32;
-	c->gdt[5] = 0;
+	c->gdt[HOST_SEL_TSS / 8] = (sizeof(c->tss) - 1) | ((tss & 0xffffff) << 16) | (0x89ULL << 40) |
+				   ((tss >> 24 & 0xff) << 56);
+	c->gdt[HOST_SEL_TSS / 8 + 1] = tss >> 32;
 	c->tss.iomap_base = sizeof(c->tss);
 }
 
@@ -157,6 +158,7 @@ static s64 core_init(struct tessel_boot_info *bi)
 	r = spp_init(&bi->config, &guest_ept, vmx_caps.phys_bits);
 	if (r)
 		return r;
+	start_hooks_init();
 	log_info("sub-page protection: %s (processor SPP: %s)", spp_mode_name(), vmx_has_spp() ? "yes" : "no");
 	log_info("core ready: %llu of %llu region pages free", (unsigned long long)pmm_free_count(),
 		 (unsigned long long)pmm_total_count());

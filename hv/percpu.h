@@ -37,7 +37,15 @@ struct __packed tss64 {
 
 #define HOST_SEL_CODE 0x08
 #define HOST_SEL_DATA 0x10
-#define HOST_SEL_TSS  0x18
+/* The TSS sits at the end of a 4 KiB GDT: when a start is undone (hv/start.c) a processor
+ * whose firmware ran without a TSS keeps this TR selector (a null TR cannot be loaded again),
+ * and firmware that saves and reloads TR (EDK II's MP services do) skips a selector beyond
+ * its own GDT's limit instead of loading whatever its GDT holds there. */
+#define HOST_GDT_ENTRIES 512
+#define HOST_SEL_TSS  ((HOST_GDT_ENTRIES - 2) * 8)
+
+/* Where the first VMLAUNCH was made from (hv/entry.asm vmx_launch). */
+struct launch_jmp { u64 rbx, rbp, r12, r13, r14, r15, rsp, rip; };
 
 struct percpu {
 	struct percpu *self;         /* must be first: read through %gs:0 */
@@ -47,7 +55,7 @@ struct percpu {
 	hpa_t vmxon;                 /* VMXON region */
 	hpa_t vmcs;                  /* this CPU's VMCS */
 	u64 stack_top;               /* HOST_RSP */
-	u64 gdt[6] __aligned(16);    /* null, code, data, TSS (2 slots), spare */
+	u64 gdt[HOST_GDT_ENTRIES] __aligned(16); /* null, code, data, ..., TSS (the last 2 slots) */
 	struct tss64 tss __aligned(16);
 	volatile bool nmi_pending;   /* an NMI arrived in root mode or must be re-delivered */
 	bool launched;
@@ -64,6 +72,8 @@ struct percpu {
 	u64 exits;                   /* exits taken on this CPU */
 	u64 cr0_guest_mask;          /* CR0 bits the hypervisor owns (guest sees the shadow) */
 	u64 cr4_guest_mask;
+	bool entered;                /* the first VM entry succeeded (a VM exit other than entry failure) */
+	struct launch_jmp launch_jmp;
 };
 
 extern struct percpu *percpu_array[TESSEL_MAX_CPUS];

@@ -73,6 +73,14 @@ bool vapic_icr_write(struct percpu *c, u32 icr_lo, u32 dest, bool x2apic)
 	if (sh == 0 && (icr_lo & ICR_LOGICAL))
 		return false; /* logical destinations are left to the APIC (not used for INIT/SIPI by OVMF or Linux) */
 	u32 id = x2apic ? dest : (dest & 0xff);
+	if (sh == 0) {
+		/* A processor that is not (yet) a guest - the start brings the BSP under the
+		 * hypervisor first, then the APs (boot/main.c) - takes its INIT and SIPI from the
+		 * hardware: the caller writes the real ICR. */
+		for (u32 i = 0; i < percpu_count; i++)
+			if (percpu_array[i]->apic_id == id && !__atomic_load_n(&percpu_array[i]->launched, __ATOMIC_ACQUIRE))
+				return false;
+	}
 	bool any = false;
 	for (u32 i = 0; i < percpu_count; i++) {
 		struct percpu *t = percpu_array[i];

@@ -5,6 +5,7 @@
  * over by the loader's trampoline (boot/launch.asm). SDM Vol. 3C chapters 23-26.
  */
 #include <hw.h>
+#include <tessel/bootinfo.h>
 #include <arch/cpu.h>
 #include <arch/msr.h>
 #include <arch/vmx.h>
@@ -256,8 +257,20 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	} else {
 		spp_step_set_mtf(false);
 	}
+#ifdef TESSEL_TEST_FAIL_ENTRY
+	/* Test build (build/tessel-failentry-*.efi): make this CPU's first VM entry fail with a
+	 * VM exit, as an invalid guest state would on silicon (RFLAGS bit 1 must be 1, SDM
+	 * 26.3.1.4), to show the start is all-or-nothing. */
+	if (c->index == TESSEL_TEST_FAIL_ENTRY)
+		vmcs_writel(VMCS_GUEST_RFLAGS, l->rflags & ~RFLAGS_FIXED);
+#endif
 	c->launched = true;
-	vmx_launch();
+	c->entered = false;
+	if (vmx_launch(&c->launch_jmp)) {
+		/* Back from vmx_first_entry_failed(): the exit loaded the host state. */
+		c->launched = false;
+		goto fail_vmxoff;
+	}
 	c->launched = false;
 	u64 err = 0;
 	vmx_vmread(VMCS_RO_VM_INSN_ERROR, &err);

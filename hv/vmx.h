@@ -21,7 +21,10 @@ void vmx_msr_bitmap_init(u8 *bitmap);
 
 /* NASM (hv/entry.asm) */
 void vmx_exit_entry(void);
-/* Executes VMLAUNCH; returns only if it failed. */
-void vmx_launch(void);
+/* Executes VMLAUNCH: 0 if it failed (VMfail); 1 when vmx_launch_abort(j) is called after a
+ * failed first entry. Does not return otherwise. */
+int vmx_launch(struct launch_jmp *j);
+__noreturn void vmx_launch_abort(const struct launch_jmp *j);
+__noreturn void vmx_leave_to(const struct guest_regs *regs, u64 rsp, u64 rip);
 
 #endif

@@ -34,6 +34,14 @@ struct tessel_mem_range {
 #define CORE_OP_INIT      1 /* BSP, once: arg = boot info; returns 0 or -errno */
 #define CORE_OP_CPU_START 2 /* every CPU: arg = cpu index; does not return on success */
 
+/* Loader-only hypercalls (boot/launch.asm, hv/main.c), refused with -ENOSYS once the loader
+ * has sealed a complete start and never part of the guest ABI: LEAVE takes the calling
+ * processor out of VMX operation (it resumes after the VMCALL in root mode with RAX =
+ * TESSEL_LEFT_VMX); SEAL ends the start, after which neither call exists. */
+#define TESSEL_HC_LOADER_LEAVE 0x7f00
+#define TESSEL_HC_LOADER_SEAL  0x7f01
+#define TESSEL_LEFT_VMX        0x4c454654 /* "LEFT" */
+
 /* State of the calling processor that the core cannot read itself after the loader has
  * switched to the host page tables (boot/launch.asm fills it). */
 struct tessel_launch {

@@ -103,6 +103,22 @@ GROUPS.append(dict(name='triplefault', emu='bochs', cpus=2,
                    reject=[('the guest did not run on after the fault', r'still running after the fault'),
                            ('no vCPU stopped', r'stopping this vCPU')]))
 
+# All-or-nothing start (hv/start.c): a core whose first VM entry fails on one processor (an AP:
+# failentry1, after the BSP started, which must leave again; the BSP: failentry0, the first).
+# The loader reports the processor, every processor that had started leaves VMX again, the
+# region is freed, and with no_vmx=continue the next stage runs with no hypervisor anywhere.
+# With 3 CPUs and the second AP failing, the first AP has started and must leave too.
+for _cpu, _who, _n in (('1', 'an AP', 2), ('0', 'the BSP', 2), ('2', 'the second AP', 3)):
+    GROUPS.append(dict(
+        name=f'start-fail-cpu{_cpu}', emu='bochs', cpus=_n, boot=f'build/tessel-failentry{_cpu}.efi',
+        cfg='next=\\tests\\novmx.efi\r\n', tap=True, timeout=180,
+        expect=[(f'the failed first entry on {_who} is reported', r'the first VM entry failed \(exit reason 33'),
+                ('the loader names the processor', r'tessel: (processor %s did not start|the bootstrap processor did not start)' % _cpu),
+                ('the start is undone', r'tessel: the start failed; ([0-9]+ processors? left VMX operation again|no processor is running the hypervisor)'),
+                ('the next stage is chain-loaded', P['chain'] + r'.*novmx\.efi')],
+        reject=[('hypervisor not reported as started', P['started']),
+                ('no vCPU stopped', r'stopping this vCPU')]))
+
 # The installable image (make image, tools/mkimage.sh) booted as a disk, as from a USB stick:
 # in Bochs the hypervisor starts and chain-loads the demo from the image's tessel.cfg; in QEMU
 # (no VMX) the loader says why and the demo runs without a hypervisor.
