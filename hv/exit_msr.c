@@ -3,8 +3,10 @@
  * (hv/msr_policy.c, docs/MSR.md). An access exits when the table does not pass it through
  * (the bitmap is generated from the same table) or when the MSR lies outside the bitmap's two
  * ranges (SDM 24.6.9). Unlisted MSRs get #GP(0). Every refusal (#GP, ignored write) is
- * logged once per MSR and direction; unlisted MSRs at most UNLISTED_LOG_MAX times in all,
- * since a guest can sweep all 2^32 indices.
+ * logged once: an unlisted MSR once per MSR and direction, at most UNLISTED_LOG_MAX of them
+ * in all (a guest can sweep all 2^32 indices); a listed one once per table row and
+ * direction (the first MSR of the row that was refused is named), so a sweep over a listed
+ * range (32 LBR MSRs, say) costs one line and the lines are bounded by the table.
  */
 #include <hw.h>
 #include <arch/msr.h>
@@ -21,6 +23,8 @@ static u8 logged[2][0x4000 / 8];
 /* MSRs outside both ranges: a small open-addressed set (0 = free; stored as msr + 1). */
 static u32 logged_other[2][OTHER_SLOTS];
 static u32 unlisted_logged;
+/* One bit per table row, per direction. */
+static u8 logged_row[2][(MSR_POLICY_MAX_ROWS + 7) / 8];
 
 void msr_policy_log_reset(void)
 {
@@ -31,6 +35,16 @@ void msr_policy_log_reset(void)
 			logged_other[d][i] = 0;
 	}
 	unlisted_logged = 0;
+	for (size_t d = 0; d < 2; d++)
+		for (size_t i = 0; i < sizeof(logged_row[d]); i++)
+			logged_row[d][i] = 0;
+}
+
+static bool first_time_row(const struct msr_policy_entry *e, bool write)
+{
+	size_t row = (size_t)(e - msr_policy);
+	u8 bit = (u8)(1U << (row % 8));
+	return !(__atomic_fetch_or(&logged_row[write][row / 8], bit, __ATOMIC_RELAXED) & bit);
 }
 
 /* True the first time (msr, direction) is seen (races between CPUs resolved atomically). */
@@ -62,6 +76,7 @@ static bool first_time(u32 msr, bool write)
 	return !(__atomic_fetch_or(&logged[write][off / 8], bit, __ATOMIC_RELAXED) & bit);
 }
 
+
 static void refuse(struct percpu *c, const struct msr_policy_entry *e, u32 msr, bool write, u64 val, bool ignore)
 {
 	const char *insn = write ? "WRMSR" : "RDMSR";
@@ -69,7 +84,7 @@ static void refuse(struct percpu *c, const struct msr_policy_entry *e, u32 msr, 
 		vcpu_inject_gp0(c);
 	else
 		vcpu_skip_insn(c);
-	if (!first_time(msr, write))
+	if (e ? !first_time_row(e, write) : !first_time(msr, write))
 		return;
 	if (!e) {
 		u32 n = atomic_inc(&unlisted_logged);
@@ -79,10 +94,10 @@ static void refuse(struct percpu *c, const struct msr_policy_entry *e, u32 msr, 
 			log_warn("msr: guest %s 0x%x (not listed): #GP; %u unlisted MSRs logged, no more will be", insn,
 				 msr, UNLISTED_LOG_MAX);
 	} else if (write) {
-		log_warn("msr: guest WRMSR 0x%x %s value 0x%llx: %s (logged once per MSR)", msr, e->name,
+		log_warn("msr: guest WRMSR 0x%x %s value 0x%llx: %s (logged once per row of docs/MSR.md)", msr, e->name,
 			 (unsigned long long)val, ignore ? "write ignored" : "#GP");
 	} else {
-		log_warn("msr: guest RDMSR 0x%x %s: #GP (logged once per MSR)", msr, e->name);
+		log_warn("msr: guest RDMSR 0x%x %s: #GP (logged once per row of docs/MSR.md)", msr, e->name);
 	}
 }
 

@@ -308,6 +308,7 @@ const struct msr_policy_entry msr_policy[] = {
 	     "RDTSCP/RDPID signature (Linux's CPU number); the hypervisor does not read it"),
 };
 const size_t msr_policy_count = ARRAY_SIZE(msr_policy);
+_Static_assert(ARRAY_SIZE(msr_policy) <= MSR_POLICY_MAX_ROWS, "raise MSR_POLICY_MAX_ROWS");
 
 const struct msr_policy_entry *msr_policy_find(u32 msr)
 {

@@ -5,7 +5,7 @@
  * against it by tests/unit/test_msr.c, which also regenerates it: MSR_DOC_UPDATE=1).
  *
  * Deny by default: an MSR the table does not list exits on every access and the guest gets
- * #GP(0), logged once per MSR and direction.
+ * #GP(0), logged once per MSR and direction (listed MSRs: once per row and direction).
  */
 #ifndef HV_MSR_POLICY_H
 #define HV_MSR_POLICY_H
@@ -32,6 +32,7 @@ struct msr_policy_entry {
 	const char *why;
 };
 
+#define MSR_POLICY_MAX_ROWS 256 /* bounds the per-row log-once bits (hv/exit_msr.c) */
 extern const struct msr_policy_entry msr_policy[];
 extern const size_t msr_policy_count;
 

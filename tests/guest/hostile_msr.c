@@ -21,7 +21,7 @@
  */
 #include "hostile.h"
 
-#define POINTS (14 + HOSTILE_POSTCHECK_POINTS)
+#define POINTS (13 + HOSTILE_POSTCHECK_POINTS)
 
 struct msr_op {
 	uint32_t msr;

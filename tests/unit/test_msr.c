@@ -420,6 +420,9 @@ static void test_log_once(void **state)
 	assert_true(unlisted >= 100 && unlisted <= 130);
 	assert_int_equal(count(out, "no more will be"), 1);
 	assert_int_equal(count(out, "RDMSR 0x600 IA32_DS_AREA: #GP"), 1);
+	/* a listed range logs once per row: the first MSR of it refused is named */
+	assert_int_equal(count(out, "IA32_LBR_0..31_TO_IP"), 1);
+	assert_int_equal(count(out, "RDMSR 0x1600 IA32_LBR_0..31_TO_IP: #GP (logged once per row of docs/MSR.md)"), 1);
 }
 
 /* ---- CPUID ---- */
