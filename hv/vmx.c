@@ -209,6 +209,17 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	u64 fs_base = rdmsr(MSR_IA32_FS_BASE), gs_base = rdmsr(MSR_IA32_GS_BASE);
 	u64 efer = rdmsr(MSR_IA32_EFER);
 
+	/* Intel PT is never the guest's (hv/msr_policy.c): stop a trace the firmware may have left
+	 * running, before VMXON, which #GPs with TraceEn set where IA32_VMX_MISC[14] is 0
+	 * (SDM 23.7, 35.5.1). */
+	u32 ma, mb, mc, md;
+	cpuid_count(0, 0, &ma, &mb, &mc, &md);
+	if (ma >= 7) {
+		cpuid_count(7, 0, &ma, &mb, &mc, &md);
+		if (mb & CPUID7_EBX_PT)
+			(void)wrmsr_safe(MSR_IA32_RTIT_CTL, 0);
+	}
+
 	const char *why = vmx_basic_check(); /* also locks IA32_FEATURE_CONTROL on this CPU */
 	if (why) {
 		log_error("cpu %u: %s", c->index, why);
