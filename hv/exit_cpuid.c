@@ -2,6 +2,15 @@
  * CPUID (exit reason 10). The processor's answers pass through with what a guest of
  * Tessel must see instead (docs/ABI.md section 1): VMX hidden, the hypervisor bit set,
  * the 0x40000000 leaves; and OSXSAVE/OSPKE reflecting the guest's CR4, not the host's.
+ *
+ * Hidden with the MSRs the policy refuses (hv/msr_policy.c, docs/MSR.md), so that a guest
+ * kernel does not try them:
+ * - Intel PT: CPUID.7.0:EBX[25] and leaf 14H (SDM 35.3.1);
+ * - the PMU: leaf 0AH (architectural performance monitoring, SDM 18.2), PDCM
+ *   (IA32_PERF_CAPABILITIES), DS/DTES64/DS-CPL (the DS save area: BTS and PEBS), arch LBR
+ *   (CPUID.7.0:EDX[19], leaf 1CH);
+ * - the XSAVE supervisor components of those features: PT (8), HDC (13), LBR (15), HWP (16)
+ *   in CPUID.(0DH,1):ECX and their sub-leaves of leaf 0DH (IA32_XSS refuses them too).
  */
 #include <hw.h>
 #include <arch/cpu.h>
@@ -10,6 +19,39 @@
 #include "features.h"
 #include "vcpu.h"
 #include "vmcs.h"
+
+#define XSS_HIDDEN ((1U << 8) | (1U << 13) | (1U << 15) | (1U << 16))
+
+/* The feature bits and leaves hidden for the MSR policy (see above). */
+static void cpuid_hide(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
+{
+	switch (leaf) {
+	case 1:
+		*c &= ~(CPUID1_ECX_DTES64 | CPUID1_ECX_DS_CPL | CPUID1_ECX_PDCM);
+		*d &= ~CPUID1_EDX_DS;
+		break;
+	case 7:
+		if (sub == 0) {
+			*b &= ~CPUID7_EBX_PT;
+			*d &= ~CPUID7_EDX_ARCH_LBR;
+		}
+		break;
+	case 0xa:  /* architectural performance monitoring */
+	case 0x14: /* Intel PT */
+	case 0x1c: /* architectural LBR */
+	case 0x23: /* architectural performance monitoring extended */
+		*a = *b = *c = *d = 0;
+		break;
+	case 0xd:
+		if (sub == 1)
+			*c &= ~XSS_HIDDEN;
+		else if (sub < 32 && (XSS_HIDDEN >> sub) & 1)
+			*a = *b = *c = *d = 0;
+		break;
+	default:
+		break;
+	}
+}
 
 void exit_cpuid(struct percpu *c)
 {
@@ -30,6 +72,7 @@ void exit_cpuid(struct percpu *c)
 	} else {
 		cpuid_count(leaf, sub, &a, &b, &cx, &d);
 		u64 cr4 = vmcs_readl(VMCS_CTRL_CR4_READ_SHADOW);
+		cpuid_hide(leaf, sub, &a, &b, &cx, &d);
 		if (leaf == 1) {
 			cx &= ~(CPUID1_ECX_VMX | CPUID1_ECX_OSXSAVE);
 			cx |= CPUID1_ECX_HYPERVISOR;

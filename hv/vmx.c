@@ -11,6 +11,7 @@
 #include <arch/vmx.h>
 #include "lib/string.h"
 #include "log.h"
+#include "msr_policy.h"
 #include "panic.h"
 #include "spp/spp.h"
 #include "spp/step.h"
@@ -150,9 +151,15 @@ static bool setup_controls(struct percpu *c, u64 guest_efer, u64 guest_cr0, u64 
 		want2 |= PROC2_ENABLE_VPID;
 	want2 |= spp_proc2_bits();
 	ok &= vmx_adjust_ctls(k->proc2, want2, &proc2);
-	ok &= vmx_adjust_ctls(k->exit, EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_DEBUG_CTLS | EXIT_SAVE_IA32_PAT |
-				       EXIT_LOAD_IA32_PAT | EXIT_SAVE_IA32_EFER | EXIT_LOAD_IA32_EFER, &exit);
+	/* Intel PT is hidden from the guest and its MSRs #GP (hv/msr_policy.c); where offered,
+	 * VMX also clears IA32_RTIT_CTL on every exit and loads 0 on every entry (SDM 27.5.1,
+	 * 26.3.2.1), so a trace the firmware left running never covers root mode. */
+	u32 want_exit = EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_DEBUG_CTLS | EXIT_SAVE_IA32_PAT | EXIT_LOAD_IA32_PAT |
+			EXIT_SAVE_IA32_EFER | EXIT_LOAD_IA32_EFER;
+	want_exit |= EXIT_CLEAR_IA32_RTIT_CTL & (u32)(k->exit >> 32);
+	ok &= vmx_adjust_ctls(k->exit, want_exit, &exit);
 	u32 want_entry = ENTRY_LOAD_DEBUG_CTLS | ENTRY_LOAD_IA32_PAT | ENTRY_LOAD_IA32_EFER;
+	want_entry |= ENTRY_LOAD_IA32_RTIT_CTL & (u32)(k->entry >> 32);
 	if (guest_efer & EFER_LMA)
 		want_entry |= ENTRY_IA32E_MODE_GUEST;
 	ok &= vmx_adjust_ctls(k->entry, want_entry, &entry);
@@ -163,6 +170,8 @@ static bool setup_controls(struct percpu *c, u64 guest_efer, u64 guest_cr0, u64 
 	vmcs_write32(VMCS_CTRL_PROC_BASED2, proc2);
 	vmcs_write32(VMCS_CTRL_EXIT, exit);
 	vmcs_write32(VMCS_CTRL_ENTRY, entry);
+	if (entry & ENTRY_LOAD_IA32_RTIT_CTL)
+		vmcs_write64(VMCS_GUEST_IA32_RTIT_CTL, 0); /* the only value a guest without PT has */
 	vmcs_write32(VMCS_CTRL_EXCEPTION_BITMAP, 0);
 	vmcs_write32(VMCS_CTRL_PF_ERROR_MASK, 0);
 	vmcs_write32(VMCS_CTRL_PF_ERROR_MATCH, 0);
@@ -189,20 +198,9 @@ static bool setup_controls(struct percpu *c, u64 guest_efer, u64 guest_cr0, u64 
 
 void vmx_msr_bitmap_init(u8 *bitmap)
 {
-	/* Bitmap layout, SDM 24.6.9: read-low, read-high, write-low, write-high, 1 KiB each. */
-	static const u32 intercepted[] = { MSR_IA32_FEATURE_CONTROL };
-	memset(bitmap, 0, PAGE_SIZE);
-	for (size_t i = 0; i < ARRAY_SIZE(intercepted); i++) {
-		u32 m = intercepted[i];
-		bitmap[m / 8] |= (u8)(1U << (m % 8));
-		bitmap[2048 + m / 8] |= (u8)(1U << (m % 8));
-	}
-	/* x2APIC ICR writes: INIT and SIPI are delivered by the hypervisor (hv/vapic.c). */
-	bitmap[2048 + MSR_X2APIC_ICR / 8] |= (u8)(1U << (MSR_X2APIC_ICR % 8));
-	for (u32 m = MSR_IA32_VMX_FIRST; m <= MSR_IA32_VMX_LAST; m++) {
-		bitmap[m / 8] |= (u8)(1U << (m % 8));
-		bitmap[2048 + m / 8] |= (u8)(1U << (m % 8));
-	}
+	/* Generated from the MSR policy table (hv/msr_policy.c, docs/MSR.md): every MSR exits
+	 * except the directions the table passes through. */
+	msr_policy_bitmap(bitmap);
 }
 
 s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
@@ -211,6 +209,17 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	u64 guest_cr0 = read_cr0(), guest_cr4 = read_cr4();
 	u64 fs_base = rdmsr(MSR_IA32_FS_BASE), gs_base = rdmsr(MSR_IA32_GS_BASE);
 	u64 efer = rdmsr(MSR_IA32_EFER);
+
+	/* Intel PT is never the guest's (hv/msr_policy.c): stop a trace the firmware may have left
+	 * running, before VMXON, which #GPs with TraceEn set where IA32_VMX_MISC[14] is 0
+	 * (SDM 23.7, 35.5.1). */
+	u32 ma, mb, mc, md;
+	cpuid_count(0, 0, &ma, &mb, &mc, &md);
+	if (ma >= 7) {
+		cpuid_count(7, 0, &ma, &mb, &mc, &md);
+		if (mb & CPUID7_EBX_PT)
+			(void)wrmsr_safe(MSR_IA32_RTIT_CTL, 0);
+	}
 
 	const char *why = vmx_basic_check(); /* also locks IA32_FEATURE_CONTROL on this CPU */
 	if (why) {

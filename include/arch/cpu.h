@@ -69,12 +69,18 @@
 #define SEG_TYPE_TSS64_BUSY 0xBU
 
 /* CPUID bits used by the hypervisor (Vol. 2A, CPUID) */
+#define CPUID1_ECX_DTES64     (1U << 2)
+#define CPUID1_ECX_DS_CPL     (1U << 4)
 #define CPUID1_ECX_VMX        (1U << 5)
+#define CPUID1_ECX_PDCM       (1U << 15)
 #define CPUID1_ECX_XSAVE      (1U << 26)
 #define CPUID1_ECX_OSXSAVE    (1U << 27)
 #define CPUID1_ECX_HYPERVISOR (1U << 31)
 #define CPUID1_EDX_MTRR       (1U << 12)
 #define CPUID1_EDX_PAT        (1U << 16)
+#define CPUID1_EDX_DS         (1U << 21)
+#define CPUID7_EBX_PT         (1U << 25)
+#define CPUID7_EDX_ARCH_LBR   (1U << 19)
 #define CPUID7_ECX_OSPKE      (1U << 4)
 #define CPUID80000001_EDX_PDPE1GB (1U << 26)
 #define CPUID80000001_EDX_NX  (1U << 20)

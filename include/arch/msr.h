@@ -2,6 +2,8 @@
 #ifndef ARCH_MSR_H
 #define ARCH_MSR_H
 
+#define MSR_IA32_TIME_STAMP_COUNTER 0x00000010U
+#define MSR_IA32_PLATFORM_ID       0x00000017U
 #define MSR_IA32_FEATURE_CONTROL   0x0000003AU
 #define   FEATURE_CONTROL_LOCK          (1ULL << 0)
 #define   FEATURE_CONTROL_VMX_IN_SMX    (1ULL << 1)
@@ -10,12 +12,71 @@
 #define   APIC_BASE_BSP                 (1ULL << 8)
 #define   APIC_BASE_X2APIC              (1ULL << 10)
 #define   APIC_BASE_ENABLE              (1ULL << 11)
+#define MSR_IA32_TSC_ADJUST        0x0000003BU
+#define MSR_SMI_COUNT              0x00000034U
+#define MSR_IA32_SPEC_CTRL         0x00000048U
+#define MSR_IA32_PRED_CMD          0x00000049U
+#define MSR_IA32_BIOS_UPDT_TRIG    0x00000079U
+#define MSR_IA32_BIOS_SIGN_ID      0x0000008BU
+#define MSR_IA32_SMM_MONITOR_CTL   0x0000009BU
+#define MSR_IA32_SMBASE            0x0000009EU
+#define MSR_IA32_PMC0              0x000000C1U /* ... 0xC8 = IA32_PMC7 */
+#define MSR_PLATFORM_INFO          0x000000CEU
+#define MSR_PKG_CST_CONFIG_CONTROL 0x000000E2U
+#define MSR_IA32_UMWAIT_CONTROL    0x000000E1U
+#define MSR_IA32_MPERF             0x000000E7U
+#define MSR_IA32_APERF             0x000000E8U
 #define MSR_IA32_MTRRCAP           0x000000FEU
+#define MSR_IA32_ARCH_CAPABILITIES 0x0000010AU
+#define MSR_IA32_FLUSH_CMD         0x0000010BU
+#define MSR_IA32_TSX_CTRL          0x00000122U
+#define MSR_IA32_MCU_OPT_CTRL      0x00000123U
+#define MSR_MISC_FEATURES_ENABLES  0x00000140U
 #define MSR_IA32_SYSENTER_CS       0x00000174U
 #define MSR_IA32_SYSENTER_ESP      0x00000175U
 #define MSR_IA32_SYSENTER_EIP      0x00000176U
+#define MSR_IA32_MCG_CAP           0x00000179U
+#define MSR_IA32_MCG_STATUS        0x0000017AU
+#define MSR_IA32_MCG_CTL           0x0000017BU
+#define MSR_IA32_PERFEVTSEL0       0x00000186U /* ... 0x18D = IA32_PERFEVTSEL7 */
+#define MSR_IA32_PERF_STATUS       0x00000198U
+#define MSR_IA32_PERF_CTL          0x00000199U
+#define MSR_IA32_CLOCK_MODULATION  0x0000019AU
+#define MSR_IA32_THERM_INTERRUPT   0x0000019BU
+#define MSR_IA32_THERM_STATUS      0x0000019CU
 #define MSR_IA32_MISC_ENABLE       0x000001A0U
+#define   MISC_ENABLE_FAST_STRING       (1ULL << 0)
+#define   MISC_ENABLE_TCC               (1ULL << 3)
+#define   MISC_ENABLE_EIST              (1ULL << 16)
+#define   MISC_ENABLE_MONITOR           (1ULL << 18)
+#define   MISC_ENABLE_LIMIT_CPUID       (1ULL << 22)
+#define   MISC_ENABLE_XTPR_DISABLE      (1ULL << 23)
+#define   MISC_ENABLE_XD_DISABLE        (1ULL << 34)
+#define   MISC_ENABLE_TURBO_DISABLE     (1ULL << 38)
+#define MSR_TEMPERATURE_TARGET     0x000001A2U
+#define MSR_TURBO_RATIO_LIMIT      0x000001ADU
+#define MSR_IA32_ENERGY_PERF_BIAS  0x000001B0U
+#define MSR_IA32_PACKAGE_THERM_STATUS 0x000001B1U
+#define MSR_IA32_PACKAGE_THERM_INTERRUPT 0x000001B2U
+#define MSR_LBR_SELECT             0x000001C8U
+#define MSR_LBR_TOS                0x000001C9U
 #define MSR_IA32_DEBUGCTL          0x000001D9U
+#define   DEBUGCTL_LBR                  (1ULL << 0)
+#define   DEBUGCTL_BTF                  (1ULL << 1)
+#define   DEBUGCTL_BUS_LOCK_DETECT      (1ULL << 2)
+#define   DEBUGCTL_TR                   (1ULL << 6)
+#define   DEBUGCTL_BTS                  (1ULL << 7)
+#define   DEBUGCTL_BTINT                (1ULL << 8)
+#define   DEBUGCTL_BTS_OFF_OS           (1ULL << 9)
+#define   DEBUGCTL_BTS_OFF_USR          (1ULL << 10)
+#define   DEBUGCTL_FREEZE_LBRS_ON_PMI   (1ULL << 11)
+#define   DEBUGCTL_FREEZE_PERFMON_ON_PMI (1ULL << 12)
+#define   DEBUGCTL_FREEZE_WHILE_SMM     (1ULL << 14)
+#define   DEBUGCTL_RTM_DEBUG            (1ULL << 15)
+#define MSR_LER_FROM_IP            0x000001DDU
+#define MSR_LER_TO_IP              0x000001DEU
+#define MSR_IA32_SMRR_PHYSBASE     0x000001F2U
+#define MSR_IA32_SMRR_PHYSMASK     0x000001F3U
 #define MSR_IA32_MTRR_PHYSBASE0    0x00000200U
 #define MSR_IA32_MTRR_PHYSMASK0    0x00000201U
 #define MSR_IA32_MTRR_FIX64K_00000 0x00000250U
@@ -23,7 +84,18 @@
 #define MSR_IA32_MTRR_FIX16K_A0000 0x00000259U
 #define MSR_IA32_MTRR_FIX4K_C0000  0x00000268U /* ... 0x26F = FIX4K_F8000 */
 #define MSR_IA32_PAT               0x00000277U
+#define MSR_IA32_MC0_CTL2          0x00000280U /* ... 0x29F = IA32_MC31_CTL2 */
 #define MSR_IA32_MTRR_DEF_TYPE     0x000002FFU
+#define MSR_IA32_FIXED_CTR0        0x00000309U /* ... 0x30B = IA32_FIXED_CTR2 */
+#define MSR_IA32_PERF_CAPABILITIES 0x00000345U
+#define MSR_IA32_FIXED_CTR_CTRL    0x0000038DU
+#define MSR_IA32_PERF_GLOBAL_STATUS 0x0000038EU
+#define MSR_IA32_PERF_GLOBAL_CTRL  0x0000038FU
+#define MSR_IA32_PERF_GLOBAL_OVF_CTRL 0x00000390U
+#define MSR_IA32_PEBS_ENABLE       0x000003F1U
+#define MSR_IA32_PEBS_LD_LAT       0x000003F6U
+#define MSR_IA32_PEBS_FRONTEND     0x000003F7U
+#define MSR_IA32_MC0_CTL           0x00000400U /* 4 MSRs a bank, 32 banks: ... 0x47F */
 #define MSR_IA32_VMX_BASIC         0x00000480U
 #define MSR_IA32_VMX_PINBASED_CTLS 0x00000481U
 #define MSR_IA32_VMX_PROCBASED_CTLS 0x00000482U
@@ -44,8 +116,42 @@
 #define MSR_IA32_VMX_VMFUNC        0x00000491U
 #define MSR_IA32_VMX_FIRST         MSR_IA32_VMX_BASIC
 #define MSR_IA32_VMX_LAST          0x00000492U /* inclusive; covers VMX_PROCBASED_CTLS3 */
+#define MSR_IA32_A_PMC0            0x000004C1U /* ... 0x4C8 = IA32_A_PMC7 */
+#define MSR_IA32_MCG_EXT_CTL       0x000004D0U
+#define MSR_IA32_RTIT_OUTPUT_BASE  0x00000560U
+#define MSR_IA32_RTIT_OUTPUT_MASK_PTRS 0x00000561U
+#define MSR_IA32_RTIT_CTL          0x00000570U
+#define MSR_IA32_RTIT_STATUS       0x00000571U
+#define MSR_IA32_RTIT_CR3_MATCH    0x00000572U
+#define MSR_IA32_RTIT_ADDR0_A      0x00000580U /* ... 0x587 = IA32_RTIT_ADDR3_B */
+#define MSR_IA32_DS_AREA           0x00000600U
+#define MSR_PPERF                  0x0000064EU
+#define MSR_LBR_NHM_FROM           0x00000680U /* 0x680-0x69F from, 0x6C0-0x6DF to (model-specific) */
+#define MSR_LBR_NHM_TO             0x000006C0U
+#define MSR_IA32_U_CET             0x000006A0U
+#define MSR_IA32_S_CET             0x000006A2U
+#define MSR_IA32_PL0_SSP           0x000006A4U /* ... 0x6A7 = IA32_PL3_SSP */
+#define MSR_IA32_INTERRUPT_SSP_TABLE_ADDR 0x000006A8U
+#define MSR_IA32_TSC_DEADLINE      0x000006E0U
+#define MSR_IA32_PKRS              0x000006E1U
+#define MSR_IA32_PM_ENABLE         0x00000770U /* ... 0x777 = IA32_HWP_STATUS */
 #define MSR_IA32_X2APIC_BASE       0x00000800U
 #define MSR_X2APIC_ICR             0x00000830U
+#define MSR_IA32_X2APIC_LAST       0x000008FFU
+#define MSR_IA32_XSS               0x00000DA0U
+#define   XSS_PT                        (1ULL << 8)
+#define   XSS_PASID                     (1ULL << 10)
+#define   XSS_CET_U                     (1ULL << 11)
+#define   XSS_CET_S                     (1ULL << 12)
+#define   XSS_HDC                       (1ULL << 13)
+#define   XSS_UINTR                     (1ULL << 14)
+#define   XSS_LBR                       (1ULL << 15)
+#define   XSS_HWP                       (1ULL << 16)
+#define MSR_IA32_LBR_INFO_0        0x00001200U /* ... 0x121F */
+#define MSR_IA32_LBR_CTL           0x000014CEU
+#define MSR_IA32_LBR_DEPTH         0x000014CFU
+#define MSR_IA32_LBR_FROM_IP_0     0x00001500U /* 0x1500-0x151F from, 0x1600-0x161F to */
+#define MSR_IA32_LBR_TO_IP_0       0x00001600U
 #define MSR_IA32_EFER              0xC0000080U
 #define   EFER_SCE                      (1ULL << 0)
 #define   EFER_LME                      (1ULL << 8)
@@ -54,5 +160,10 @@
 #define MSR_IA32_FS_BASE           0xC0000100U
 #define MSR_IA32_GS_BASE           0xC0000101U
 #define MSR_IA32_KERNEL_GS_BASE    0xC0000102U
+#define MSR_IA32_TSC_AUX           0xC0000103U
+#define MSR_IA32_STAR              0xC0000081U
+#define MSR_IA32_LSTAR             0xC0000082U
+#define MSR_IA32_CSTAR             0xC0000083U
+#define MSR_IA32_FMASK             0xC0000084U
 
 #endif

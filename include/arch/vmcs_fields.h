@@ -60,6 +60,7 @@
 #define VMCS_GUEST_IA32_PAT            0x2804U
 #define VMCS_GUEST_IA32_EFER           0x2806U
 #define VMCS_GUEST_IA32_PERF_GLOBAL    0x2808U
+#define VMCS_GUEST_IA32_RTIT_CTL       0x2814U
 #define VMCS_GUEST_PDPTE0              0x280AU
 #define VMCS_GUEST_PDPTE1              0x280CU
 #define VMCS_GUEST_PDPTE2              0x280EU

@@ -60,6 +60,7 @@
 #define EXIT_LOAD_IA32_PAT        (1U << 19)
 #define EXIT_SAVE_IA32_EFER       (1U << 20)
 #define EXIT_LOAD_IA32_EFER       (1U << 21)
+#define EXIT_CLEAR_IA32_RTIT_CTL  (1U << 25)
 
 /* Table 24-15: VM-entry controls */
 #define ENTRY_LOAD_DEBUG_CTLS     (1U << 2)
@@ -67,6 +68,7 @@
 #define ENTRY_LOAD_PERF_GLOBAL    (1U << 13)
 #define ENTRY_LOAD_IA32_PAT       (1U << 14)
 #define ENTRY_LOAD_IA32_EFER      (1U << 15)
+#define ENTRY_LOAD_IA32_RTIT_CTL  (1U << 18)
 
 /* Appendix A.1: IA32_VMX_BASIC */
 #define VMX_BASIC_REVISION(v)     ((u32)(v) & 0x7fffffffU)

@@ -27,3 +27,42 @@ def cfg(*lines):
 
 
 HOSTILE_GROUPS = []
+
+
+# ---- issue 9 part 1: MSRs deny by default (tests/guest/hostile_msr.c, docs/MSR.md) ----
+# The log lines of the documented handling (hv/exit_msr.c, docs/MSR.md): once per unlisted
+# MSR and direction, once per table row and direction for listed ones.
+MSR_LOG = {
+    'unlisted_rd': r'msr: guest RDMSR 0x2 \(not listed\): #GP \(logged once per MSR\)',
+    'unlisted_wr': r'msr: guest WRMSR 0x33 \(not listed\): #GP \(logged once per MSR\)',
+    'outside': r'msr: guest RDMSR 0x40000000 \(not listed\): #GP',
+    'cap': r'msr: guest [RW]DMSR 0x[0-9a-f]+ \(not listed\): #GP; 128 unlisted MSRs logged, no more will be',
+    'rtit': r'msr: guest WRMSR 0x570 IA32_RTIT_CTL value 0x10d: #GP \(logged once per row of docs/MSR\.md\)',
+    'ds': r'msr: guest WRMSR 0x600 IA32_DS_AREA value 0x[0-9a-f]+: #GP',
+    'pebs': r'msr: guest WRMSR 0x3f1 IA32_PEBS_ENABLE value 0x1: #GP',
+    'debugctl': r'msr: guest WRMSR 0x1d9 IA32_DEBUGCTL value 0x1c0: #GP',
+    'ucode': r'msr: guest WRMSR 0x79 IA32_BIOS_UPDT_TRIG value 0x[0-9a-f]+: write ignored',
+}
+
+
+def _hostile_msr(name, model):
+    return dict(name=name, emu='bochs', model=model, cpus=2,
+                cfg=cfg('next=\\tests\\hostile_msr.efi'),
+                tap=True, timeout=600,
+                expect=[('hypervisor started', _P['started']),
+                        ('an unlisted RDMSR is logged once', MSR_LOG['unlisted_rd']),
+                        ('an unlisted WRMSR is logged once', MSR_LOG['unlisted_wr']),
+                        ('an MSR outside the bitmap ranges is refused and logged', MSR_LOG['outside']),
+                        ('the sweep hits the unlisted-MSR log cap', MSR_LOG['cap']),
+                        ('RTIT_CTL write: #GP, logged', MSR_LOG['rtit']),
+                        ('DS_AREA write: #GP, logged', MSR_LOG['ds']),
+                        ('PEBS_ENABLE write: #GP, logged', MSR_LOG['pebs']),
+                        ('DEBUGCTL BTS write: #GP, logged', MSR_LOG['debugctl']),
+                        ('microcode update trigger: write ignored, logged', MSR_LOG['ucode'])],
+                reject=HOSTILE_REJECT)
+
+
+HOSTILE_GROUPS += [
+    _hostile_msr('hostile-msr-icelake', 'corei7_icelake_u'),
+    _hostile_msr('hostile-msr-skylake', 'corei7_skylake_x'),
+]

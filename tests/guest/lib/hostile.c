@@ -44,6 +44,8 @@ int hostile_postcheck(struct hostile_guard *g, const char *what)
 			tap_diag("cpu %u: EFI status %llx, ran %d, HC_NOP %lld", i, (unsigned long long)st, r.ran,
 				 (long long)r.status);
 	}
+	if (aps == 0)
+		tap_diag("MP services report %u enabled processor(s) (BSP index %u): no AP to ask", n, bsp);
 	failed += !tap_ok(aps > 0 && answered == aps, "after %s: every AP answers HC_NOP (%u of %u)", what,
 			  answered, aps);
 
