@@ -59,7 +59,7 @@
 
 /* ---- known findings ---- */
 
-enum known { K_RM_ERRCODE, K_TASK_SWITCH, K_PF_CR2, K_AD_WALK, K_EV_GPA, K_RIP, K_INJECT, K_STOP, K_STATE, K_COUNT };
+enum known { K_RM_ERRCODE, K_TASK_SWITCH, K_PF_CR2, K_AD_WALK, K_EV_GPA, K_RIP, K_SSE, K_CR, K_INJECT, K_STOP, K_STATE, K_COUNT };
 static const char *const known_names[K_COUNT] = {
 	"rm-errcode",  /* an exception injected with an error code in real mode (CR0.PE = 0) */
 	"task-switch", /* a task-switch exit (unconditional, SDM 25.4.2) stops the vCPU */
@@ -67,6 +67,8 @@ static const char *const known_names[K_COUNT] = {
 	"ad-walk",     /* an EPT violation on a guest paging-structure write runs the instruction */
 	"ev-gpa",      /* an event in the ring names an address that is not guest RAM (e.g. 0) */
 	"rip",         /* the handler left a RIP VM entry refuses (e.g. an emulated CALL's target) */
+	"sse",         /* an SSE/AVX store completed although CR0.TS/EM or CR4.OSFXSR/OSXSAVE forbid it */
+	"cr-write",    /* a CR0/CR4 write left a state VM entry refuses (e.g. CR4.PAE = 0 in long mode) */
 	"inject",      /* other event-injection rule (SDM 26.2.1.3) */
 	"stop",        /* other vcpu_stop on an exit a guest can cause */
 	"state",       /* other guest-state check the handler broke (SDM 26.3.1) */
@@ -268,14 +270,17 @@ static bool rd_entry(u64 gpa, u64 *e, int size)
 	return true;
 }
 
-/* 1: translates (no #PF), 0: faults, -1: no verdict (tables outside RAM, modes not modelled). */
-static int walk_ok(u64 la, bool write, bool user, bool fetch)
+/* 1: translates (no #PF; *gpa set), 0: faults, -1: no verdict (tables outside RAM, modes
+ * not modelled). */
+static int walk_ok(u64 la, bool write, bool user, bool fetch, u64 *gpa)
 {
 	u64 cr0 = fake_vmcs_get(VMCS_GUEST_CR0), cr4 = fake_vmcs_get(VMCS_GUEST_CR4);
 	u64 efer = fake_vmcs_get(VMCS_GUEST_IA32_EFER), cr3 = fake_vmcs_get(VMCS_GUEST_CR3);
+	*gpa = (efer & EFER_LMA) ? la : (u32)la;
 	if (!(cr0 & CR0_PG))
 		return 1;
 	bool rw = true, us = true, nx = false, ok = true;
+	u64 size = PAGE_SIZE;
 	u64 e = 0, mask = 0xffffffffff000ULL, rsvd_nx = (efer & EFER_NXE) ? 0 : (1ULL << 63);
 	if (efer & EFER_LMA) {
 		if (cr4 & CR4_LA57)
@@ -291,6 +296,7 @@ static int walk_ok(u64 la, bool write, bool user, bool fetch)
 			rw &= !!(e & 2);
 			us &= !!(e & 4);
 			nx |= !!(e >> 63);
+			size = 1ULL << (12 + 9 * (l - 1));
 			if (l > 1 && l <= 3 && (e & 0x80))
 				break;
 			t = e & mask;
@@ -310,6 +316,7 @@ static int walk_ok(u64 la, bool write, bool user, bool fetch)
 			rw &= !!(e & 2);
 			us &= !!(e & 4);
 			nx |= !!(e >> 63);
+			size = 1ULL << (12 + 9 * (l - 1));
 			if (l == 2 && (e & 0x80))
 				break;
 			t = e & mask;
@@ -321,7 +328,11 @@ static int walk_ok(u64 la, bool write, bool user, bool fetch)
 			return 0;
 		rw = e & 2;
 		us = e & 4;
-		if (!((e & 0x80) && (cr4 & CR4_PSE))) {
+		size = 1ULL << 22;
+		if ((e & 0x80) && (cr4 & CR4_PSE)) {
+			e = (e & 0xffc00000U) | (((e >> 13) & 0xff) << 32);
+		} else {
+			size = PAGE_SIZE;
 			if (!rd_entry((e & 0xfffff000U) + ((la >> 12) & 1023) * 4, &e, 4))
 				return -1;
 			if (!(e & 1))
@@ -336,6 +347,7 @@ static int walk_ok(u64 la, bool write, bool user, bool fetch)
 		ok = false;
 	if (fetch && nx && (efer & EFER_NXE))
 		ok = false;
+	*gpa = (e & mask & ~(size - 1)) | (la & (size - 1));
 	/* Supervisor-mode protections the walker does not model (SMEP/SMAP/PKE): no verdict. */
 	if (ok && !user && (cr4 & ((1ULL << 20) | (1ULL << 21) | (1ULL << 22))))
 		return -1;
@@ -497,7 +509,8 @@ static void setup_guest(struct rd *r)
 	bool v86 = gm == G_V86;
 	unsigned cpl = gm == G_REAL ? 0 : v86 ? 3 : (s & 0x80) ? 3 : 0;
 	bool lma = gm == G_LONG || gm == G_COMPAT;
-	u64 cr0 = CR0_ET | ((f & 1) ? CR0_WP : 0) | ((f & 2) ? CR0_MP : 0) | ((f & 4) ? CR0_TS : 0);
+	u64 cr0 = CR0_ET | ((f & 1) ? CR0_WP : 0) | ((f & 2) ? CR0_MP : 0) | ((f & 4) ? CR0_TS : 0) |
+		  ((f & 7) == 3 ? CR0_EM : 0);
 	u64 cr4 = ((f & 8) ? CR4_PSE : 0) | ((f & 16) ? (1ULL << 9) /* OSFXSR */ : 0) | ((f & 32) ? (1ULL << 18) : 0);
 	u64 efer = (f & 64) ? EFER_NXE : 0;
 	if (gm != G_REAL)
@@ -562,6 +575,9 @@ static void setup_guest(struct rd *r)
 	stack_gpa = gen_gpa_page(r);
 	for (int i = 0; i < NDATA; i++)
 		data_gpa[i] = gen_gpa_page(r);
+	/* Always one hot page and one MMIO page among them (MOVS from MMIO, RMW on MMIO). */
+	data_gpa[0] = hot[rd8(r) % ARRAY_SIZE(hot)] << 12;
+	data_gpa[NDATA - 1] = MMIO_BASE + PAGE_SIZE * (rd8(r) % 4);
 	if (cr0 & CR0_PG) {
 		pt_root = pt_alloc();
 		u64 cr3 = pt_root;
@@ -646,8 +662,8 @@ static void gen_insn(struct rd *r, u8 *b)
 	u8 m = b[n];
 	if (s & 0x10)
 		m = (u8)((m & 0x3f) | ((s & 0x20) ? 0x40 : 0x00));
-	if ((m & 0xc7) == 0x05 || (m & 0xc7) == 0x04)
-		m ^= 1;
+	if ((s & 0x10) && ((m & 7) == 4 || (m & 7) == 5))
+		m = (u8)((m & ~7) | 6); /* no SIB, no disp32/RIP-relative: through rSI */
 	b[n] = m;
 }
 
@@ -881,6 +897,11 @@ static bool stop_guest_caused(const char *why, u32 reason, const struct pre *p, 
 		return false; /* only a bad EPT entry of Tessel's own; the EPT checks cover that */
 	if (strstr(why, "SPP exit without hardware SPP"))
 		return p->proc2 & PROC2_SUBPAGE_WRITE_PERM;
+	if (strstr(why, "SPP miss")) {
+		/* SPPT lookups happen only for writes through EPT leaves with bit 61 set. */
+		int level;
+		return !(gpa >> PHYS_BITS) && (ept_walk(gpa, &level) & E_SPP) && level == 1;
+	}
 	return true;
 }
 
@@ -916,6 +937,80 @@ static void check_ring(u32 head0)
 	}
 }
 
+/* If the instruction at RIP is MOVS (A4/A5 after prefixes): its source and destination
+ * linear addresses (DS or the override : rSI, ES : rDI, by address size). */
+static bool movs_operands(u64 *src, u64 *dst)
+{
+	bool lm = long_mode_guest();
+	u64 cs_ar = fake_vmcs_get(VMCS_GUEST_CS_AR);
+	unsigned asz = lm ? 8 : (cs_ar & SEG_AR_DB) && (fake_vmcs_get(VMCS_GUEST_CR0) & CR0_PE) &&
+				    !(fake_vmcs_get(VMCS_GUEST_RFLAGS) & RFLAGS_VM) ? 4 : 2;
+	u64 rip = fake_vmcs_get(VMCS_GUEST_RIP), la = lm ? rip : (u32)(fake_vmcs_get(VMCS_GUEST_CS_BASE) + rip), g;
+	u64 seg = fake_vmcs_get(VMCS_GUEST_DS_BASE);
+	for (int i = 0; i < 15; i++, la++) {
+		if (walk_ok(la, false, false, true, &g) != 1 || !model_is_ram(g, 1))
+			return false;
+		u8 b = *gptr(g);
+		if (b == 0x67)
+			asz = lm ? 4 : asz ^ 6;
+		else if (b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65) {
+			static const u32 f[] = { VMCS_GUEST_ES_BASE, VMCS_GUEST_CS_BASE, VMCS_GUEST_SS_BASE, VMCS_GUEST_DS_BASE };
+			seg = b >= 0x64 ? fake_vmcs_get(b == 0x64 ? VMCS_GUEST_FS_BASE : VMCS_GUEST_GS_BASE)
+					: fake_vmcs_get(f[(b >> 3) & 3]);
+		} else if (b == 0x66 || b == 0xf2 || b == 0xf3 || b == 0xf0 || (lm && (b & 0xf0) == 0x40))
+			;
+		else if (b == 0xa4 || b == 0xa5) {
+			u64 m = asz == 8 ? ~0ULL : asz == 4 ? 0xffffffffULL : 0xffffULL;
+			if (lm && seg != fake_vmcs_get(VMCS_GUEST_FS_BASE) && seg != fake_vmcs_get(VMCS_GUEST_GS_BASE))
+				seg = 0;
+			*src = seg + (regs.gpr[GPR_SI] & m);
+			*dst = (lm ? 0 : fake_vmcs_get(VMCS_GUEST_ES_BASE)) + (regs.gpr[GPR_DI] & m);
+			if (!lm) {
+				*src = (u32)*src;
+				*dst = (u32)*dst;
+			}
+			return true;
+		} else
+			return false;
+	}
+	return false;
+}
+
+/* Is the instruction at RIP an SSE/AVX store the emulator covers (0F 11 13 17 29 2B 7E 7F D6 E7,
+ * legacy or VEX)? *vex says which. */
+static bool sse_store_at_rip(bool *vex)
+{
+	bool lm = long_mode_guest();
+	u64 rip = fake_vmcs_get(VMCS_GUEST_RIP), la = lm ? rip : (u32)(fake_vmcs_get(VMCS_GUEST_CS_BASE) + rip), g;
+	u8 b[16];
+	for (int i = 0; i < 16; i++) {
+		if (walk_ok(la + i, false, false, true, &g) != 1 || !model_is_ram(g, 1))
+			return false;
+		b[i] = *gptr(g);
+	}
+	int i = 0;
+	while (i < 14 && (b[i] == 0x66 || b[i] == 0xf2 || b[i] == 0xf3 || b[i] == 0x2e || b[i] == 0x36 || b[i] == 0x3e ||
+			  b[i] == 0x26 || b[i] == 0x64 || b[i] == 0x65 || b[i] == 0x67 || (lm && (b[i] & 0xf0) == 0x40)))
+		i++;
+	u8 op;
+	if (lm && (b[i] == 0xc5 || b[i] == 0xc4)) {
+		if (b[i] == 0xc4 && (b[i + 1] & 0x1f) != 1)
+			return false;
+		op = b[i + (b[i] == 0xc5 ? 2 : 3)];
+		*vex = true;
+	} else if (b[i] == 0x0f) {
+		op = b[i + 1];
+		*vex = false;
+		/* MMX forms (no 66/F3 prefix) of 7E 7F E7, and D6 without 66, are not SSE stores */
+		if ((op == 0x7e || op == 0x7f || op == 0xe7 || op == 0xd6) && i == 0)
+			return false;
+	} else {
+		return false;
+	}
+	return op == 0x11 || op == 0x13 || op == 0x17 || op == 0x29 || op == 0x2b || op == 0x7e || op == 0x7f ||
+	       op == 0xd6 || op == 0xe7;
+}
+
 /* Documented stops by message and exit reason, for the report (FUZZ_EXIT_STATS=1). */
 static struct { char why[48]; u32 reason; u64 n; } stop_hist[64];
 static void stop_hist_add(const char *why, u32 reason)
@@ -944,6 +1039,10 @@ static bool run_exit(u32 reason, const struct pre *p, u64 q, u64 gpa, u32 intr_i
 	u32 head0 = ring_head();
 	u64 cr2_0 = fake_cr_get(FAKE_CR2);
 	bool stepping0 = cpu.step != NULL;
+	bool vex = false;
+	u64 cr0g = fake_vmcs_get(VMCS_GUEST_CR0), cr4g = fake_vmcs_get(VMCS_GUEST_CR4);
+	bool sse_forbidden = (reason & 0xffff) == EXIT_REASON_EPT_VIOLATION && sse_store_at_rip(&vex) &&
+			     ((cr0g & CR0_TS) || (vex ? !(cr4g & (1ULL << 18)) : ((cr0g & CR0_EM) || !(cr4g & (1ULL << 9)))));
 	fake_vmcs_set(VMCS_RO_EXIT_REASON, reason);
 	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0); /* VM exit clears the valid bit (SDM 27.2.5) */
 	fake_io_output_clear();
@@ -983,7 +1082,7 @@ static bool run_exit(u32 reason, const struct pre *p, u64 q, u64 gpa, u32 intr_i
 	unsigned after = state_checks();
 	for (unsigned i = 0; i < ARRAY_SIZE(check_names); i++)
 		if ((before & ~after) & (1U << i))
-			finding(i == 0 ? K_RIP : K_STATE, "the handler broke a VM-entry check: %s (RIP 0x%llx RFLAGS 0x%llx intr 0x%llx pdbg 0x%llx)",
+			finding(i == 0 ? K_RIP : (1U << i) == C_CR ? K_CR : K_STATE, "the handler broke a VM-entry check: %s (RIP 0x%llx RFLAGS 0x%llx intr 0x%llx pdbg 0x%llx)",
 			     check_names[i], (unsigned long long)fake_vmcs_get(VMCS_GUEST_RIP),
 			     (unsigned long long)fake_vmcs_get(VMCS_GUEST_RFLAGS),
 			     (unsigned long long)fake_vmcs_get(VMCS_GUEST_INTERRUPTIBILITY),
@@ -994,9 +1093,17 @@ static bool run_exit(u32 reason, const struct pre *p, u64 q, u64 gpa, u32 intr_i
 	    (fake_cr_get(FAKE_CR2) != cr2_0 || !(fake_vmcs_get(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))) {
 		u32 pfec = (u32)fake_vmcs_get(VMCS_CTRL_ENTRY_EXC_ERROR_CODE);
 		u64 la = fake_cr_get(FAKE_CR2);
-		if (walk_ok(la, pfec & 2, pfec & 4, pfec & 16) == 1)
+		u64 g;
+		if (walk_ok(la, pfec & 2, pfec & 4, pfec & 16, &g) == 1)
 			finding(K_PF_CR2, "#PF injected (error code 0x%x) for linear 0x%llx, which translates", pfec,
 				(unsigned long long)la);
+		/* A MOVS whose source translates to MMIO: the read cannot fault (the #PF is for a
+		 * bus error the guest's page tables do not explain), unless the destination does. */
+		u64 src, dst;
+		if (movs_operands(&src, &dst) && walk_ok(src, false, pfec & 4, false, &g) == 1 && !model_is_ram(g, 1) &&
+		    !memmap_in_hv(g, 1) && walk_ok(dst, true, pfec & 4, false, &g) == 1)
+			finding(K_PF_CR2, "#PF injected (error code 0x%x, CR2 0x%llx) for a MOVS whose source 0x%llx "
+				"is MMIO", pfec, (unsigned long long)la, (unsigned long long)src);
 	}
 	if ((reason & 0xffff) == EXIT_REASON_EPT_VIOLATION && !stepping0 && ept_violation_possible(gpa, q) &&
 	    (q & EPT_QUAL_GLA_VALID) && !(q & EPT_QUAL_GLA_XLATE) && (q & EPT_QUAL_WRITE) &&
@@ -1004,6 +1111,10 @@ static bool run_exit(u32 reason, const struct pre *p, u64 q, u64 gpa, u32 intr_i
 		finding(K_AD_WALK, "EPT violation on a paging-structure write (qual 0x%llx, gpa 0x%llx): the instruction "
 			"at 0x%llx was run or skipped", (unsigned long long)q, (unsigned long long)gpa,
 			(unsigned long long)rip0);
+	if (sse_forbidden && fake_vmcs_get(VMCS_GUEST_RIP) != rip0 && !stepping0)
+		finding(K_SSE, "an SSE/AVX store at 0x%llx completed with CR0 0x%llx CR4 0x%llx (SDM: #NM if CR0.TS, #UD if "
+			"CR0.EM or !CR4.OSFXSR; VEX: #UD if !CR4.OSXSAVE)", (unsigned long long)rip0,
+			(unsigned long long)cr0g, (unsigned long long)cr4g);
 	if ((reason & 0xffff) != EXIT_REASON_VMCALL) /* HC_EVENTS_SETUP starts a new ring */
 		check_ring(head0);
 	const u8 *ff = hpa_to_ptr(ff_page);
