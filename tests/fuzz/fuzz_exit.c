@@ -53,6 +53,7 @@
 #include "mm/memmap.h"
 #include "mm/pmm.h"
 #include "spp/spp.h"
+#include "spp/step.h"
 
 #define MAX_STEPS 24
 #define APIC_GPA 0xfee00000ULL
@@ -62,7 +63,7 @@
 enum known { K_RM_ERRCODE, K_TASK_SWITCH, K_PF_CR2, K_AD_WALK, K_EV_GPA, K_RIP, K_SSE, K_CR, K_INJECT, K_STOP, K_STATE, K_COUNT };
 static const char *const known_names[K_COUNT] = {
 	"rm-errcode",  /* an exception injected with an error code in real mode (CR0.PE = 0) */
-	"task-switch", /* a task-switch exit (unconditional, SDM 25.4.2) stops the vCPU */
+	"task-switch", /* a task-switch exit (unconditional, SDM 25.2) stops the vCPU */
 	"pf-cr2",      /* a #PF injected for an address that translates (e.g. a read from MMIO) */
 	"ad-walk",     /* an EPT violation on a guest paging-structure write runs the instruction */
 	"ev-gpa",      /* an event in the ring names an address that is not guest RAM (e.g. 0) */
@@ -430,12 +431,16 @@ static void reinit(u8 cfgbyte)
 
 	memset(&spp, 0, sizeof(spp));
 	restore_baseline();
-	int r = spp_init(&cfg, &ept, PHYS_BITS);
-	if (r)
-		fail("init: spp_init: %d", r);
-	r = vapic_init(&ept, APIC_GPA);
+	/* In hv/main.c's order. */
+	int r = vapic_init(&ept, APIC_GPA);
 	if (r)
 		fail("init: vapic_init: %d", r);
+	r = spp_step_init();
+	if (r)
+		fail("init: spp_step_init: %d", r);
+	r = spp_init(&cfg, &ept, PHYS_BITS);
+	if (r)
+		fail("init: spp_init: %d", r);
 	n_log = 0;
 }
 
