@@ -185,9 +185,12 @@ static u64 region_high_water(void)
 {
 	const u64 *bm = (const u64 *)gptr(HV_BASE);
 	u64 total = pmm_total_count(), top = 0;
-	for (u64 w = 0; w * 64 < total; w++)
-		if (bm[w])
-			top = w * 64 + 64 - (u64)__builtin_clzll(bm[w]);
+	for (u64 w = 0; w * 64 < total; w++) {
+		/* bits past the last managed page are marked used: not allocations */
+		u64 used = bm[w] & (total - w * 64 >= 64 ? ~0ULL : (1ULL << (total - w * 64)) - 1);
+		if (used)
+			top = w * 64 + 64 - (u64)__builtin_clzll(used);
+	}
 	return HV_BASE + PAGE_SIZE * (1 + MIN(top, total));
 }
 
@@ -1016,6 +1019,24 @@ static bool sse_store_at_rip(bool *vex)
 	       op == 0xd6 || op == 0xe7;
 }
 
+/* FUZZ_EXIT_SELFTEST=region|protected|lock: the harness itself does, "inside the exit", what the
+ * hypervisor must never do, to show that the invariant catches it (each run must fail). */
+static int selftest;
+static void selftest_write(void)
+{
+	if (selftest == 1)
+		*(volatile u8 *)gptr(HV_END - 8) = 0; /* ASan: the poisoned region */
+	if (selftest == 2)
+		for (unsigned i = 0; i < n_psnaps; i++)
+			for (unsigned b = 0; b < PAGE_SIZE; b++)
+				if (!((psnaps[i].map >> (b / 128)) & 1)) {
+					gptr(psnaps[i].gfn << 12)[b] ^= 1;
+					return;
+				}
+	if (selftest == 3)
+		spp.lock.locked = 1;
+}
+
 /* Documented stops by message and exit reason, for the report (FUZZ_EXIT_STATS=1). */
 static struct { char why[48]; u32 reason; u64 n; } stop_hist[64];
 static void stop_hist_add(const char *why, u32 reason)
@@ -1081,6 +1102,7 @@ static bool run_exit(u32 reason, const struct pre *p, u64 q, u64 gpa, u32 intr_i
 		return false;
 	}
 	vmx_handle_exit(&regs);
+	selftest_write();
 	in_exit = false;
 	region_poison(false);
 	check_locks("after the exit");
@@ -1452,6 +1474,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	trace = getenv("FUZZ_TRACE") != NULL;
+	const char *st = getenv("FUZZ_EXIT_SELFTEST");
+	selftest = !st ? 0 : !strcmp(st, "region") ? 1 : !strcmp(st, "protected") ? 2 : !strcmp(st, "lock") ? 3 : 0;
 	const char *kn = getenv("FUZZ_EXIT_KNOWN");
 	for (int k = 0; kn && k < K_COUNT; k++) {
 		const char *s = strstr(kn, known_names[k]);
@@ -1492,8 +1516,9 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	sipi_vector = rd8(&r);
 	setup_guest(&r);
 	if (trace)
-		fprintf(stderr, "input of %zu bytes: spp %s, guest %s\n", size,
-			mode == MODE_OFF ? "off" : mode == MODE_SW ? "sw" : lazy ? "hw-lazy" : "hw-eager", gmode_names[gm]);
+		fprintf(stderr, "input of %zu bytes: spp %s, guest %s; region poisoned from 0x%llx (pmm high water + %d pages)\n",
+			size, mode == MODE_OFF ? "off" : mode == MODE_SW ? "sw" : lazy ? "hw-lazy" : "hw-eager", gmode_names[gm],
+			(unsigned long long)MIN(region_high_water() + REGION_MARGIN * PAGE_SIZE, HV_END), REGION_MARGIN);
 	/* Protect some hot pages first. */
 	unsigned npre = 1 + rd8(&r) % 4;
 	for (unsigned i = 0; i < npre; i++) {
