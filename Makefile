@@ -257,26 +257,47 @@ $(B)/fuzz/obj/%.o: %.c
 $(B)/fuzz/libtessel-fuzz.a: $(FUZZ_OBJ)
 	@echo '  AR      $@'
 	$(Q)rm -f $@; $(AR) rcs $@ $^
-# The harness itself gets no coverage feedback either (its checks would dominate).
-$(B)/fuzz/fuzz_hypercall: tests/fuzz/fuzz_hypercall.c $(B)/fuzz/libtessel-fuzz.a
+# The harnesses get no coverage feedback either (their checks would dominate).
+FUZZ_HARNESS_CFLAGS := $(subst fuzzer$(comma),,$(FUZZ_CFLAGS))
+$(B)/fuzz/fuzz_common.o: tests/fuzz/fuzz_common.c
+	@mkdir -p $(dir $@)
+	@echo '  CLANG   $<'
+	$(Q)$(CLANG) $(FUZZ_HARNESS_CFLAGS) -MMD -c $< -o $@
+$(B)/fuzz/fuzz_hypercall $(B)/fuzz/fuzz_exit: $(B)/fuzz/%: tests/fuzz/%.c $(B)/fuzz/fuzz_common.o $(B)/fuzz/libtessel-fuzz.a
 	@echo '  CLANGLD $@'
-	$(Q)$(CLANG) $(subst fuzzer$(comma),,$(FUZZ_CFLAGS)) -MMD -MT $@ -c $< -o $@.o
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $@.o $(B)/fuzz/libtessel-fuzz.a -o $@
+	$(Q)$(CLANG) $(FUZZ_HARNESS_CFLAGS) -MMD -MT $@ -c $< -o $@.o
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $@.o $(B)/fuzz/fuzz_common.o $(B)/fuzz/libtessel-fuzz.a -o $@
+-include $(B)/fuzz/fuzz_common.d $(B)/fuzz/fuzz_hypercall.d $(B)/fuzz/fuzz_exit.d
 fuzz: $(B)/fuzz/fuzz_hypercall
 	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/crashes
 	$(B)/fuzz/fuzz_hypercall $(FUZZ_FLAGS) -max_total_time=$(FUZZ_TIME) \
 		-artifact_prefix=$(B)/fuzz/crashes/ $(B)/fuzz/corpus tests/fuzz/corpus
-fuzz-short: $(B)/fuzz/fuzz_hypercall
-	@rm -rf $(B)/fuzz/short; mkdir -p $(B)/fuzz/short/corpus
-	@log=$(B)/fuzz/short/log; norand=; \
+# fuzz-short / fuzz-exit-short: NAME CORPUS RUNS [ENV]. The short runs are deterministic.
+define fuzz_short_run
+	@rm -rf $(B)/fuzz/short-$(1); mkdir -p $(B)/fuzz/short-$(1)/corpus
+	@log=$(B)/fuzz/short-$(1)/log; norand=; \
 	if setarch $$(uname -m) -R true 2>/dev/null; then norand="setarch $$(uname -m) -R"; fi; \
-	if $$norand $(B)/fuzz/fuzz_hypercall $(FUZZ_FLAGS) -runs=$(FUZZ_SHORT_RUNS) -seed=1 \
-		-artifact_prefix=$(B)/fuzz/short/ $(B)/fuzz/short/corpus tests/fuzz/corpus >$$log 2>&1; then \
+	if $(4) $$norand $(B)/fuzz/$(1) $(FUZZ_FLAGS) -runs=$(3) -seed=1 \
+		-artifact_prefix=$(B)/fuzz/short-$(1)/ $(B)/fuzz/short-$(1)/corpus $(2) >$$log 2>&1; then \
 		n=$$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' $$log | tail -n 1); \
-		echo "fuzz: $${n:-?} runs, 0 crashes"; \
+		echo "$(5): $${n:-?} runs, 0 crashes"; \
 	else \
-		tail -n 60 $$log; echo "fuzz: FAILED, crash input in $(B)/fuzz/short/ (log $$log)"; exit 1; \
+		tail -n 60 $$log; echo "$(5): FAILED, crash input in $(B)/fuzz/short-$(1)/ (log $$log)"; exit 1; \
 	fi
-.PHONY: fuzz-short
+endef
+fuzz-short: $(B)/fuzz/fuzz_hypercall
+	$(call fuzz_short_run,fuzz_hypercall,tests/fuzz/corpus,$(FUZZ_SHORT_RUNS),,fuzz)
+# The exit-path fuzzer (tests/fuzz/README.md). FUZZ_EXIT_KNOWN lists the finding classes still
+# open in other branches: the short run counts them instead of failing. Remove a class here
+# once its fix is merged.
+FUZZ_EXIT_KNOWN ?= rm-errcode,task-switch,pf-cr2,ad-walk,rip,sse,cr-write
+FUZZ_EXIT_SHORT_RUNS ?= 20000
+fuzz-exit: $(B)/fuzz/fuzz_exit
+	@mkdir -p $(B)/fuzz/corpus_exit $(B)/fuzz/crashes_exit
+	FUZZ_EXIT_KNOWN=$(FUZZ_EXIT_KNOWN) $(B)/fuzz/fuzz_exit $(FUZZ_FLAGS) -max_total_time=$(FUZZ_TIME) \
+		-artifact_prefix=$(B)/fuzz/crashes_exit/ $(B)/fuzz/corpus_exit tests/fuzz/corpus_exit
+fuzz-exit-short: $(B)/fuzz/fuzz_exit
+	$(call fuzz_short_run,fuzz_exit,tests/fuzz/corpus_exit,$(FUZZ_EXIT_SHORT_RUNS),FUZZ_EXIT_KNOWN=$(FUZZ_EXIT_KNOWN),fuzz-exit)
+.PHONY: fuzz-short fuzz-exit fuzz-exit-short
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

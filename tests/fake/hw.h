@@ -22,6 +22,7 @@
  * - cpu_local_self(): returns the pointer given to fake_cpu_local_set() (NULL at first).
  * - INVEPT/INVVPID/INVLPG/WBINVD/HLT/VMXOFF: counted. cpu_halt() calls the halt hook if one is set
  *   (a test may longjmp out of it), else aborts: a halted hypervisor in a host test is a bug.
+ *   cpu_relax() calls the relax hook if one is set (a test can satisfy or end a spin-wait).
  */
 /* Same guard as include/arch/hw.h: whichever is seen first wins, never both. */
 #ifndef ARCH_HW_H
@@ -75,6 +76,7 @@ u64 fake_invlpg_count(void);
 u64 fake_wbinvd_count(void);
 bool fake_irq_disabled(void);
 void fake_set_halt_hook(void (*hook)(void));
+void fake_set_relax_hook(void (*hook)(void)); /* cpu_relax() calls it: a test can end a spin-wait */
 u64 fake_halt_count(void);
 void fake_tsc_set(u64 v); /* rdtsc() returns it and advances it by 1 */
 void fake_cpu_local_set(void *p); /* what cpu_local_self() returns (the GS-based self pointer) */
@@ -162,7 +164,8 @@ void fake_wbinvd(void);
 u64 fake_rdtsc(void);
 void fake_invlpg(const void *p);
 static inline void barrier(void) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
-static inline void cpu_relax(void) { barrier(); }
+void fake_cpu_relax(void); /* calls the relax hook if one is set (a spin-wait in a host test) */
+static inline void cpu_relax(void) { fake_cpu_relax(); }
 static inline void cpu_halt(void) { fake_cpu_halt(); }
 static inline void irq_disable(void) { fake_irq_disable(); }
 static inline void wbinvd(void) { fake_wbinvd(); }

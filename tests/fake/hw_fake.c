@@ -42,7 +42,7 @@ static u8 serial_lcr;
 
 static u64 n_invept, last_invept_type, last_invept_eptp, n_invvpid, n_invlpg, n_wbinvd, n_halt;
 static bool irq_off;
-static void (*halt_hook)(void);
+static void (*halt_hook)(void), (*relax_hook)(void);
 static u64 tsc;
 static void *cpu_local;
 static u64 n_vmxoff;
@@ -78,6 +78,7 @@ void fake_reset(void)
 	n_halt = 0;
 	irq_off = false;
 	halt_hook = NULL;
+	relax_hook = NULL;
 	tsc = 0;
 	cpu_local = NULL;
 	n_vmxoff = 0;
@@ -353,6 +354,14 @@ void fake_cpu_halt(void)
 }
 
 void fake_set_halt_hook(void (*hook)(void)) { halt_hook = hook; }
+void fake_set_relax_hook(void (*hook)(void)) { relax_hook = hook; }
+
+void fake_cpu_relax(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (relax_hook)
+		relax_hook();
+}
 u64 fake_halt_count(void) { return n_halt; }
 void fake_irq_disable(void) { irq_off = true; }
 bool fake_irq_disabled(void) { return irq_off; }

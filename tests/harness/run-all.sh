@@ -6,7 +6,7 @@
 # points (cmocka tests, TAP points, pattern checks). Exit status 1 on any failure.
 #
 # Filtering: TESTS=foundation,badcfg make test   runs only those system groups (the name
-# "unit" selects the unit tests, "fuzz" the short fuzzer run and "run-linux" the scripted
+# "unit" selects the unit tests, "fuzz" the short fuzzer runs and "run-linux" the scripted
 # `make run-linux`; without them in TESTS they are skipped). MODEL=... sets the
 # Bochs CPU model for groups that do not fix one (e.g. MODEL=corei7_skylake_x: no SPP).
 set -euo pipefail
@@ -53,17 +53,22 @@ if want unit; then
 	add "$(grep '^harness: [0-9]* passed' <<<"$out" | tail -n 1)"
 fi
 
-# The hypercall fuzzer, short and deterministic (the long run is `make fuzz`): one test point.
-if want fuzz; then
-	out=$(make -s -C "$root" fuzz-short 2>&1) && ok=1 || ok=0
+# The fuzzers, short and deterministic (the long runs are `make fuzz` and `make fuzz-exit`):
+# one test point each. TESTS=fuzz selects both.
+fuzz_point() { # fuzz_point TARGET NAME
+	out=$(make -s -C "$root" "$1" 2>&1) && ok=1 || ok=0
 	printf '%s\n' "$out" | tail -n 3
-	if [ "$ok" = 1 ] && grep -q '^fuzz: [0-9]* runs, 0 crashes' <<<"$out"; then
-		echo "fuzz: 1 passed, 0 failed"
+	if [ "$ok" = 1 ] && grep -q "^$2: [0-9]* runs, 0 crashes" <<<"$out"; then
+		echo "$2: 1 passed, 0 failed"
 		pass=$((pass + 1))
 	else
-		echo "fuzz: 0 passed, 1 failed"
+		echo "$2: 0 passed, 1 failed"
 		fail=$((fail + 1))
 	fi
+}
+if want fuzz; then
+	fuzz_point fuzz-short fuzz
+	fuzz_point fuzz-exit-short fuzz-exit
 fi
 
 groups=()
