@@ -149,7 +149,14 @@ static void test_cpuid_policy(void **state)
 {
 	(void)state;
 	fake_cpuid_set(1, 0, 0x906ea, 0x10800, 0xfffab223 | CPUID1_ECX_VMX | CPUID1_ECX_OSXSAVE, 0xbfebfbff);
-	fake_vmcs_set(VMCS_CTRL_CR4_READ_SHADOW, CR4_PAE); /* guest has not set OSXSAVE */
+	fake_cpuid_set(7, 0, 0, 0, CPUID7_ECX_OSPKE, 0);
+	/* The CR0/CR4 guest/host masks as hv/vmx.c sets them: the hypervisor owns VMXE (a fixed
+	 * bit); OSXSAVE and PKE are the guest's. As on hardware, a MOV to CR4 that changes only
+	 * guest-owned bits does not exit: GUEST_CR4 changes and the read shadow keeps its old
+	 * value (the one from launch, or from the last exit that wrote it). */
+	cpu.cr4_guest_mask = CR4_VMXE;
+	fake_vmcs_set(VMCS_CTRL_CR4_READ_SHADOW, CR4_PAE);
+	fake_vmcs_set(VMCS_GUEST_CR4, CR4_PAE | CR4_VMXE); /* guest has not set OSXSAVE */
 	regs.gpr[GPR_AX] = 1;
 	exit_cpuid(&cpu);
 	assert_int_equal(regs.gpr[GPR_CX] & CPUID1_ECX_VMX, 0);
@@ -157,10 +164,26 @@ static void test_cpuid_policy(void **state)
 	assert_true(regs.gpr[GPR_CX] & CPUID1_ECX_HYPERVISOR);
 	assert_int_equal(regs.gpr[GPR_AX], 0x906ea);
 
-	fake_vmcs_set(VMCS_CTRL_CR4_READ_SHADOW, CR4_PAE | CR4_OSXSAVE);
+	/* The guest sets OSXSAVE and PKE without an exit: the shadow is stale, CPUID must not be. */
+	fake_vmcs_set(VMCS_GUEST_CR4, CR4_PAE | CR4_VMXE | CR4_OSXSAVE | CR4_PKE);
 	regs.gpr[GPR_AX] = 1;
 	exit_cpuid(&cpu);
 	assert_true(regs.gpr[GPR_CX] & CPUID1_ECX_OSXSAVE);
+	regs.gpr[GPR_AX] = 7;
+	regs.gpr[GPR_CX] = 0;
+	exit_cpuid(&cpu);
+	assert_true(regs.gpr[GPR_CX] & CPUID7_ECX_OSPKE);
+
+	/* ... and clears them again. */
+	fake_vmcs_set(VMCS_CTRL_CR4_READ_SHADOW, CR4_PAE | CR4_OSXSAVE | CR4_PKE);
+	fake_vmcs_set(VMCS_GUEST_CR4, CR4_PAE | CR4_VMXE);
+	regs.gpr[GPR_AX] = 1;
+	exit_cpuid(&cpu);
+	assert_int_equal(regs.gpr[GPR_CX] & CPUID1_ECX_OSXSAVE, 0);
+	regs.gpr[GPR_AX] = 7;
+	regs.gpr[GPR_CX] = 0;
+	exit_cpuid(&cpu);
+	assert_int_equal(regs.gpr[GPR_CX] & CPUID7_ECX_OSPKE, 0);
 
 	regs.gpr[GPR_AX] = 0x40000000;
 	exit_cpuid(&cpu);
