@@ -9,6 +9,7 @@
 #include <arch/msr.h>
 #include <arch/vmx.h>
 #include "lib/string.h"
+#include "entry_check.h"
 #include "log.h"
 #include "panic.h"
 #include "spp/spp.h"
@@ -256,12 +257,25 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	} else {
 		spp_step_set_mtf(false);
 	}
+	if (entry_check_enabled) {
+		/* check=entry: the checks a real processor makes, before Bochs (which skips
+		 * most of them) gets to accept this VMCS. */
+		struct entry_check_result res;
+		if (entry_check(&vmx_caps, &res)) {
+			log_error("cpu %u: the VMCS fails %u VM-entry check(s) before VMLAUNCH", c->index, res.count);
+			entry_check_explain();
+			log_error("cpu %u: not launching: VM-entry check %s (SDM Vol. 3C %s)", c->index,
+				  entry_rule_name(res.first), entry_rule_sdm(res.first));
+			goto fail_vmxoff;
+		}
+	}
 	c->launched = true;
 	vmx_launch();
 	c->launched = false;
 	u64 err = 0;
 	vmx_vmread(VMCS_RO_VM_INSN_ERROR, &err);
 	log_error("cpu %u: VMLAUNCH failed, VM-instruction error %llu", c->index, (unsigned long long)err);
+	entry_check_explain(); /* name the rules the processor may have refused */
 	vmcs_dump();
 fail_vmxoff:
 	vmxoff();
