@@ -64,6 +64,11 @@ static bool allowed(u64 caps, u32 v) { return (v & (u32)caps) == (u32)caps && (v
 
 static bool canonical(u64 v, unsigned bits) { return (u64)((s64)(v << (64 - bits)) >> (64 - bits)) == v; }
 
+/* The canonical checks use the processor's linear-address width N (26.2.3, 26.3.1): 57 on
+ * a processor with 5-level paging (which VMX then allows in CR4, Appendix A.8), whatever
+ * CR4.LA57 is, else 48. */
+static unsigned la_width(const struct vmx_caps *k) { return (k->cr4_fixed1 & CR4_LA57) ? 57 : 48; }
+
 static bool below_maxphy(u64 a, u8 phys_bits) { return phys_bits >= 64 || (a >> phys_bits) == 0; }
 
 static bool addr_ok(u64 a, u64 align, u8 phys_bits) { return IS_ALIGNED(a, align) && below_maxphy(a, phys_bits); }
@@ -186,7 +191,7 @@ static void check_host(const struct vmx_caps *k, const struct ctls *x, struct en
 	CHECK((cr0 & k->cr0_fixed0) == k->cr0_fixed0 && (cr0 & ~k->cr0_fixed1) == 0, HOST_CR0);
 	CHECK((cr4 & k->cr4_fixed0) == k->cr4_fixed0 && (cr4 & ~k->cr4_fixed1) == 0, HOST_CR4);
 	CHECK(below_maxphy(vmcs_readl(VMCS_HOST_CR3), k->phys_bits), HOST_CR3);
-	unsigned la = (cr4 & CR4_LA57) ? 57 : 48;
+	unsigned la = la_width(k);
 	CHECK(canonical(vmcs_readl(VMCS_HOST_IA32_SYSENTER_ESP), la) &&
 	      canonical(vmcs_readl(VMCS_HOST_IA32_SYSENTER_EIP), la), HOST_SYSENTER);
 	if (x->exit & EXIT_LOAD_IA32_PAT)
@@ -239,7 +244,7 @@ static bool limit_g_ok(const struct seg *s)
 static bool ar_rsvd_ok(u32 ar) { return !(ar & 0xf00U) && !(ar & 0xfffe0000U); }
 
 /* ---- 26.3.1.2: segment registers ---- */
-static void check_segments(bool ug, bool ia32e, u64 cr0, u64 rflags, struct entry_check_result *r)
+static void check_segments(unsigned la, bool ug, bool ia32e, u64 cr0, u64 rflags, struct entry_check_result *r)
 {
 	struct seg cs = READ_SEG(CS), ss = READ_SEG(SS), tr = READ_SEG(TR), ldtr = READ_SEG(LDTR);
 	struct seg data[4] = { READ_SEG(DS), READ_SEG(ES), READ_SEG(FS), READ_SEG(GS) };
@@ -257,9 +262,9 @@ static void check_segments(bool ug, bool ia32e, u64 cr0, u64 rflags, struct entr
 		for (unsigned i = 0; i < 6; i++)
 			CHECK(all[i]->base == (u64)all[i]->sel << 4 && all[i]->limit == 0xffff && all[i]->ar == 0xf3, G_SEG_V86);
 	}
-	CHECK(canonical(tr.base, 48) && canonical(data[2].base, 48) && canonical(data[3].base, 48), G_SEG_BASE);
+	CHECK(canonical(tr.base, la) && canonical(data[2].base, la) && canonical(data[3].base, la), G_SEG_BASE);
 	if (ldtr.usable)
-		CHECK(canonical(ldtr.base, 48), G_SEG_BASE);
+		CHECK(canonical(ldtr.base, la), G_SEG_BASE);
 	CHECK(!(cs.base >> 32), G_SEG_BASE);
 	if (ss.usable)
 		CHECK(!(ss.base >> 32), G_SEG_BASE);
@@ -333,6 +338,7 @@ static void check_guest(const struct vmx_caps *k, const struct ctls *x, struct e
 	bool ug = (x->proc & PROC_ACTIVATE_SECONDARY) && (x->proc2 & PROC2_UNRESTRICTED_GUEST);
 	bool ia32e = (x->entry & ENTRY_IA32E_MODE_GUEST) != 0;
 	u64 cr0 = vmcs_readl(VMCS_GUEST_CR0), cr4 = vmcs_readl(VMCS_GUEST_CR4);
+	unsigned la = la_width(k);
 
 	/* 26.3.1.1: CR0/CR4 fixed bits (PE and PG are free with unrestricted guest). */
 	u64 f0 = k->cr0_fixed0 & (ug ? ~(CR0_PE | CR0_PG) : ~0ULL);
@@ -348,8 +354,8 @@ static void check_guest(const struct vmx_caps *k, const struct ctls *x, struct e
 		CHECK((cr0 & CR0_PG) && (cr4 & CR4_PAE), G_IA32E_MODE);
 	else
 		CHECK(!(cr4 & CR4_PCIDE), G_IA32E_MODE);
-	CHECK(canonical(vmcs_readl(VMCS_GUEST_IA32_SYSENTER_ESP), 48) &&
-	      canonical(vmcs_readl(VMCS_GUEST_IA32_SYSENTER_EIP), 48), G_SYSENTER);
+	CHECK(canonical(vmcs_readl(VMCS_GUEST_IA32_SYSENTER_ESP), la) &&
+	      canonical(vmcs_readl(VMCS_GUEST_IA32_SYSENTER_EIP), la), G_SYSENTER);
 	if (x->entry & ENTRY_LOAD_IA32_PAT)
 		CHECK(pat_valid(vmcs_read64(VMCS_GUEST_IA32_PAT)), G_PAT);
 	if (x->entry & ENTRY_LOAD_IA32_EFER) {
@@ -361,17 +367,17 @@ static void check_guest(const struct vmx_caps *k, const struct ctls *x, struct e
 	}
 
 	u64 rflags = vmcs_readl(VMCS_GUEST_RFLAGS);
-	check_segments(ug, ia32e, cr0, rflags, r);
+	check_segments(la, ug, ia32e, cr0, rflags, r);
 
 	/* 26.3.1.3 */
-	CHECK(canonical(vmcs_readl(VMCS_GUEST_GDTR_BASE), 48) && canonical(vmcs_readl(VMCS_GUEST_IDTR_BASE), 48) &&
+	CHECK(canonical(vmcs_readl(VMCS_GUEST_GDTR_BASE), la) && canonical(vmcs_readl(VMCS_GUEST_IDTR_BASE), la) &&
 	      !(vmcs_read32(VMCS_GUEST_GDTR_LIMIT) >> 16) && !(vmcs_read32(VMCS_GUEST_IDTR_LIMIT) >> 16), G_DTR);
 
 	/* 26.3.1.4 */
 	u64 rip = vmcs_readl(VMCS_GUEST_RIP);
 	bool cs_l = (vmcs_read32(VMCS_GUEST_CS_AR) & SEG_AR_L) != 0;
 	if (ia32e && cs_l)
-		CHECK(canonical(rip, (cr4 & CR4_LA57) ? 57 : 48), G_RIP);
+		CHECK(canonical(rip, la), G_RIP);
 	else
 		CHECK(!(rip >> 32), G_RIP);
 	CHECK(!(rflags & RFLAGS_RSVD) && (rflags & RFLAGS_FIXED), G_RFLAGS_RSVD);

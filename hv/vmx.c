@@ -246,6 +246,11 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 		log_error("cpu %u: required VMX controls not allowed", c->index);
 		goto fail_vmxoff;
 	}
+	/* Every XSAVES/XRSTORS of the guest consults the XSS-exiting bitmap when "enable
+	 * XSAVES/XRSTORS" is 1 (SDM 25.1.3). VMCLEAR does not zero a VMCS (its data format is
+	 * the processor's, SDM 24.2), so it is written here: none of them exits. */
+	if (vmcs_read32(VMCS_CTRL_PROC_BASED2) & PROC2_ENABLE_XSAVES)
+		vmcs_write64(VMCS_CTRL_XSS_EXIT_BITMAP, 0);
 	spp_cpu_setup();
 	setup_host_state(c);
 	setup_guest_state(l, guest_cr0_real, guest_cr4, fs_base, gs_base);

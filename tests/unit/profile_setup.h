@@ -44,6 +44,10 @@ static struct percpu ps_cpu;
 static struct guest_regs ps_regs;
 static struct tessel_launch ps_launch;
 static const struct vmx_profile *ps_profile;
+/* Fill every VMCS field with this before the setup: VMCLEAR does not zero a VMCS (its
+ * data format is the processor's, SDM 24.2), so the setup must write every field the
+ * processor reads. 0 leaves the fake's zeroed VMCS. */
+static u64 ps_vmcs_fill;
 
 /* Filled by the vmx_launch() stub. */
 static unsigned ps_launches;
@@ -115,6 +119,9 @@ static s64 ps_setup_common(const struct vmx_profile *p, u64 dr7)
 	fake_phys_init(PS_PHYS_BASE, PS_PHYS_SIZE);
 	pmm_init(hpa(PS_PHYS_BASE), PS_PHYS_SIZE);
 	ps_load_profile(p);
+	if (ps_vmcs_fill)
+		for (u32 f = 0; f < FAKE_VMCS_FIELDS; f++)
+			fake_vmcs_set(f, ps_vmcs_fill);
 
 	memset(ps_gdt, 0, sizeof(ps_gdt));
 	ps_gdt[6] = 0x00cf93000000ffffULL; /* 0x30: flat data */

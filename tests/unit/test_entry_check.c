@@ -23,7 +23,7 @@ struct crafted {
 };
 
 #define F(n) VMCS_##n
-#define NONCANON 0x0000800000000000ULL
+#define NONCANON 0x0100000000000000ULL /* not canonical for 48- or 57-bit linear addresses */
 
 static const struct crafted crafted[] = {
 	{ ER_CTL_PIN_ALLOWED, "pin-based bit 8 (not allowed)", { { OR, F(CTRL_PIN_BASED), 1U << 8 } } },
