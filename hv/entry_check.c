@@ -71,6 +71,17 @@ static unsigned la_width(const struct vmx_caps *k) { return (k->cr4_fixed1 & CR4
 
 static bool below_maxphy(u64 a, u8 phys_bits) { return phys_bits >= 64 || (a >> phys_bits) == 0; }
 
+/* Fields that exist only with an optional control (VPID, SPPTP, VM functions, ...): the
+ * checker must not panic where the processor lacks them (then the control's allowed-1 rule
+ * has failed already), so these are read with vmcs_try_read(), 0 if absent. */
+static u64 read_opt(u32 field)
+{
+	u64 v = 0;
+	if (!vmcs_try_read(field, &v))
+		return 0;
+	return v;
+}
+
 static bool addr_ok(u64 a, u64 align, u8 phys_bits) { return IS_ALIGNED(a, align) && below_maxphy(a, phys_bits); }
 
 /* A memory type the PAT MSR may hold (SDM Vol. 3A 11.12.2): UC, WC, WT, WP, WB, UC-. */
@@ -95,8 +106,8 @@ static void check_controls(const struct vmx_caps *k, const struct ctls *x, struc
 		CHECK(allowed(k->proc2, x->proc2), CTL_PROC2_ALLOWED);
 	CHECK(vmcs_read32(VMCS_CTRL_CR3_TARGET_COUNT) <= VMX_MISC_CR3_TARGETS(k->misc), CTL_CR3_TARGETS);
 	if (x->proc & PROC_USE_IO_BITMAPS) {
-		CHECK(addr_ok(vmcs_read64(VMCS_CTRL_IO_BITMAP_A), PAGE_SIZE, k->phys_bits) &&
-		      addr_ok(vmcs_read64(VMCS_CTRL_IO_BITMAP_B), PAGE_SIZE, k->phys_bits), CTL_IO_BITMAPS);
+		CHECK(addr_ok(read_opt(VMCS_CTRL_IO_BITMAP_A), PAGE_SIZE, k->phys_bits) &&
+		      addr_ok(read_opt(VMCS_CTRL_IO_BITMAP_B), PAGE_SIZE, k->phys_bits), CTL_IO_BITMAPS);
 	}
 	if (x->proc & PROC_USE_MSR_BITMAPS)
 		CHECK(addr_ok(vmcs_read64(VMCS_CTRL_MSR_BITMAP), PAGE_SIZE, k->phys_bits), CTL_MSR_BITMAP);
@@ -106,7 +117,7 @@ static void check_controls(const struct vmx_caps *k, const struct ctls *x, struc
 	CHECK((x->pin & PIN_NMI_EXITING) || !(x->pin & PIN_VIRTUAL_NMIS), CTL_VIRTUAL_NMIS);
 	CHECK((x->pin & PIN_VIRTUAL_NMIS) || !(x->proc & PROC_NMI_WINDOW_EXITING), CTL_VIRTUAL_NMIS);
 	if (x->proc2 & PROC2_ENABLE_VPID)
-		CHECK(vmcs_read16(VMCS_CTRL_VPID) != 0, CTL_VPID);
+		CHECK(read_opt(VMCS_CTRL_VPID) != 0, CTL_VPID);
 	if (x->proc2 & PROC2_ENABLE_EPT) {
 		/* EPTP (24.6.11): memory type UC (0) or WB (6) as supported, page-walk length
 		 * 4 (or 5 if supported) minus 1, A/D only if supported, 11:7 and 63:N zero. */
@@ -123,13 +134,13 @@ static void check_controls(const struct vmx_caps *k, const struct ctls *x, struc
 	CHECK(ept || !(x->proc2 & (PROC2_ENABLE_PML | PROC2_MODE_BASED_EXEC)), CTL_PML);
 	if (x->proc2 & PROC2_SUBPAGE_WRITE_PERM) {
 		/* SPP needs EPT; the SPPTP is 4-KByte aligned below MAXPHYADDR (SPP-FACTS.md). */
-		CHECK(ept && addr_ok(vmcs_read64(VMCS_CTRL_SPPTP), PAGE_SIZE, k->phys_bits), CTL_SPP);
+		CHECK(ept && addr_ok(read_opt(VMCS_CTRL_SPPTP), PAGE_SIZE, k->phys_bits), CTL_SPP);
 	}
 	if (x->proc2 & PROC2_ENABLE_VMFUNC) {
-		u64 f = vmcs_read64(VMCS_CTRL_VMFUNC_CTRLS);
+		u64 f = read_opt(VMCS_CTRL_VMFUNC_CTRLS);
 		bool ok = (f & ~k->vmfunc) == 0;
 		if (f & 1) /* EPTP switching: EPT on, list 4-KByte aligned */
-			ok &= ept && addr_ok(vmcs_read64(VMCS_CTRL_EPTP_LIST_ADDR), PAGE_SIZE, k->phys_bits);
+			ok &= ept && addr_ok(read_opt(VMCS_CTRL_EPTP_LIST_ADDR), PAGE_SIZE, k->phys_bits);
 		CHECK(ok, CTL_VMFUNC);
 	}
 
@@ -434,7 +445,7 @@ static void check_guest(const struct vmx_caps *k, const struct ctls *x, struct e
 	u64 pdbg = vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC);
 	CHECK(!(pdbg & PENDING_DBG_RSVD), G_PENDING_DBG_RSVD);
 	if ((intr & (GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS)) || act == GUEST_ACTIVITY_HLT) {
-		bool btf = (x->entry & ENTRY_LOAD_DEBUG_CTLS) && (vmcs_read64(VMCS_GUEST_IA32_DEBUGCTL) & DEBUGCTL_BTF);
+		bool btf = (vmcs_read64(VMCS_GUEST_IA32_DEBUGCTL) & DEBUGCTL_BTF) != 0; /* the field, loaded or not */
 		bool want_bs = (rflags & RFLAGS_TF) && !btf;
 		CHECK(!!(pdbg & PENDING_DBG_BS) == want_bs, G_PENDING_DBG_BS);
 	}
@@ -448,7 +459,7 @@ static void check_guest(const struct vmx_caps *k, const struct ctls *x, struct e
 	if ((x->proc2 & PROC2_ENABLE_EPT) && (cr0 & CR0_PG) && (cr4 & CR4_PAE) && !ia32e) {
 		static const u32 f[4] = { VMCS_GUEST_PDPTE0, VMCS_GUEST_PDPTE1, VMCS_GUEST_PDPTE2, VMCS_GUEST_PDPTE3 };
 		for (unsigned i = 0; i < 4; i++) {
-			u64 e = vmcs_read_raw(f[i]);
+			u64 e = read_opt(f[i]);
 			if (e & 1)
 				CHECK(!(e & 0x1e6ULL) && below_maxphy(e & ~(1ULL << 63), k->phys_bits) && !(e >> 63), G_PDPTE);
 		}
