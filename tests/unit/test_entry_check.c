@@ -204,6 +204,32 @@ static void test_each_rule_fails(void **state)
 	}
 }
 
+/* Canonical means the processor's width: a 57-bit canonical FS base is valid on a
+ * processor with 5-level paging even while the guest uses 4 levels, not on one without. */
+static void test_canonical_width(void **state)
+{
+	(void)state;
+	const u64 base57 = 0x0000800000000000ULL; /* canonical with 57 bits, not with 48 */
+	struct entry_check_result r;
+	ps_setup(base_profile()); /* CR4_FIXED1 allows LA57 */
+	assert_false(fake_vmcs_get(VMCS_GUEST_CR4) & CR4_LA57);
+	fake_vmcs_set(VMCS_GUEST_FS_BASE, base57);
+	entry_check(&vmx_caps, &r);
+	assert_entry_ok(&r, "a 57-bit canonical FS base on an LA57 processor");
+	ps_teardown();
+	for (size_t i = 0; i < vmx_profile_count; i++) {
+		if (strcmp(vmx_profiles[i].name, "skylake-client"))
+			continue;
+		ps_setup(&vmx_profiles[i]);
+		fake_vmcs_set(VMCS_GUEST_FS_BASE, base57);
+		entry_check(&vmx_caps, &r);
+		assert_true(entry_check_failed(&r, ER_G_SEG_BASE));
+		ps_teardown();
+		return;
+	}
+	fail_msg("no skylake-client profile");
+}
+
 /* The hypervisor's hook: with check=entry a failed rule stops the vCPU naming it (on the
  * log and in the stop reason); without it nothing is checked. */
 static jmp_buf halted;
@@ -258,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_table_covers_every_rule),
 		cmocka_unit_test(test_real_setup_passes),
 		cmocka_unit_test(test_each_rule_fails),
+		cmocka_unit_test(test_canonical_width),
 		cmocka_unit_test(test_hook_stops_with_rule_name),
 		cmocka_unit_test(test_prelaunch_check_refuses),
 	};
