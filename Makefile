@@ -211,6 +211,8 @@ UNIT_LIBS_test_insn := -lZydis
 # Extra sources a unit test compiles directly (e.g. loader code outside the host library).
 UNIT_EXTRA_test_config := boot/config.c
 UNIT_EXTRA_test_tesselctl := tools/lib/tesselctl_parse.c
+UNIT_EXTRA_test_profiles := tests/data/vmx_profiles/profiles.c
+UNIT_EXTRA_test_entry_check := tests/data/vmx_profiles/profiles.c
 
 unit: $(UNIT_BIN)
 	@tests/harness/run-unit.sh $(UNIT_BIN)

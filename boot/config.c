@@ -27,11 +27,13 @@ static const char *const config_spp_names[] = { "auto", "hw", "sw", "off" };
 static const char *const config_log_names[] = { "error", "warn", "info", "debug" };
 static const char *const config_no_vmx_names[] = { "continue", "stop" };
 static const char *const config_sppt_names[] = { "eager", "lazy" };
+static const char *const config_check_names[] = { "off", "entry" };
 
 BUILD_BUG_ON(ARRAY_SIZE(config_spp_names) != CFG_SPP_OFF + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_log_names) != CFG_LOG_DEBUG + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_no_vmx_names) != CFG_NO_VMX_STOP + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_sppt_names) != CFG_SPPT_LAZY + 1);
+BUILD_BUG_ON(ARRAY_SIZE(config_check_names) != CFG_CHECK_ENTRY + 1);
 BUILD_BUG_ON(CONFIG_VALUE_MAX >= CFG_NEXT_MAX);
 
 #define CONFIG_ENUM_KEY(n, field, names) \
@@ -45,6 +47,7 @@ static const struct config_key config_keys[] = {
 	{ "heap", CONFIG_KIND_MIB, offsetof(struct tessel_config, heap_mib), NULL, 0 },
 	CONFIG_ENUM_KEY("no_vmx", no_vmx, config_no_vmx_names),
 	CONFIG_ENUM_KEY("sppt", sppt, config_sppt_names),
+	CONFIG_ENUM_KEY("check", check, config_check_names),
 };
 #define CONFIG_NKEYS ARRAY_SIZE(config_keys)
 
@@ -466,6 +469,7 @@ void config_defaults(struct tessel_config *cfg)
 	cfg->heap_mib = CFG_HEAP_DEFAULT_MIB;
 	cfg->no_vmx = CFG_NO_VMX_CONTINUE;
 	cfg->sppt = CFG_SPPT_EAGER;
+	cfg->check = CFG_CHECK_OFF;
 	cfg->pad = 0;
 }
 

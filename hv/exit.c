@@ -7,6 +7,7 @@
  * take it (virtual NMIs, NMI-window exiting).
  */
 #include <arch/vmx.h>
+#include "entry_check.h"
 #include "exit.h"
 #include "log.h"
 #include "panic.h"
@@ -171,7 +172,7 @@ void vmx_handle_exit(struct guest_regs *regs)
 		vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) & ~PROC_MONITOR_TRAP_FLAG);
 		spp_step_set_mtf(c->exit_reason == EXIT_REASON_MTF);
 		if (c->exit_reason == EXIT_REASON_MTF)
-			return;
+			goto check;
 	}
 	if (unlikely(c->step) && spp_step_exit(c, c->exit_reason))
 		goto out;
@@ -179,8 +180,10 @@ void vmx_handle_exit(struct guest_regs *regs)
 	exit_handler_t h = exit_lookup(reason);
 	if (unlikely(!h)) {
 		c->exit_qual = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION);
-		if (reason & EXIT_REASON_ENTRY_FAILURE)
+		if (reason & EXIT_REASON_ENTRY_FAILURE) {
+			entry_check_explain(); /* which guest-state rule the processor refused */
 			vcpu_stop(c, "VM entry failed");
+		}
 		vcpu_stop(c, "unexpected VM exit");
 	}
 	h(c);
@@ -191,6 +194,11 @@ out:
 	 * delivery (SDM 27.2.4); instruction exits such as VMCALL and CPUID skip the VMREAD. */
 	if (unlikely(c->nmi_pending || c->pending_vector) || exit_during_delivery(c->exit_reason))
 		deliver_events(c);
+check:
+	/* check=entry: every handler's changes to guest state and controls meet the checks a
+	 * real processor makes on VMRESUME (hv/entry_check.c). */
+	if (unlikely(entry_check_enabled))
+		entry_check_before_entry(c, "VMRESUME");
 }
 
 __noreturn void vmx_entry_failed(struct guest_regs *regs);
@@ -198,5 +206,6 @@ __noreturn void vmx_entry_failed(struct guest_regs *regs)
 {
 	struct percpu *c = this_cpu();
 	c->regs = regs;
+	entry_check_explain();
 	panic("VMRESUME failed: VM-instruction error %u", vmcs_read32(VMCS_RO_VM_INSN_ERROR));
 }

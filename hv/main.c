@@ -10,6 +10,7 @@
 #include <arch/cpu.h>
 #include <arch/msr.h>
 #include <tessel/bootinfo.h>
+#include "entry_check.h"
 #include "abi.h"
 #include "features.h"
 #include "lib/string.h"
@@ -94,6 +95,7 @@ static s64 core_init(struct tessel_boot_info *bi)
 		return -EINVAL;
 	boot_info = bi;
 	log_init(bi->serial_port, bi->config.log_level);
+	entry_check_enabled = bi->config.check == CFG_CHECK_ENTRY;
 	log_info("Tessel core: region %llx-%llx (%llu MiB), %u CPUs",
 		 (unsigned long long)bi->region_base, (unsigned long long)(bi->region_base + bi->region_size),
 		 (unsigned long long)(bi->region_size >> 20), bi->cpu_count);

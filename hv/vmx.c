@@ -10,6 +10,7 @@
 #include <arch/msr.h>
 #include <arch/vmx.h>
 #include "lib/string.h"
+#include "entry_check.h"
 #include "log.h"
 #include "msr_policy.h"
 #include "panic.h"
@@ -255,6 +256,11 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 		log_error("cpu %u: required VMX controls not allowed", c->index);
 		goto fail_vmxoff;
 	}
+	/* Every XSAVES/XRSTORS of the guest consults the XSS-exiting bitmap when "enable
+	 * XSAVES/XRSTORS" is 1 (SDM 25.1.3). VMCLEAR does not zero a VMCS (its data format is
+	 * the processor's, SDM 24.2), so it is written here: none of them exits. */
+	if (vmcs_read32(VMCS_CTRL_PROC_BASED2) & PROC2_ENABLE_XSAVES)
+		vmcs_write64(VMCS_CTRL_XSS_EXIT_BITMAP, 0);
 	spp_cpu_setup();
 	setup_host_state(c);
 	setup_guest_state(l, guest_cr0_real, guest_cr4, fs_base, gs_base);
@@ -266,10 +272,23 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	} else {
 		spp_step_set_mtf(false);
 	}
+	if (entry_check_enabled) {
+		/* check=entry: the checks a real processor makes, before Bochs (which skips
+		 * most of them) gets to accept this VMCS. */
+		struct entry_check_result res;
+		if (entry_check(&vmx_caps, &res)) {
+			log_error("cpu %u: the VMCS fails %u VM-entry check(s) before VMLAUNCH", c->index, res.count);
+			entry_check_explain();
+			log_error("cpu %u: not launching: VM-entry check %s (SDM Vol. 3C %s)", c->index,
+				  entry_rule_name(res.first), entry_rule_sdm(res.first));
+			goto fail_vmxoff;
+		}
+	}
 #ifdef TESSEL_TEST_FAIL_ENTRY
 	/* Test build (build/tessel-failentry-*.efi): make this CPU's first VM entry fail with a
 	 * VM exit, as an invalid guest state would on silicon (RFLAGS bit 1 must be 1, SDM
-	 * 26.3.1.4), to show the start is all-or-nothing. */
+	 * 26.3.1.4), to show the start is all-or-nothing. After check=entry's checks, so that
+	 * the processor itself refuses the entry. */
 	if (c->index == TESSEL_TEST_FAIL_ENTRY)
 		vmcs_writel(VMCS_GUEST_RFLAGS, l->rflags & ~RFLAGS_FIXED);
 #endif
@@ -284,6 +303,7 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	u64 err = 0;
 	vmx_vmread(VMCS_RO_VM_INSN_ERROR, &err);
 	log_error("cpu %u: VMLAUNCH failed, VM-instruction error %llu", c->index, (unsigned long long)err);
+	entry_check_explain(); /* name the rules the processor may have refused */
 	vmcs_dump();
 fail_vmxoff:
 	vmxoff();

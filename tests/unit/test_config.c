@@ -84,6 +84,7 @@ static void assert_default_values(const struct tessel_config *cfg)
 	assert_int_equal(cfg->heap_mib, CFG_HEAP_DEFAULT_MIB);
 	assert_int_equal(cfg->no_vmx, CFG_NO_VMX_CONTINUE);
 	assert_int_equal(cfg->sppt, CFG_SPPT_EAGER);
+	assert_int_equal(cfg->check, CFG_CHECK_OFF);
 }
 
 /* ---- defaults and values ---- */
@@ -100,7 +101,7 @@ static void test_defaults(void **state)
 	for (size_t i = 0; i < CFG_NEXT_MAX; i++)
 		assert_int_equal(cfg.next[i], 0);
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next= spp=auto log=info heap=32 no_vmx=continue sppt=eager");
+	assert_string_equal(line, "next= spp=auto log=info heap=32 no_vmx=continue sppt=eager check=off");
 
 	/* Empty text, or only blank lines and comments, changes nothing. */
 	cfg = parse_ok("", 0);
@@ -161,13 +162,14 @@ static void test_every_value(void **state)
 	assert_string_equal(cfg.next, "");
 
 	/* All keys at once. */
-	cfg = PARSE_OK("next=\\a.efi\nspp=off\nlog=debug\nheap=100\nno_vmx=stop\nsppt=lazy\n");
+	cfg = PARSE_OK("next=\\a.efi\nspp=off\nlog=debug\nheap=100\nno_vmx=stop\nsppt=lazy\ncheck=entry\n");
 	assert_string_equal(cfg.next, "\\a.efi");
 	assert_int_equal(cfg.spp, CFG_SPP_OFF);
 	assert_int_equal(cfg.log_level, CFG_LOG_DEBUG);
 	assert_int_equal(cfg.heap_mib, 100);
 	assert_int_equal(cfg.no_vmx, CFG_NO_VMX_STOP);
 	assert_int_equal(cfg.sppt, CFG_SPPT_LAZY);
+	assert_int_equal(cfg.check, CFG_CHECK_ENTRY);
 }
 
 static void test_syntax(void **state)
@@ -224,6 +226,7 @@ static void test_file_errors(void **state)
 	FILE_ERR("log=verbose\n", SRC ":1: log: invalid value 'verbose' (expected error, warn, info or debug)");
 	FILE_ERR("no_vmx=halt\n", SRC ":1: no_vmx: invalid value 'halt' (expected continue or stop)");
 	FILE_ERR("sppt=Lazy\n", SRC ":1: sppt: invalid value 'Lazy' (expected eager or lazy)");
+	FILE_ERR("check=all\n", SRC ":1: check: invalid value 'all' (expected off or entry)");
 	FILE_ERR("\n\n\n\ncolour=red\n", SRC ":5: colour: unknown key");
 	FILE_ERR("SPP=hw\n", SRC ":1: SPP: unknown key");
 	FILE_ERR("s pp=hw\n", SRC ":1: s pp: unknown key");
@@ -316,7 +319,7 @@ static void test_message_length(void **state)
 	struct tessel_config cfg;
 	/* Each prefix is followed by 200 filler bytes, then the suffix. */
 	static const struct { const char *pre, *post; } cases[] = {
-		{ "heap=", "" }, { "spp=", "" }, { "log=", "" }, { "no_vmx=", "" }, { "sppt=", "" },
+		{ "heap=", "" }, { "spp=", "" }, { "log=", "" }, { "no_vmx=", "" }, { "sppt=", "" }, { "check=", "" },
 		{ "next=\\ ", "" }, { "", "=1" }, { "", "" }, { "=", "" },
 	};
 
@@ -524,7 +527,7 @@ static void check_round_trip(const struct tessel_config *cfg)
 	strcpy(copy, line);
 	for (char *p = strtok(copy, " "); p; p = strtok(NULL, " "))
 		argv[argc++] = p;
-	assert_int_equal(argc, 6);
+	assert_int_equal(argc, 7);
 	memset(&back, 0, sizeof(back));
 	config_defaults(&back);
 	back.pad = cfg->pad;
@@ -551,10 +554,10 @@ static void test_format(void **state)
 
 	cfg = PARSE_OK("next=/EFI/tests/a.efi");
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next=\\EFI\\tests\\a.efi spp=auto log=info heap=32 no_vmx=continue sppt=eager");
+	assert_string_equal(line, "next=\\EFI\\tests\\a.efi spp=auto log=info heap=32 no_vmx=continue sppt=eager check=off");
 	cfg = PARSE_OK("spp=sw\nlog=error\nheap=4096\nno_vmx=stop\nsppt=lazy\n");
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next= spp=sw log=error heap=4096 no_vmx=stop sppt=lazy");
+	assert_string_equal(line, "next= spp=sw log=error heap=4096 no_vmx=stop sppt=lazy check=off");
 
 	/* Truncation keeps the NUL; out-of-range enums print as '?'. */
 	config_format(&cfg, line, 10);
@@ -564,7 +567,7 @@ static void test_format(void **state)
 	assert_int_equal(line[0], 'Z');
 	cfg.spp = 42;
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next= spp=? log=error heap=4096 no_vmx=stop sppt=lazy");
+	assert_string_equal(line, "next= spp=? log=error heap=4096 no_vmx=stop sppt=lazy check=off");
 
 	/* Every combination of enum values, with and without a next path, round-trips. */
 	for (u32 spp = 0; spp <= CFG_SPP_OFF; spp++)
