@@ -52,7 +52,7 @@
 #define WR_OFF 0x100                /* in a writable sub-page */
 #define PROT_OFF 0x900              /* in a protected sub-page (18) */
 
-#define G_RIP 0x401000ULL
+#define G_RIP (W_BASE + MiB(4) + 0x100) /* in RAM: the step reads the instruction bytes */
 #define G_LEN 4ULL
 #define G_GLA 0x7f0000900ULL
 #define G_RSP (PAGE_GPA + 0x208)    /* the guest stack: a writable sub-page of the page */
@@ -76,6 +76,8 @@ static const struct tessel_mem_range fw_map[] = {
 };
 
 static u8 *gp(u64 gpa) { return hpa_to_ptr(hpa(gpa)); }
+/* The stepped instruction: FXSAVE [RDI] and a NOP (G_LEN bytes). */
+static const u8 insn_bytes[] = { 0x0f, 0xae, 0x07, 0x90 };
 static u8 *page(void) { return gp(PAGE_GPA); }
 
 static u64 *leaf(void)
@@ -140,7 +142,7 @@ static int setup(void **state)
 	fake_cpu_local_set(&cpu);
 	memset(stat_counters, 0, sizeof(u64) * STAT_COUNT * TESSEL_MAX_CPUS);
 
-	memset(&vmx_caps, 0, sizeof(vmx_caps)); /* no MTF unless a test grants it */
+	memset(&vmx_caps, 0, sizeof(vmx_caps)); /* no MTF, no preemption timer unless a test grants it */
 	vmx_caps.phys_bits = PHYS_BITS;
 
 	/* The guest: flat, CPL 0, no paging (linear = physical), interrupts enabled. */
@@ -173,6 +175,7 @@ static int setup(void **state)
 	assert_int_equal(spp_step_init(), 0);
 
 	assert_int_equal(hcall(HC_EVENTS_SETUP, RING_GPA, 1, RING_VECTOR, 0), 0);
+	memcpy(gp(G_RIP), insn_bytes, G_LEN);
 	for (unsigned i = 0; i < PAGE_SIZE; i++)
 		page()[i] = (u8)(i * 7 + 3);
 	protect(PAGE_MAP, 0);
@@ -647,6 +650,7 @@ static void test_mtf_keeps_callers_mtf(void **state)
 	fake_vmcs_set(VMCS_CTRL_PROC_BASED, OLD_PROC | PROC_MONITOR_TRAP_FLAG);
 	grant_mtf();
 	start(false);
+	retire();
 	assert_true(spp_step_exit(&cpu, EXIT_REASON_MTF));
 	assert_int_equal(fake_vmcs_get(VMCS_CTRL_PROC_BASED), OLD_PROC | PROC_MONITOR_TRAP_FLAG);
 	assert_null(cpu.step);
