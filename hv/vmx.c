@@ -198,6 +198,8 @@ void vmx_msr_bitmap_init(u8 *bitmap)
 	}
 	/* x2APIC ICR writes: INIT and SIPI are delivered by the hypervisor (hv/vapic.c). */
 	bitmap[2048 + MSR_X2APIC_ICR / 8] |= (u8)(1U << (MSR_X2APIC_ICR % 8));
+	/* IA32_APIC_BASE writes: vapic_apic_base_write decides (interim, see hv/exit_msr.c). */
+	bitmap[2048 + MSR_IA32_APIC_BASE / 8] |= (u8)(1U << (MSR_IA32_APIC_BASE % 8));
 	for (u32 m = MSR_IA32_VMX_FIRST; m <= MSR_IA32_VMX_LAST; m++) {
 		bitmap[m / 8] |= (u8)(1U << (m % 8));
 		bitmap[2048 + m / 8] |= (u8)(1U << (m % 8));

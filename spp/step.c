@@ -528,6 +528,15 @@ bool spp_step_exit(struct percpu *c, u32 reason)
 			done = (db_qual & DR6_BS) && vmcs_readl(VMCS_GUEST_RIP) != st->rip;
 		}
 	}
+	if (reason == EXIT_REASON_PREEMPT_TIMER && !st->delivery && ran_as_decoded(st)) {
+		/* The budget ran out right after the instruction, before its trap could come (the
+		 * SDM gives debug traps priority over the timer, so this is the MTF case, or a
+		 * processor that does not): the instruction completed, judge it as such. A TF trap
+		 * still pending for it must not reach the guest. */
+		done = true;
+		if (!st->used_mtf)
+			vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC) & ~DR6_BS);
+	}
 	bool replaced = false;
 	if (done && !st->delivery && !ran_as_decoded(st)) {
 		/* The step ended, but not after the decoded instruction (its bytes were replaced

@@ -732,6 +732,24 @@ static void test_step_bounded_by_preemption_timer(void **state)
 	assert_int_equal(stat_of(STAT_EMULATED_WRITES), 0);
 }
 
+static void test_step_timer_after_completion_counts(void **state)
+{
+	(void)state;
+	/* The timer fired right after the instruction completed (before its trap): the write to
+	 * a writable sub-page stands, and the trap left pending does not reach the guest. */
+	grant_timer();
+	start(false);
+	memset(page() + WR_OFF, 0x33, 16);
+	retire();
+	fake_vmcs_set(VMCS_GUEST_PENDING_DBG_EXC, DR6_BS);
+	assert_true(spp_step_exit(&cpu, EXIT_REASON_PREEMPT_TIMER));
+	assert_int_equal(page()[WR_OFF], 0x33);
+	assert_int_equal(stat_of(STAT_EMULATED_WRITES), 1);
+	assert_false(fake_vmcs_get(VMCS_GUEST_PENDING_DBG_EXC) & DR6_BS);
+	assert_controls_restored();
+	assert_nothing_injected();
+}
+
 static void test_step_replaced_instruction_undone(void **state)
 {
 	(void)state;
@@ -1013,6 +1031,7 @@ int main(void)
 		T(test_tf_step_with_sti_blocking_sets_bs),
 		T(test_tf_step_with_mov_ss_blocking_and_btf),
 		T(test_step_bounded_by_preemption_timer),
+		T(test_step_timer_after_completion_counts),
 		T(test_step_replaced_instruction_undone),
 		T(test_step_replaced_same_length_undone),
 		T(test_delivery_partly_on_protected_bytes_gets_df),
