@@ -47,8 +47,8 @@ static void exit_intr_window(struct percpu *c)
 	vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) & ~PROC_INTR_WINDOW_EXITING);
 }
 
-/* The preemption timer is only armed for an event-delivery step (spp/step.c), which handles
- * its expiry; one left over from an aborted step needs nothing more. */
+/* The preemption timer is only armed for single-steps and event-delivery steps (spp/step.c),
+ * which handle its expiry; one left over from an aborted step needs nothing more. */
 static void exit_preempt_timer(struct percpu *c)
 {
 	(void)c;
