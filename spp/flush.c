@@ -8,7 +8,7 @@
  * takes a VM exit even if its guest has interrupts disabled; its NMI exit path sees the
  * request, INVEPTs and acknowledges by storing the generation. Processors in
  * wait-for-SIPI or stopped run no guest code and are skipped: they flush before their next
- * VM entry (exit_sipi). The initiator waits for every acknowledgement.
+ * VM entry (vapic_check_init).
  *
  * The target acknowledges only after its INVEPT (the acknowledgement is the generation it
  * saw), and the initiator waits for that acknowledgement, never for the request flag: a
@@ -20,7 +20,6 @@
  */
 #include <hw.h>
 #include <arch/vmx.h>
-#include "drivers/apic.h"
 #include "hv/log.h"
 #include "hv/percpu.h"
 #include "hv/vapic.h"
