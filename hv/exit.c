@@ -23,9 +23,13 @@ void (*first_entry_failed_hook)(struct percpu *c, u32 reason);
 
 void nmi_arrived(struct percpu *c)
 {
-	/* Both requests are consumed even if one NMI carried both (NMIs merge). */
-	bool ipi = spp_flush_nmi() | spp_step_pause_nmi();
-	if (!ipi && !vapic_nmi_is_kick(c))
+	/* Whose NMI it was is decided by the count of the hypervisor's NMIs in flight (see
+	 * hv/vapic.c), not by whether a request is waiting: a request may have been consumed
+	 * by an earlier NMI. Every request is served whatever carried it (NMIs merge). */
+	bool guest = vapic_nmi_arrived(c);
+	spp_flush_nmi();
+	spp_step_pause_nmi();
+	if (guest)
 		c->nmi_pending = true;
 }
 
@@ -46,8 +50,8 @@ static void exit_intr_window(struct percpu *c)
 	vmcs_write32(VMCS_CTRL_PROC_BASED, vmcs_read32(VMCS_CTRL_PROC_BASED) & ~PROC_INTR_WINDOW_EXITING);
 }
 
-/* The preemption timer is only armed for an event-delivery step (spp/step.c), which handles
- * its expiry; one left over from an aborted step needs nothing more. */
+/* The preemption timer is only armed for single-steps and event-delivery steps (spp/step.c),
+ * which handle its expiry; one left over from an aborted step needs nothing more. */
 static void exit_preempt_timer(struct percpu *c)
 {
 	(void)c;
@@ -188,7 +192,9 @@ void vmx_handle_exit(struct guest_regs *regs)
 	}
 	h(c);
 out:
-	if (unlikely(c->vinit_pending))
+	/* Not while a step is in progress: this vCPU stopped the world and must end the step
+	 * (at its next exit) before it can wait for a SIPI, or every CPU would wait for ever. */
+	if (unlikely(c->vinit_pending) && !c->step)
 		vapic_check_init(c);
 	/* IDT-vectoring information can only be valid for exits that occur during event
 	 * delivery (SDM 27.2.4); instruction exits such as VMCALL and CPUID skip the VMREAD. */

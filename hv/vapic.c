@@ -15,6 +15,8 @@
 #include "vapic.h"
 #include "vcpu.h"
 #include "vmcs.h"
+#include "vmx_caps.h"
+#include "spp/step.h"
 
 #define ICR_VECTOR(lo)    ((lo) & 0xffU)
 #define ICR_MODE(lo)      (((lo) >> 8) & 7U)
@@ -22,6 +24,7 @@
 #define ICR_LEVEL_ASSERT  (1U << 14)
 #define ICR_TRIGGER_LEVEL (1U << 15)
 #define ICR_SHORTHAND(lo) (((lo) >> 18) & 3U)
+#define MODE_NMI  4U
 #define MODE_INIT 5U
 #define MODE_SIPI 6U
 #define XAPIC_ICR_LO 0x300
@@ -48,12 +51,78 @@ int vapic_init(struct ept *ept, u64 apic_base)
 	return 0;
 }
 
+/*
+ * The hypervisor's NMIs to other processors (shootdowns, stopping the world, kicks). Each
+ * one sent is counted for its target before it is sent, and each NMI the target takes
+ * uses up one count: that NMI was the hypervisor's and is not the guest's. Counting, rather
+ * than asking "was there a request?", matters because a request can be consumed by an
+ * earlier NMI (or by a vCPU leaving wait-for-SIPI) before the NMI that carried it arrives;
+ * that late NMI used to be injected into the guest as a phantom.
+ *
+ * NMIs do not queue: two sent while the target has NMIs blocked arrive as one, and the
+ * count then stays one too high. A count older than NMI_STALE_TSC is such a leftover and
+ * is dropped (an NMI IPI arrives within microseconds), so at most one NMI that comes soon
+ * after a merge is taken for the hypervisor's. The guest's own NMI IPIs are delivered by
+ * the hypervisor (vapic_icr_write), so they never merge with the hypervisor's; a
+ * platform NMI (LINT1, a performance-counter NMI) that merges with one cannot be told
+ * apart in hardware and is not delivered.
+ */
+#define NMI_STALE_TSC (1ULL << 28)
+static volatile u32 nmi_inflight[TESSEL_MAX_CPUS];
+static volatile u64 nmi_sent_tsc[TESSEL_MAX_CPUS];
+static volatile bool vnmi_req[TESSEL_MAX_CPUS]; /* the guest sent this vCPU an NMI IPI */
+
+bool vapic_send_nmi(struct percpu *t)
+{
+	__atomic_add_fetch(&nmi_inflight[t->index], 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&nmi_sent_tsc[t->index], rdtsc(), __ATOMIC_RELAXED);
+	if (apic_send_nmi(t->apic_id))
+		return true;
+	u32 n = __atomic_load_n(&nmi_inflight[t->index], __ATOMIC_RELAXED);
+	while (n && !__atomic_compare_exchange_n(&nmi_inflight[t->index], &n, n - 1, false, __ATOMIC_SEQ_CST,
+						 __ATOMIC_RELAXED))
+		;
+	static u32 warned;
+	if (warned < 8 && ++warned)
+		log_warn("NMI to cpu %u: the local APIC did not accept it", t->index);
+	return false;
+}
+
+bool vapic_nmi_arrived(struct percpu *c)
+{
+	bool guest = __atomic_exchange_n(&vnmi_req[c->index], false, __ATOMIC_SEQ_CST);
+	u32 n = __atomic_load_n(&nmi_inflight[c->index], __ATOMIC_SEQ_CST);
+	bool hv = false;
+	while (n) {
+		if (rdtsc() - __atomic_load_n(&nmi_sent_tsc[c->index], __ATOMIC_RELAXED) > NMI_STALE_TSC) {
+			/* A leftover of merged NMIs: this one is not the hypervisor's. */
+			__atomic_store_n(&nmi_inflight[c->index], 0, __ATOMIC_SEQ_CST);
+			break;
+		}
+		if (__atomic_compare_exchange_n(&nmi_inflight[c->index], &n, n - 1, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST)) {
+			hv = true;
+			break;
+		}
+	}
+	return guest || !hv;
+}
+
 static void deliver(struct percpu *from, struct percpu *t, u32 mode, u8 vector)
 {
 	if (mode == MODE_INIT) {
 		__atomic_store_n(&t->vinit_pending, true, __ATOMIC_RELEASE);
 		if (t != from)
-			apic_send_nmi(t->apic_id); /* an NMI always exits: the kick */
+			vapic_send_nmi(t); /* an NMI always exits: the kick */
+		return;
+	}
+	if (mode == MODE_NMI) {
+		if (t == from) {
+			t->nmi_pending = true;
+		} else {
+			__atomic_store_n(&vnmi_req[t->index], true, __ATOMIC_SEQ_CST);
+			vapic_send_nmi(t);
+		}
 		return;
 	}
 	/* A SIPI only counts for a processor waiting for one (SDM 10.6.1). */
@@ -66,12 +135,12 @@ static void deliver(struct percpu *from, struct percpu *t, u32 mode, u8 vector)
 bool vapic_icr_write(struct percpu *c, u32 icr_lo, u32 dest, bool x2apic)
 {
 	u32 mode = ICR_MODE(icr_lo), sh = ICR_SHORTHAND(icr_lo);
-	if (mode != MODE_INIT && mode != MODE_SIPI)
+	if (mode != MODE_INIT && mode != MODE_SIPI && mode != MODE_NMI)
 		return false;
 	if (mode == MODE_INIT && (icr_lo & ICR_TRIGGER_LEVEL) && !(icr_lo & ICR_LEVEL_ASSERT))
 		return true; /* INIT level de-assert: no effect on current processors */
 	if (sh == 0 && (icr_lo & ICR_LOGICAL))
-		return false; /* logical destinations are left to the APIC (not used for INIT/SIPI by OVMF or Linux) */
+		return false; /* logical destinations are left to the APIC (not used for INIT/SIPI/NMI by OVMF or Linux) */
 	u32 id = x2apic ? dest : (dest & 0xff);
 	if (sh == 0) {
 		/* A processor that is not (yet) a guest - the start brings the BSP under the
@@ -90,15 +159,10 @@ bool vapic_icr_write(struct percpu *c, u32 icr_lo, u32 dest, bool x2apic)
 		deliver(c, t, mode, (u8)ICR_VECTOR(icr_lo));
 		any = true;
 	}
-	if (any)
+	if (any && mode != MODE_NMI)
 		log_debug("%s IPI (ICR %x, destination %x) delivered by the hypervisor",
 			  mode == MODE_INIT ? "INIT" : "SIPI", icr_lo, dest);
 	return any;
-}
-
-bool vapic_nmi_is_kick(struct percpu *c)
-{
-	return __atomic_load_n(&c->vinit_pending, __ATOMIC_ACQUIRE);
 }
 
 void vapic_check_init(struct percpu *c)
@@ -106,7 +170,7 @@ void vapic_check_init(struct percpu *c)
 	if (likely(!c->vinit_pending))
 		return;
 	c->vsipi_vector = -1;
-	__atomic_store_n(&c->wait_sipi, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->wait_sipi, true, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&c->vinit_pending, false, __ATOMIC_RELEASE);
 	vcpu_init_state(c);
 	log_debug("INIT: waiting for SIPI");
@@ -118,7 +182,8 @@ void vapic_check_init(struct percpu *c)
 			c->vinit_pending = false;
 	}
 	u8 vector = (u8)c->vsipi_vector;
-	__atomic_store_n(&c->wait_sipi, false, __ATOMIC_RELEASE);
+	/* Not into the guest while another CPU has the world stopped (spp/step.c). */
+	spp_step_park_exit(c);
 	invept(INVEPT_ALL_CONTEXT, 0); /* shootdowns skipped this CPU while it waited */
 	c->nmi_pending = false;
 	vcpu_sipi_state(c, vector);
@@ -146,6 +211,8 @@ static int apic_write(void *vctx, u64 la, const void *buf, unsigned n)
 		return -EFAULT;
 	if ((gpa & ~0xfffULL) != apic_page || n != 4 || (gpa & 3))
 		return 0; /* APIC registers take aligned 32-bit accesses only (SDM 10.4.1) */
+	if (rdmsr(MSR_IA32_APIC_BASE) & APIC_BASE_X2APIC)
+		return 0; /* x2APIC mode: the MMIO interface is gone (SDM 10.12.2); nothing to write */
 	u32 v;
 	__builtin_memcpy(&v, buf, 4);
 	u32 off = (u32)(gpa & 0xfff);
@@ -181,10 +248,54 @@ bool vapic_handle_ept_write(struct percpu *c, u64 gpa)
 	return true;
 }
 
-/* ---- IA32_APIC_BASE (interim: the write reaches the processor, as before the MSR policy) ---- */
-
+/*
+ * ---- IA32_APIC_BASE ----
+ *
+ * The hypervisor sends its NMIs (shootdowns, stopping the world, kicks) through the local
+ * APIC of whichever CPU needs to, so every local APIC must stay enabled at the base it had
+ * at boot. What the guest may do (SDM Vol. 3A 10.12.5, Figure 10-27 "Local x2APIC State
+ * Transitions"):
+ *  - rewrite the current value (bit 8, BSP, is kept as it is);
+ *  - switch an enabled xAPIC to x2APIC mode (EN = 1, EXTD 0 -> 1), which is what Linux
+ *    does; the processor itself refuses it (#GP) if it has no x2APIC.
+ * Refused with #GP(0), the register unchanged, a rate-limited warning:
+ *  - reserved bits (0-7, 9, at or above MAXPHYADDR): #GP on hardware too;
+ *  - x2APIC -> xAPIC directly, and EXTD = 1 with EN = 0: invalid transitions, #GP on
+ *    hardware too;
+ *  - disabling the APIC (EN 1 -> 0), from either mode: legal on hardware, refused here
+ *    because it would leave the hypervisor without its NMIs;
+ *  - moving the base: legal on hardware, refused because the hypervisor and the
+ *    write-protected xAPIC page (vapic_init) know the boot base; so the base can never be
+ *    placed on the hypervisor's region either.
+ * #GP rather than ignoring the write: a guest that checks (WRMSR with an exception fixup,
+ * Linux's wrmsr_safe) learns the write did not happen, and the warning on the log says why;
+ * Linux's plain WRMSR reports the #GP as an unchecked MSR access and carries on.
+ */
 int vapic_apic_base_write(struct percpu *c, u64 val)
 {
 	(void)c;
-	return wrmsr_safe(MSR_IA32_APIC_BASE, val) ? 0 : -EINVAL;
+	u64 cur = rdmsr(MSR_IA32_APIC_BASE);
+	u8 pb = vmx_caps.phys_bits ? vmx_caps.phys_bits : 36;
+	u64 reserved = 0x2ffULL | (pb < 64 ? ~((1ULL << pb) - 1) : 0);
+	u64 base_mask = ~0xfffULL & ~reserved;
+	const char *why = NULL;
+	if (val & reserved)
+		why = "reserved bits";
+	else if (!(val & APIC_BASE_ENABLE))
+		why = (val & APIC_BASE_X2APIC) ? "invalid state (x2APIC without enable)" : "disabling the local APIC";
+	else if ((val & base_mask) != (cur & base_mask))
+		why = "moving the APIC base";
+	else if ((cur & APIC_BASE_X2APIC) && !(val & APIC_BASE_X2APIC))
+		why = "x2APIC to xAPIC without disabling first (invalid transition)";
+	if (why) {
+		static u32 warned;
+		if (warned < 8 && ++warned)
+			log_warn("WRMSR IA32_APIC_BASE %llx (now %llx) refused with #GP: %s", (unsigned long long)val,
+				 (unsigned long long)cur, why);
+		return -EINVAL;
+	}
+	val = (val & ~APIC_BASE_BSP) | (cur & APIC_BASE_BSP);
+	if (val == cur)
+		return 0;
+	return wrmsr_safe(MSR_IA32_APIC_BASE, val) ? 0 : -EINVAL; /* x2APIC the processor lacks: #GP */
 }

@@ -4,7 +4,9 @@
  * the APIC page is mapped without write access and writes are emulated) and delivered to
  * the target vCPU by the hypervisor: the target is kicked with an NMI, takes the
  * architectural INIT state and waits for its SIPI in root mode, then starts in real mode at
- * the SIPI vector. Other IPIs are written to the real APIC unchanged.
+ * the SIPI vector. NMI IPIs (physical destinations) are delivered the same way, as a
+ * virtual NMI, so they never merge with the hypervisor's own NMIs. Other IPIs are written
+ * to the real APIC unchanged.
  *
  * Why not let INIT reach the processor and use the wait-for-SIPI activity state: that works
  * on hardware, but Bochs 2.7 never clears a pending INIT after an INIT VM exit (fixed
@@ -30,9 +32,14 @@ bool vapic_handle_ept_write(struct percpu *c, u64 gpa);
 void vapic_check_init(struct percpu *c);
 /* WRMSR IA32_APIC_BASE by the guest (the MSR policy routes it here): 0, or -EINVAL: the
  * write raises #GP(0). The hypervisor's NMI/IPI paths depend on the APIC staying enabled at
- * a base it knows. */
+ * a base it knows: disabling, moving the base and invalid transitions are refused (see
+ * vapic.c for the exact rules); xAPIC -> x2APIC is allowed. */
 int vapic_apic_base_write(struct percpu *c, u64 val);
-/* An NMI that was only a kick for a virtual INIT (consumed). */
-bool vapic_nmi_is_kick(struct percpu *c);
+/* Send the hypervisor's NMI to CPU t, counted so the target does not mistake it for the
+ * guest's (false: the APIC did not accept it; nothing is counted then). */
+bool vapic_send_nmi(struct percpu *t);
+/* NMI bookkeeping on the receiving CPU (hv/exit.c nmi_arrived): true if the NMI is the
+ * guest's (a platform NMI or a guest NMI IPI), false if it was the hypervisor's. */
+bool vapic_nmi_arrived(struct percpu *c);
 
 #endif

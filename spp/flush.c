@@ -8,20 +8,26 @@
  * takes a VM exit even if its guest has interrupts disabled; its NMI exit path sees the
  * request, INVEPTs and acknowledges by storing the generation. Processors in
  * wait-for-SIPI or stopped run no guest code and are skipped: they flush before their next
- * VM entry (exit_sipi). The initiator waits for every acknowledgement.
+ * VM entry (vapic_check_init).
  *
- * An NMI that was a flush request is not delivered to the guest. A genuine NMI arriving
- * at the same moment may merge with ours (NMIs do not queue): that one is lost. This is
- * the same window every NMI-IPI user has; it is documented in docs/ARCHITECTURE.md.
+ * The target acknowledges only after its INVEPT (the acknowledgement is the generation it
+ * saw), and the initiator waits for that acknowledgement, never for the request flag: a
+ * cleared request says nothing about whether the INVEPT has run yet. The wait is robust
+ * against a guest that did anything on its CPU: the NMI is sent again from time to time
+ * (it can be held off while the target handles another NMI) and a target that went to
+ * wait-for-SIPI or stopped is no longer waited for (it flushes before entering again).
+ * Which NMIs were the hypervisor's (not delivered to the guest) is decided in hv/vapic.c.
  */
 #include <hw.h>
 #include <arch/vmx.h>
-#include "drivers/apic.h"
 #include "hv/log.h"
 #include "hv/percpu.h"
+#include "hv/vapic.h"
 #include "hv/vmcs.h"
 #include "hv/vmx.h"
 #include "spp/spp.h"
+
+#define FLUSH_RESEND_SPINS (1ULL << 20)
 
 static volatile u64 flush_gen;
 static volatile u64 flush_ack[TESSEL_MAX_CPUS];
@@ -35,36 +41,43 @@ static void invept_local(void)
 bool spp_flush_nmi(void)
 {
 	struct percpu *c = this_cpu();
-	if (!__atomic_load_n(&flush_req[c->index], __ATOMIC_ACQUIRE))
+	if (!__atomic_exchange_n(&flush_req[c->index], false, __ATOMIC_SEQ_CST))
 		return false;
-	__atomic_store_n(&flush_req[c->index], false, __ATOMIC_RELAXED);
+	/* The generation is read before the INVEPT: it covers every change made before it. */
+	u64 gen = __atomic_load_n(&flush_gen, __ATOMIC_SEQ_CST);
 	invept_local();
-	__atomic_store_n(&flush_ack[c->index], __atomic_load_n(&flush_gen, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+	__atomic_store_n(&flush_ack[c->index], gen, __ATOMIC_SEQ_CST);
 	return true;
 }
 
 void spp_flush_all_cpus(void)
 {
 	struct percpu *me = this_cpu();
+	static bool sent[TESSEL_MAX_CPUS]; /* under spp.lock, like every shootdown */
 	u64 gen = __atomic_add_fetch(&flush_gen, 1, __ATOMIC_SEQ_CST);
 	invept_local();
 	for (u32 i = 0; i < percpu_count; i++) {
 		struct percpu *t = percpu_array[i];
-		if (t == me || !percpu_runs_guest(t))
+		/* A CPU found in wait-for-SIPI here clears wait_sipi later, then flushes. */
+		sent[i] = t != me && percpu_runs_guest(t);
+		if (!sent[i])
 			continue;
-		__atomic_store_n(&flush_req[i], true, __ATOMIC_RELEASE);
-		if (!apic_send_nmi(t->apic_id))
-			log_warn("shootdown: cpu %u's APIC is disabled", i);
+		__atomic_store_n(&flush_req[i], true, __ATOMIC_SEQ_CST);
+		vapic_send_nmi(t);
 	}
 	for (u32 i = 0; i < percpu_count; i++) {
 		struct percpu *t = percpu_array[i];
-		if (t == me || !percpu_runs_guest(t))
+		if (!sent[i])
 			continue;
 		u64 spins = 0;
-		while (__atomic_load_n(&flush_ack[i], __ATOMIC_ACQUIRE) < gen && __atomic_load_n(&flush_req[i], __ATOMIC_ACQUIRE)) {
+		while (__atomic_load_n(&flush_ack[i], __ATOMIC_SEQ_CST) < gen && percpu_runs_guest(t)) {
 			cpu_relax();
-			if (++spins == (1ULL << 26))
-				log_warn("shootdown: still waiting for cpu %u", i);
+			if (++spins % FLUSH_RESEND_SPINS)
+				continue;
+			if (spins == FLUSH_RESEND_SPINS * 64)
+				log_warn("shootdown: cpu %u has not acknowledged; still waiting", i);
+			__atomic_store_n(&flush_req[i], true, __ATOMIC_SEQ_CST);
+			vapic_send_nmi(t);
 		}
 	}
 }

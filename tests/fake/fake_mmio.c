@@ -5,8 +5,14 @@
 #define FAKE_MMIO_SLOTS 64
 static struct { u64 addr; u32 v; bool used; } mmio[FAKE_MMIO_SLOTS];
 
+static void (*mmio_hook)(u64 addr, u32 v);
+
+void fake_mmio_set_hook(void (*hook)(u64 addr, u32 v)) { mmio_hook = hook; }
+
 void fake_mmio_write32(u64 addr, u32 v)
 {
+	if (mmio_hook)
+		mmio_hook(addr, v);
 	for (int i = 0; i < FAKE_MMIO_SLOTS; i++) {
 		if (!mmio[i].used || mmio[i].addr == addr) {
 			mmio[i].addr = addr;

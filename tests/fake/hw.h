@@ -19,7 +19,8 @@
  * - Physical memory: a heap buffer standing for host-physical [base, base + size), set up
  *   by fake_phys_init(). hpa_to_ptr()/ptr_to_hpa() translate inside that window and by
  *   identity outside it (so host pointers round-trip and hpa 0 is NULL).
- * - cpu_local_self(): returns the pointer given to fake_cpu_local_set() (NULL at first).
+ * - cpu_local_self(): returns the pointer given to fake_cpu_local_set() (NULL at first), per
+ *   thread, so a test can play a second CPU on a second thread.
  * - INVEPT/INVVPID/INVLPG/WBINVD/HLT/VMXOFF: counted. cpu_halt() calls the halt hook if one is set
  *   (a test may longjmp out of it), else aborts: a halted hypervisor in a host test is a bug.
  *   cpu_relax() calls the relax hook if one is set (a test can satisfy or end a spin-wait).
@@ -68,7 +69,8 @@ struct fake_io_rec { u16 port; u16 value; u8 width; };
 size_t fake_io_log_count(void);
 const struct fake_io_rec *fake_io_log(size_t i); /* NULL past the end */
 
-u64 fake_invept_count(void);
+u64 fake_invept_count(void); /* INVEPTs by the calling thread */
+void fake_set_invept_hook(void (*hook)(void)); /* called at the start of every INVEPT */
 u64 fake_invept_last_type(void);
 u64 fake_invept_last_eptp(void);
 u64 fake_invvpid_count(void);
@@ -204,8 +206,9 @@ static inline void vmxoff(void) { fake_vmxoff(); }
 /* INVEPT/INVVPID types and atomics: the same on target and host. */
 #include <arch/hw_shared.h>
 
-/* MMIO (local APIC): recorded by tests/fake/fake_mmio.c. */
+/* MMIO (local APIC): recorded by tests/fake/fake_mmio.c; the hook (if set) sees every write. */
 void fake_mmio_write32(u64 addr, u32 v);
+void fake_mmio_set_hook(void (*hook)(u64 addr, u32 v));
 u32 fake_mmio_read32(u64 addr);
 static inline void mmio_write32(u64 addr, u32 v) { fake_mmio_write32(addr, v); }
 static inline u32 mmio_read32(u64 addr) { return fake_mmio_read32(addr); }

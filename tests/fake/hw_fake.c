@@ -40,11 +40,13 @@ static u8 io_in[65536];
 static bool io_in_set[65536];
 static u8 serial_lcr;
 
-static u64 n_invept, last_invept_type, last_invept_eptp, n_invvpid, n_invlpg, n_wbinvd, n_halt;
+static _Thread_local u64 n_invept;
+static u64 last_invept_type, last_invept_eptp, n_invvpid, n_invlpg, n_wbinvd, n_halt;
 static bool irq_off;
 static void (*halt_hook)(void), (*relax_hook)(void);
 static u64 tsc;
-static void *cpu_local;
+static _Thread_local void *cpu_local; /* per thread: a test may run a CPU on a thread */
+static void (*invept_hook)(void);
 static u64 n_vmxoff;
 
 static u8 *phys_mem;
@@ -81,6 +83,7 @@ void fake_reset(void)
 	relax_hook = NULL;
 	tsc = 0;
 	cpu_local = NULL;
+	invept_hook = NULL;
 	n_vmxoff = 0;
 }
 
@@ -274,6 +277,8 @@ bool fake_vmwrite(u64 field, u64 v)
 
 bool fake_invept(u64 type, u64 eptp)
 {
+	if (invept_hook)
+		invept_hook();
 	n_invept++;
 	last_invept_type = type;
 	last_invept_eptp = eptp;
@@ -372,6 +377,7 @@ u64 fake_invlpg_count(void) { return n_invlpg; }
 u64 fake_rdtsc(void) { return tsc++; }
 void fake_tsc_set(u64 v) { tsc = v; }
 void fake_cpu_local_set(void *p) { cpu_local = p; }
+void fake_set_invept_hook(void (*hook)(void)) { invept_hook = hook; }
 void *fake_cpu_local_self(void) { return cpu_local; }
 
 /* ---- physical memory ---- */

@@ -66,3 +66,18 @@ HOSTILE_GROUPS += [
     _hostile_msr('hostile-msr-icelake', 'corei7_icelake_u'),
     _hostile_msr('hostile-msr-skylake', 'corei7_skylake_x'),
 ]
+
+# hostile_smp.efi (tests/guest/hostile_smp.c): IA32_APIC_BASE attacks (disable, move onto the
+# hypervisor's region, reserved bits, invalid mode transitions: #GP, register unchanged), then
+# shootdowns that need the hypervisor's NMIs while the AP writes, then an exception frame
+# across two pages with protected sub-pages. Software mode (every write to such a page exits,
+# so the frame goes through spp/step.c's delivery step).
+HOSTILE_GROUPS += [
+    dict(name='hostile-smp-sw', emu='bochs', model='corei7_skylake_x', cpus=2,
+         cfg=cfg('# hostile guest: APIC_BASE, shootdowns, straddling frames; software enforcement',
+                 'next=\\tests\\hostile_smp.efi'),
+         tap=True, timeout=200,
+         expect=[('hypervisor started', _P['started']),
+                 ('APIC_BASE writes refused on the log', r'WRMSR IA32_APIC_BASE [0-9a-f]+ \(now [0-9a-f]+\) refused with #GP')],
+         reject=HOSTILE_REJECT),
+]

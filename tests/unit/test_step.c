@@ -14,6 +14,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <string.h>
+#include <pthread.h>
+#include <time.h>
 
 #include <hw.h>
 #include <arch/cpu.h>
@@ -22,9 +24,11 @@
 #include <tessel/bootinfo.h>
 #include <tessel/config.h>
 #include "hv/abi.h"
+#include "hv/exit.h"
 #include "hv/hypercall.h"
 #include "hv/percpu.h"
 #include "hv/stats.h"
+#include "hv/vapic.h"
 #include "hv/vmcs.h"
 #include "hv/vmx_caps.h"
 #include "mm/ept.h"
@@ -52,7 +56,7 @@
 #define WR_OFF 0x100                /* in a writable sub-page */
 #define PROT_OFF 0x900              /* in a protected sub-page (18) */
 
-#define G_RIP 0x401000ULL
+#define G_RIP (W_BASE + MiB(4) + 0x100) /* in RAM: the step reads the instruction bytes */
 #define G_LEN 4ULL
 #define G_GLA 0x7f0000900ULL
 #define G_RSP (PAGE_GPA + 0x208)    /* the guest stack: a writable sub-page of the page */
@@ -76,6 +80,8 @@ static const struct tessel_mem_range fw_map[] = {
 };
 
 static u8 *gp(u64 gpa) { return hpa_to_ptr(hpa(gpa)); }
+/* The stepped instruction: FXSAVE [RDI] and a NOP (G_LEN bytes). */
+static const u8 insn_bytes[] = { 0x0f, 0xae, 0x07, 0x90 };
 static u8 *page(void) { return gp(PAGE_GPA); }
 
 static u64 *leaf(void)
@@ -140,7 +146,7 @@ static int setup(void **state)
 	fake_cpu_local_set(&cpu);
 	memset(stat_counters, 0, sizeof(u64) * STAT_COUNT * TESSEL_MAX_CPUS);
 
-	memset(&vmx_caps, 0, sizeof(vmx_caps)); /* no MTF unless a test grants it */
+	memset(&vmx_caps, 0, sizeof(vmx_caps)); /* no MTF, no preemption timer unless a test grants it */
 	vmx_caps.phys_bits = PHYS_BITS;
 
 	/* The guest: flat, CPL 0, no paging (linear = physical), interrupts enabled. */
@@ -173,6 +179,7 @@ static int setup(void **state)
 	assert_int_equal(spp_step_init(), 0);
 
 	assert_int_equal(hcall(HC_EVENTS_SETUP, RING_GPA, 1, RING_VECTOR, 0), 0);
+	memcpy(gp(G_RIP), insn_bytes, G_LEN);
 	for (unsigned i = 0; i < PAGE_SIZE; i++)
 		page()[i] = (u8)(i * 7 + 3);
 	protect(PAGE_MAP, 0);
@@ -647,6 +654,7 @@ static void test_mtf_keeps_callers_mtf(void **state)
 	fake_vmcs_set(VMCS_CTRL_PROC_BASED, OLD_PROC | PROC_MONITOR_TRAP_FLAG);
 	grant_mtf();
 	start(false);
+	retire();
 	assert_true(spp_step_exit(&cpu, EXIT_REASON_MTF));
 	assert_int_equal(fake_vmcs_get(VMCS_CTRL_PROC_BASED), OLD_PROC | PROC_MONITOR_TRAP_FLAG);
 	assert_null(cpu.step);
@@ -668,6 +676,329 @@ static void test_mtf_selftest_failure_uses_tf(void **state)
 	assert_true(db_exit(QUAL_BS));
 	assert_controls_restored();
 	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RFLAGS), G_RFLAGS);
+}
+
+
+/* ---- TF with blocking by STI / MOV SS (SDM 26.3.1.5) ---- */
+
+static void test_tf_step_with_sti_blocking_sets_bs(void **state)
+{
+	(void)state;
+	/* The instruction right after STI: VM entry with TF = 1 and STI blocking needs BS = 1
+	 * in the pending debug exceptions (BTF = 0), or it fails. */
+	fake_vmcs_set(VMCS_GUEST_INTERRUPTIBILITY, GUEST_INTR_BLOCK_STI);
+	fake_vmcs_set(VMCS_GUEST_PENDING_DBG_EXC, 0);
+	fake_vmcs_set(VMCS_GUEST_IA32_DEBUGCTL, 0);
+	start(false);
+	assert_true(fake_vmcs_get(VMCS_GUEST_PENDING_DBG_EXC) & DR6_BS);
+	/* An NMI exit before the instruction: TF goes back to the guest's 0 with the blocking
+	 * still there, so BS must be 0 again. */
+	fake_vmcs_set(VMCS_RO_EXIT_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_NMI | 2);
+	assert_false(spp_step_exit(&cpu, EXIT_REASON_EXCEPTION_NMI));
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RFLAGS), G_RFLAGS);
+	assert_false(fake_vmcs_get(VMCS_GUEST_PENDING_DBG_EXC) & DR6_BS);
+}
+
+static void test_tf_step_with_mov_ss_blocking_and_btf(void **state)
+{
+	(void)state;
+	/* With IA32_DEBUGCTL.BTF = 1 the rule is the other way round: BS must be 0. */
+	fake_vmcs_set(VMCS_GUEST_INTERRUPTIBILITY, GUEST_INTR_BLOCK_MOV_SS);
+	fake_vmcs_set(VMCS_GUEST_PENDING_DBG_EXC, DR6_BS);
+	fake_vmcs_set(VMCS_GUEST_IA32_DEBUGCTL, 2);
+	start(false);
+	assert_false(fake_vmcs_get(VMCS_GUEST_PENDING_DBG_EXC) & DR6_BS);
+}
+
+/* ---- every step is bounded, and must have run what was decoded ---- */
+
+static void grant_timer(void) { vmx_caps.pin = (u64)PIN_PREEMPTION_TIMER << 32; }
+
+static void test_step_bounded_by_preemption_timer(void **state)
+{
+	(void)state;
+	grant_timer();
+	start(false);
+	assert_true(fake_vmcs_get(VMCS_CTRL_PIN_BASED) & PIN_PREEMPTION_TIMER);
+	assert_true(fake_vmcs_get(VMCS_GUEST_PREEMPT_TIMER) != 0);
+	/* The instruction was replaced by a POPF that cleared TF: no #DB comes; the guest ran
+	 * on elsewhere and wrote a protected byte. The timer ends it. */
+	partial_write();
+	fake_vmcs_set(VMCS_GUEST_RIP, G_RIP + 0x200);
+	fake_vmcs_set(VMCS_GUEST_RFLAGS, G_RFLAGS);
+	assert_false(spp_step_exit(&cpu, EXIT_REASON_PREEMPT_TIMER));
+	assert_memory_equal(page(), saved, PAGE_SIZE);
+	assert_controls_restored();
+	assert_int_equal(stat_of(STAT_EMULATED_WRITES), 0);
+}
+
+static void test_step_timer_after_completion_counts(void **state)
+{
+	(void)state;
+	/* The timer fired right after the instruction completed (before its trap): the write to
+	 * a writable sub-page stands, and the trap left pending does not reach the guest. */
+	grant_timer();
+	start(false);
+	memset(page() + WR_OFF, 0x33, 16);
+	retire();
+	fake_vmcs_set(VMCS_GUEST_PENDING_DBG_EXC, DR6_BS);
+	assert_true(spp_step_exit(&cpu, EXIT_REASON_PREEMPT_TIMER));
+	assert_int_equal(page()[WR_OFF], 0x33);
+	assert_int_equal(stat_of(STAT_EMULATED_WRITES), 1);
+	assert_false(fake_vmcs_get(VMCS_GUEST_PENDING_DBG_EXC) & DR6_BS);
+	assert_controls_restored();
+	assert_nothing_injected();
+}
+
+static void test_step_replaced_instruction_undone(void **state)
+{
+	(void)state;
+	start(false);
+	/* Another vCPU replaced the instruction with POPF (1 byte) and it kept TF: the #DB comes
+	 * after one byte. What ran is not what was decoded: nothing of it may stand. */
+	gp(G_RIP)[0] = 0x9d;
+	memset(page() + WR_OFF, 0x11, 16);
+	fake_vmcs_set(VMCS_GUEST_RIP, G_RIP + 1);
+	assert_true(db_exit(QUAL_BS));
+	assert_memory_equal(page(), saved, PAGE_SIZE);
+	assert_controls_restored();
+	assert_int_equal(stat_of(STAT_EMULATED_WRITES), 0);
+	assert_nothing_injected();
+}
+
+static void test_step_replaced_same_length_undone(void **state)
+{
+	(void)state;
+	start(false);
+	/* Same length, other bytes (an INT3 in the middle of a 4-byte MOV, say): undone. */
+	gp(G_RIP)[3] = 0xcc;
+	memset(page() + WR_OFF, 0x22, 16);
+	retire();
+	assert_true(db_exit(QUAL_BS));
+	assert_memory_equal(page(), saved, PAGE_SIZE);
+	assert_int_equal(stat_of(STAT_EMULATED_WRITES), 0);
+}
+
+/* ---- event delivery ---- */
+
+#define VEC_INFO_EXT(v) (INTR_INFO_VALID | INTR_TYPE_EXT_INTR | (v))
+#define HANDLER_RIP 0xffff800000001000ULL
+
+static void set_delivering(u32 info)
+{
+	fake_vmcs_set(VMCS_RO_IDT_VECTORING_INFO, info);
+	fake_vmcs_set(VMCS_GUEST_CS_SEL, 0x33);
+	fake_vmcs_set(VMCS_GUEST_SS_SEL, 0x2b);
+	fake_vmcs_set(VMCS_GUEST_CS_AR, 0xa0fb);
+}
+
+static void delivered(u64 rsp)
+{
+	/* The processor delivered the event: the handler's first instruction is next. */
+	fake_vmcs_set(VMCS_RO_IDT_VECTORING_INFO, 0);
+	fake_vmcs_set(VMCS_GUEST_RIP, HANDLER_RIP);
+	fake_vmcs_set(VMCS_GUEST_RSP, rsp);
+	fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED);
+	fake_vmcs_set(VMCS_GUEST_CS_SEL, 0x10);
+	fake_vmcs_set(VMCS_GUEST_SS_SEL, 0);
+	fake_vmcs_set(VMCS_GUEST_CS_AR, 0xa09b);
+}
+
+static void start_delivery(u64 gfn, u64 gpa)
+{
+	spin_lock(&spp.lock);
+	bool ok = spp_step_delivery(&cpu, gfn, gpa, 0);
+	spin_unlock(&spp.lock);
+	assert_true(ok);
+}
+
+static void test_delivery_partly_on_protected_bytes_gets_df(void **state)
+{
+	(void)state;
+	grant_timer();
+	set_delivering(VEC_INFO_EXT(0x30));
+	/* The frame's first write is in writable sub-page 15; the frame runs on into protected
+	 * sub-page 16. */
+	start_delivery(PAGE_GFN, PAGE_GPA + 0x7f8);
+	memset(page() + 0x7d8, 0xee, 0x30);
+	delivered(PAGE_GPA + 0x7d8);
+	assert_true(spp_step_exit(&cpu, EXIT_REASON_PREEMPT_TIMER));
+	/* Nothing of the frame stands, the guest is back where the event came, and gets #DF. */
+	assert_memory_equal(page(), saved, PAGE_SIZE);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), G_RIP);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RSP), G_RSP);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RFLAGS), G_RFLAGS);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_CS_SEL), 0x33);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_SS_SEL), 0x2b);
+	assert_int_equal(fake_vmcs_get(VMCS_CTRL_ENTRY_INTR_INFO) & (INTR_INFO_VALID | INTR_TYPE_MASK | INTR_VECTOR_MASK),
+			 INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | VEC_DF);
+	assert_int_equal(ring_head(), 1);
+	assert_int_equal(ring_entry(0).kind, TESSEL_EV_DENIED);
+	assert_int_equal(ring_entry(0).gpa, PAGE_GPA + 0x800);
+	assert_false(*leaf() & EPT_W);
+	assert_null(cpu.step);
+}
+
+static void test_delivery_on_writable_bytes_stands(void **state)
+{
+	(void)state;
+	grant_timer();
+	set_delivering(VEC_INFO_EXT(0x30));
+	start_delivery(PAGE_GFN, PAGE_GPA + 0x7f8);
+	memset(page() + 0x7c8, 0xee, 0x30);
+	u8 expect[PAGE_SIZE];
+	memcpy(expect, page(), PAGE_SIZE);
+	delivered(PAGE_GPA + 0x7c8);
+	assert_true(spp_step_exit(&cpu, EXIT_REASON_PREEMPT_TIMER));
+	assert_memory_equal(page(), expect, PAGE_SIZE);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), HANDLER_RIP);
+	assert_int_equal(fake_vmcs_get(VMCS_CTRL_ENTRY_INTR_INFO), 0);
+	assert_int_equal(ring_head(), 0);
+	assert_false(*leaf() & EPT_W);
+}
+
+/* Two more protected pages: A's last sub-page and B's first are the only writable ones. */
+#define PAGE_A (W_BASE + MiB(9))
+#define PAGE_B (PAGE_A + PAGE_SIZE)
+
+static u64 *leaf_at(u64 gpa)
+{
+	int level = 0;
+	u64 *e = ept_leaf(&ept, gpa, &level);
+	assert_non_null(e);
+	assert_int_equal(level, 1);
+	return e;
+}
+
+static void test_delivery_straddling_two_protected_pages(void **state)
+{
+	(void)state;
+	grant_timer();
+	u32 *maps = (u32 *)gp(MAP_GPA);
+	maps[0] = 1u << 31;
+	maps[1] = 1u << 0;
+	assert_int_equal(hcall(HC_SPP_SET, PAGE_A >> PAGE_SHIFT, 2, MAP_GPA, 0), 0);
+	set_delivering(VEC_INFO_EXT(0x30));
+	start_delivery(PAGE_A >> PAGE_SHIFT, PAGE_A + 0xff8);
+	assert_true(*leaf_at(PAGE_A) & EPT_W);
+	/* The frame goes on into B, which is not writable: an EPT violation during delivery.
+	 * One step must open both (it used to give up, and the next delivery opened B and
+	 * faulted on A: for ever). */
+	fake_vmcs_set(VMCS_RO_EXIT_QUALIFICATION, EPT_QUAL_WRITE);
+	fake_vmcs_set(VMCS_RO_GUEST_PHYS_ADDR, PAGE_B + 0x8);
+	assert_true(spp_step_exit(&cpu, EXIT_REASON_EPT_VIOLATION));
+	assert_non_null(cpu.step);
+	assert_true(*leaf_at(PAGE_A) & EPT_W);
+	assert_true(*leaf_at(PAGE_B) & EPT_W);
+	memset(gp(PAGE_A + 0xfe0), 0xee, 0x20);
+	memset(gp(PAGE_B), 0xee, 0x10);
+	delivered(PAGE_A + 0xfe0);
+	assert_true(spp_step_exit(&cpu, EXIT_REASON_PREEMPT_TIMER));
+	assert_null(cpu.step);
+	assert_false(*leaf_at(PAGE_A) & EPT_W);
+	assert_false(*leaf_at(PAGE_B) & EPT_W);
+	assert_int_equal(gp(PAGE_A + 0xfe0)[0], 0xee);
+	assert_int_equal(gp(PAGE_B + 0xf)[0], 0xee);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), HANDLER_RIP);
+	assert_int_equal(ring_head(), 0);
+}
+
+/* ---- a second vCPU: wait-for-SIPI against a stopped world ---- */
+
+static struct percpu ap;
+static struct guest_regs ap_regs;
+static volatile bool ap_returned;
+
+static void add_ap(void)
+{
+	memset(&ap, 0, sizeof(ap));
+	ap.self = &ap;
+	ap.regs = &ap_regs;
+	ap.index = 1;
+	ap.apic_id = 9;
+	ap.launched = true;
+	percpu_array[1] = &ap;
+	percpu_count = 2;
+	ap_returned = false;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static bool wait_for(volatile bool *flag, long ms)
+{
+	for (long i = 0; i < ms && !__atomic_load_n(flag, __ATOMIC_SEQ_CST); i++)
+		sleep_ms(1);
+	return __atomic_load_n(flag, __ATOMIC_SEQ_CST);
+}
+
+static void *ap_park(void *arg)
+{
+	(void)arg;
+	fake_cpu_local_set(&ap);
+	vapic_check_init(&ap);
+	__atomic_store_n(&ap_returned, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_sipi_while_world_stopped_waits_for_resume(void **state)
+{
+	(void)state;
+	add_ap();
+	ap.vinit_pending = true;
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, ap_park, NULL), 0);
+	assert_true(wait_for((volatile bool *)&ap.wait_sipi, 2000));
+	sleep_ms(20); /* past vcpu_init_state (the fake VMCS is shared) */
+	set_guest(G_RFLAGS);
+	start(false); /* stops the world: the parked AP is not waited for */
+	ap.vsipi_vector = 0x9a; /* its SIPI arrives */
+	sleep_ms(100);
+	bool entered_early = __atomic_load_n(&ap_returned, __ATOMIC_SEQ_CST);
+	fake_vmcs_set(VMCS_RO_EXIT_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_NMI | 2);
+	spp_step_exit(&cpu, EXIT_REASON_EXCEPTION_NMI); /* the step ends: the world resumes */
+	bool entered = wait_for(&ap_returned, 2000);
+	pthread_join(t, NULL);
+	assert_false(entered_early); /* was: it went on into the guest with the page open */
+	assert_true(entered);
+	assert_false(ap.wait_sipi);
+}
+
+static void *bsp_exit(void *arg)
+{
+	fake_cpu_local_set(&cpu);
+	vmx_handle_exit(arg);
+	__atomic_store_n(&ap_returned, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_init_right_after_step_start_does_not_park(void **state)
+{
+	(void)state;
+	ap_returned = false;
+	/* An EPT violation by FXSAVE [EDI] (32-bit code) on a writable sub-page: a step starts
+	 * in the exit handler; a virtual INIT for this vCPU is pending at the same time. */
+	const u8 fxsave[] = { 0x0f, 0xae, 0x07, 0x90 };
+	memcpy(gp(G_RIP), fxsave, sizeof(fxsave));
+	fake_vmcs_set(VMCS_GUEST_CS_AR, 0xc09b);
+	regs.gpr[GPR_DI] = PAGE_GPA + WR_OFF;
+	fake_vmcs_set(VMCS_RO_EXIT_REASON, EXIT_REASON_EPT_VIOLATION);
+	fake_vmcs_set(VMCS_RO_EXIT_QUALIFICATION, EPT_QUAL_WRITE);
+	fake_vmcs_set(VMCS_RO_GUEST_PHYS_ADDR, PAGE_GPA + WR_OFF);
+	cpu.vinit_pending = true;
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, bsp_exit, &regs), 0);
+	bool returned = wait_for(&ap_returned, 1000);
+	if (!returned)
+		cpu.vsipi_vector = 0; /* release it: it parked with the world stopped */
+	pthread_join(t, NULL);
+	assert_true(returned); /* was: parked for a SIPI with every other CPU paused */
+	assert_non_null(cpu.step);
+	assert_true(cpu.vinit_pending); /* taken at the exit that ends the step */
+	assert_false(cpu.wait_sipi);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -697,6 +1028,17 @@ int main(void)
 		T(test_mtf_protected_write_discarded),
 		T(test_mtf_db_exit_is_not_the_end),
 		T(test_mtf_keeps_callers_mtf),
+		T(test_tf_step_with_sti_blocking_sets_bs),
+		T(test_tf_step_with_mov_ss_blocking_and_btf),
+		T(test_step_bounded_by_preemption_timer),
+		T(test_step_timer_after_completion_counts),
+		T(test_step_replaced_instruction_undone),
+		T(test_step_replaced_same_length_undone),
+		T(test_delivery_partly_on_protected_bytes_gets_df),
+		T(test_delivery_on_writable_bytes_stands),
+		T(test_delivery_straddling_two_protected_pages),
+		T(test_sipi_while_world_stopped_waits_for_resume),
+		T(test_init_right_after_step_start_does_not_park),
 		T(test_mtf_selftest_failure_uses_tf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
