@@ -116,12 +116,10 @@ static void deliver_events(struct percpu *c)
 		u32 vec = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
 		if (vec & INTR_INFO_VALID) {
 			u32 type = vec & INTR_TYPE_MASK;
-			if (vec & INTR_INFO_DELIVER_CODE)
-				vmcs_write32(VMCS_CTRL_ENTRY_EXC_ERROR_CODE, vmcs_read32(VMCS_RO_IDT_VECTORING_ERROR));
+			u32 err = (vec & INTR_INFO_DELIVER_CODE) ? vmcs_read32(VMCS_RO_IDT_VECTORING_ERROR) : 0;
 			if (type == INTR_TYPE_SW_INTR || type == INTR_TYPE_PRIV_SW_EXC || type == INTR_TYPE_SW_EXCEPTION)
 				vmcs_write32(VMCS_CTRL_ENTRY_INSN_LEN, vmcs_read32(VMCS_RO_EXIT_INSN_LEN));
-			vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, vec & ~INTR_INFO_NMI_UNBLOCKING);
-			c->event_injected = true;
+			vcpu_inject_event(c, vec & ~INTR_INFO_NMI_UNBLOCKING, err);
 		}
 	}
 	if (c->pending_vector && !c->nmi_pending) {

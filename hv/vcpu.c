@@ -23,15 +23,27 @@ void vcpu_set_gpr(struct percpu *c, unsigned reg, u64 v)
 		c->regs->gpr[reg & 15] = v;
 }
 
+/*
+ * The one place an exception or a re-injected event goes into the VM-entry
+ * interruption-information field. SDM 26.2.1.3: "deliver error code" must be 0 when
+ * "unrestricted guest" is 1 and guest CR0.PE is 0 (real mode pushes no error code, SDM
+ * 20.1.4); a set bit would make the VM entry itself fail. Without unrestricted guest,
+ * CR0.PE is always 1 (the CR0 fixed bits), so testing PE alone is the same rule.
+ */
+void vcpu_inject_event(struct percpu *c, u32 info, u32 error)
+{
+	if ((info & INTR_INFO_DELIVER_CODE) && !(vmcs_readl(VMCS_GUEST_CR0) & CR0_PE))
+		info &= ~INTR_INFO_DELIVER_CODE;
+	if (info & INTR_INFO_DELIVER_CODE)
+		vmcs_write32(VMCS_CTRL_ENTRY_EXC_ERROR_CODE, error);
+	vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, info);
+	c->event_injected = true;
+}
+
 void vcpu_inject_exception(struct percpu *c, u8 vector, bool has_error, u32 error)
 {
 	u32 info = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector;
-	if (has_error) {
-		info |= INTR_INFO_DELIVER_CODE;
-		vmcs_write32(VMCS_CTRL_ENTRY_EXC_ERROR_CODE, error);
-	}
-	vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, info);
-	c->event_injected = true;
+	vcpu_inject_event(c, has_error ? info | INTR_INFO_DELIVER_CODE : info, error);
 }
 
 __noreturn void vcpu_stop(struct percpu *c, const char *why)
