@@ -62,6 +62,7 @@ const exit_handler_t exit_handlers[EXIT_REASON_MAX] = {
 	[EXIT_REASON_TRIPLE_FAULT] = exit_triple_fault,
 	[EXIT_REASON_INIT] = exit_init_signal,
 	[EXIT_REASON_SIPI] = exit_sipi,
+	[EXIT_REASON_TASK_SWITCH] = exit_task_switch,
 	[EXIT_REASON_INTR_WINDOW] = exit_intr_window,
 	[EXIT_REASON_NMI_WINDOW] = exit_nmi_window,
 	[EXIT_REASON_CPUID] = exit_cpuid,

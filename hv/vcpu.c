@@ -1,4 +1,5 @@
 /* Guest register access, RIP advance and event injection for exit handlers. */
+#include <hw.h>
 #include <arch/cpu.h>
 #include <arch/msr.h>
 #include <arch/vmx.h>
@@ -72,6 +73,11 @@ void vcpu_emu_load(struct percpu *c, struct emu_regs *r)
 	r->seg_base[4] = vmcs_readl(VMCS_GUEST_FS_BASE);
 	r->seg_base[5] = vmcs_readl(VMCS_GUEST_GS_BASE);
 	r->stack_size = (vmcs_read32(VMCS_GUEST_SS_AR) & SEG_AR_DB) ? 4 : 2; /* ignored in 64-bit mode */
+	r->cr0 = vmcs_readl(VMCS_GUEST_CR0);
+	r->cr4 = vmcs_readl(VMCS_GUEST_CR4);
+	/* XCR0 is the guest's while the hypervisor runs (hv/exit_misc.c never changes it);
+	 * XGETBV needs CR4.OSXSAVE, which the host has whenever the guest can have it. */
+	r->xcr0 = (r->cr4 & CR4_OSXSAVE) ? xgetbv(0) : 0;
 }
 
 void vcpu_emu_commit_gprs(struct percpu *c, const struct emu_regs *r)
