@@ -27,3 +27,12 @@ def cfg(*lines):
 
 
 HOSTILE_GROUPS = []
+
+# Item a: exceptions injected while the guest is in real mode (unrestricted guest) carry no
+# error code (SDM 26.2.1.3), so the VM entry succeeds and the guest's own IVT handler runs.
+HOSTILE_GROUPS.append(dict(
+    name='hostile-realmode', emu='bochs', cpus=2,
+    cfg=cfg('# hostile: faults injected in real mode', 'next=\\tests\\hostile_realmode.efi'),
+    tap=True, timeout=240,
+    expect=[('hypervisor started', _P['started'])],
+    reject=HOSTILE_REJECT))
