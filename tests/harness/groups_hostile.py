@@ -36,3 +36,14 @@ HOSTILE_GROUPS.append(dict(
     tap=True, timeout=240,
     expect=[('hypervisor started', _P['started'])],
     reject=HOSTILE_REJECT))
+
+# Item b: an AP rewrites a MOV store into a VMOVDQU ymm store while the BSP (XCR0 without
+# AVX) writes a protected sub-page in software mode: the guest gets #UD, the hypervisor never
+# executes an AVX read in the host that faults.
+HOSTILE_GROUPS.append(dict(
+    name='hostile-avx', emu='bochs', model='corei7_skylake_x', cpus=2,
+    cfg=cfg('# hostile: SSE/AVX emulation against the guest XCR0', 'next=\\tests\\hostile_avx.efi'),
+    tap=True, timeout=300,
+    expect=[('hypervisor started', _P['started']),
+            ('software SPP mode', r'sub-page protection: software')],
+    reject=HOSTILE_REJECT))
