@@ -9,13 +9,16 @@
  * 32-bit compatibility -> paging off -> 16-bit protected -> real mode), installs its own
  * real-mode IVT, runs each faulting instruction with a handler that records the vector and
  * resumes after it, then comes back the same way and restores every register it changed.
- * Then the common hostile post-checks.
+ * On the way down, in legacy 32-bit protected mode, it also jumps to a TSS (issue 9, item
+ * j): Tessel does not emulate task switches, the guest gets #GP(0) (before, the
+ * task-switch exit had no handler and stopped the vCPU). Then the common hostile
+ * post-checks.
  */
 #include "guest.h"
 #include "arch.h"
 #include "hostile.h"
 
-#define N_TRIES 5
+#define N_TRIES 6
 #define N_TESTS (2 + N_TRIES + HOSTILE_POSTCHECK_POINTS)
 
 /* The trampoline page (offsets from its base B; real mode runs with CS = DS = SS = B >> 4). */
@@ -42,6 +45,11 @@
 #define RM_IDTR    0xea0
 #define RM_NEWGDTR 0xeb0 /* 10 bytes: ours, in this page */
 #define RM_RMIDTR  0xec0 /* 6 bytes: the real-mode IVT */
+#define RM_RESUME32 0xed0 /* u32 linear address the 32-bit exception handler resumes at */
+#define RM_PMIDTR  0xed8 /* 6 bytes: the 32-bit IDT */
+#define TSS_OFF   0xc00 /* a 32-bit TSS (0x68 bytes) the task-switch try jumps to */
+#define IDT32_OFF 0xf40 /* 32-bit IDT, PM_VECTORS gates */
+#define PM_VECTORS 14
 #define RM_GDT     0xf00
 #define IVT_OFF   0x800
 #define STACK_TOP 0xd00
@@ -51,6 +59,7 @@
 #define SEL_DATA32 0x18
 #define SEL_CODE16 0x20
 #define SEL_DATA16 0x28
+#define SEL_TSS    0x30
 
 #define S_(x) #x
 #define S(x) S_(x)
@@ -102,7 +111,31 @@ __asm__(
 	"	lea " S(STACK_TOP) "(%edi), %esp\n"
 	"	mov %cr0, %eax; and $0x7fffffff, %eax; mov %eax, %cr0\n" /* paging off: LMA = 0 */
 	"	mov $0xc0000080, %ecx; rdmsr; and $0xfffffeff, %eax; wrmsr\n" /* EFER.LME = 0 */
+	/* legacy 32-bit protected mode: try 5, JMP to a TSS (a task switch): #GP(0) */
+	"	lidt " S(RM_PMIDTR) "(%edi)\n"
+	"	movb $5, " S(RM_CUR) "(%edi)\n"
+	"	lea (3f - rm_blob_start)(%edi), %eax; mov %eax, " S(RM_RESUME32) "(%edi)\n"
+	"	ljmp $" S(SEL_TSS) ", $0\n"
+	"3:\n"
 	"	ljmp $" S(SEL_CODE16) ", $(rm_pm16 - rm_blob_start)\n"
+	/* 32-bit exception stubs, 16 bytes apart; vectors 8, 10-13 push an error code */
+	"	.balign 16\n"
+	"rm_pm_stubs:\n"
+	"	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13\n"
+	"	.balign 16\n"
+	"	.if \\v == 8 || (\\v >= 10 && \\v <= 13)\n"
+	"	add $4, %esp\n"
+	"	.endif\n"
+	"	mov $\\v, %al\n"
+	"	jmp rm_pm_common\n"
+	"	.endr\n"
+	"rm_pm_common:\n" /* ESP is in the trampoline page: its base is B */
+	"	mov %esp, %ebx; and $0xfffff000, %ebx\n"
+	"	movzbl " S(RM_CUR) "(%ebx), %ecx\n"
+	"	mov %al, " S(RM_VEC) "(%ebx,%ecx)\n"
+	"	add $12, %esp\n" /* EIP, CS, EFLAGS */
+	"	mov %ebx, %edi\n"
+	"	jmp *" S(RM_RESUME32) "(%ebx)\n"
 	".code16\n"
 	"rm_pm16:\n"
 	"	mov $" S(SEL_DATA16) ", %ax; mov %ax, %ds; mov %ax, %es; mov %ax, %ss\n"
@@ -190,10 +223,11 @@ __asm__(
 	".text\n");
 
 __attribute__((visibility("hidden"))) void rm_excursion(uint64_t base);
-__attribute__((visibility("hidden"))) extern char rm_blob_start[], rm_blob_end[], rm_stubs[];
+__attribute__((visibility("hidden"))) extern char rm_blob_start[], rm_blob_end[], rm_stubs[], rm_pm_stubs[];
 
 static const char *const try_names[N_TRIES] = {
 	"WRMSR IA32_VMX_BASIC", "RDMSR IA32_VMX_BASIC", "XSETBV XCR0 = 0", "MOV CR0 with PG = 1, PE = 0", "CPUID",
+	"JMP to a TSS",
 };
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
@@ -234,8 +268,24 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		put64(gdt + SEL_DATA32, 0x00cf92000000ffffULL);
 		put64(gdt + SEL_CODE16, seg16((uint32_t)b, 1));
 		put64(gdt + SEL_DATA16, seg16((uint32_t)b, 0));
-		put16(p + RM_NEWGDTR, 0x2f);
 		put64(p + RM_NEWGDTR + 2, b + RM_GDT);
+		/* An available 32-bit TSS (type 9) at B + TSS_OFF, limit 0x67 (SDM 8.2.2). */
+		uint32_t tss = (uint32_t)b + TSS_OFF;
+		put64(gdt + SEL_TSS, 0x67ULL | ((uint64_t)(tss & 0xffffff) << 16) | (0x89ULL << 40) |
+					    ((uint64_t)(tss >> 24) << 56));
+		put16(p + RM_NEWGDTR, 0x37);
+		/* 32-bit interrupt gates (SDM 6.11) to the stubs for vectors 0-13. */
+		uint32_t pm_stubs = (uint32_t)b + (uint32_t)(rm_pm_stubs - rm_blob_start);
+		for (unsigned v = 0; v < PM_VECTORS; v++) {
+			uint32_t off = pm_stubs + 16 * v;
+			uint8_t *gate = p + IDT32_OFF + 8 * v;
+			put16(gate, (uint16_t)off);
+			put16(gate + 2, SEL_CODE32);
+			put16(gate + 4, 0x8e00);
+			put16(gate + 6, (uint16_t)(off >> 16));
+		}
+		put16(p + RM_PMIDTR, 8 * PM_VECTORS - 1);
+		put32(p + RM_PMIDTR + 2, (uint32_t)b + IDT32_OFF);
 		put16(p + RM_RMIDTR, 0x3ff);
 		put32(p + RM_RMIDTR + 2, (uint32_t)(b + IVT_OFF));
 		/* IVT: every vector to its stub (segment B >> 4); vectors >= 32 to stub 31. */
@@ -249,6 +299,11 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	tap_ok(ok, "the BSP went to real mode and came back to long mode");
 	for (unsigned i = 0; i < N_TRIES; i++) {
 		uint8_t v = ok ? ((volatile uint8_t *)(uintptr_t)b)[RM_VEC + i] : 0xee;
+		if (i == 5) {
+			tap_ok(ok && v == 13, "32-bit protected mode: %s raises #GP, task switches are not emulated "
+			       "(vector %s%u)", try_names[i], v == 0xff ? "none " : "", v == 0xff ? 0 : v);
+			continue;
+		}
 		int want_fault = i < 4;
 		int good = want_fault ? (v == 13 || (i == 2 && v == 6)) : v == 0xff;
 		tap_ok(ok && good, "real mode: %s %s (vector %s%u)", try_names[i],
