@@ -177,7 +177,12 @@ static void exit_paging_write(struct percpu *c, u64 gpa)
 	unsigned size;
 	bool leaf;
 	if (!find_walk_entry(&p, gla, gpa, &size, &leaf)) {
-		/* The tables changed since the walk (another vCPU): the access walks again. */
+		/* Not on the walk from CR3 as the tables are now: they changed meanwhile (another
+		 * vCPU), or the processor walked from a cached paging-structure entry (SDM 4.10.3)
+		 * that no longer matches memory. Drop this vCPU's cached translations, so the
+		 * access walks again from CR3 instead of exiting here forever. */
+		if (vmcs_read32(VMCS_CTRL_PROC_BASED2) & PROC2_ENABLE_VPID)
+			invvpid(INVVPID_SINGLE_CONTEXT, (u16)(c->index + 1));
 		return;
 	}
 	u64 ea = gpa & ~(u64)(size - 1), e = 0;

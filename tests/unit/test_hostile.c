@@ -248,6 +248,18 @@ static void test_paging_write_sets_accessed(void **state)
 	assert_true(vm_exit(EXIT_REASON_EPT_VIOLATION, QUAL_AD_WRITE, PD_GPA + 4, GLA_OF(5)));
 	assert_int_equal(*pde & (PTE_A | PTE_D), PTE_A);
 	assert_untouched_insn();
+
+	/* An entry that is not on the walk from CR3 (the processor used a cached PDE that no
+	 * longer matches memory): nothing is written, the vCPU's cached translations are
+	 * dropped so the access walks again, and the instruction is untouched. */
+	fake_vmcs_set(VMCS_CTRL_PROC_BASED2, PROC2_ENABLE_VPID);
+	u64 inv = fake_invvpid_count();
+	u32 other = *u32_at(DATA_GPA + 0x20);
+	assert_true(vm_exit(EXIT_REASON_EPT_VIOLATION, QUAL_AD_WRITE, DATA_GPA + 0x20, GLA_OF(5)));
+	assert_int_equal(*u32_at(DATA_GPA + 0x20), other);
+	assert_int_equal(fake_invvpid_count(), inv + 1);
+	assert_int_equal(injected(), 0);
+	assert_untouched_insn();
 }
 
 /* The PTE is on protected bytes (DENY): the flag cannot land, the access cannot complete:
