@@ -180,7 +180,8 @@ static void exit_paging_write(struct percpu *c, u64 gpa)
 		/* Not on the walk from CR3 as the tables are now: they changed meanwhile (another
 		 * vCPU), or the processor walked from a cached paging-structure entry (SDM 4.10.3)
 		 * that no longer matches memory. Drop this vCPU's cached translations, so the
-		 * access walks again from CR3 instead of exiting here forever. */
+		 * access walks again from CR3 instead of exiting here forever. (Without VPID,
+		 * every VM entry already does that, SDM 28.3.3.3.) */
 		if (vmcs_read32(VMCS_CTRL_PROC_BASED2) & PROC2_ENABLE_VPID)
 			invvpid(INVVPID_SINGLE_CONTEXT, (u16)(c->index + 1));
 		return;
