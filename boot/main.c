@@ -214,12 +214,16 @@ static void fill_memory_map(struct tessel_boot_info *bi)
 	UINT32 dver;
 	EFI_MEMORY_DESCRIPTOR *map = LibMemoryMap(&count, &key, &dsize, &dver);
 	bi->mem_count = 0;
-	for (UINTN i = 0; map && i < count && bi->mem_count < TESSEL_MAX_MEM_RANGES; i++) {
+	bi->mem_dropped = 0;
+	for (UINTN i = 0; map && i < count; i++) {
 		EFI_MEMORY_DESCRIPTOR *d = (EFI_MEMORY_DESCRIPTOR *)((u8 *)map + i * dsize);
-		bi->mem[bi->mem_count++] = (struct tessel_mem_range){ d->PhysicalStart, d->NumberOfPages, d->Type, 0 };
+		tessel_mem_add(bi, d->PhysicalStart, d->NumberOfPages, d->Type);
 	}
 	if (map)
 		FreePool(map);
+	if (bi->mem_dropped)
+		say("tessel: the memory map has more than %u separate RAM ranges: %u left out "
+		    "(the hypervisor treats them as not RAM)", TESSEL_MAX_MEM_RANGES, bi->mem_dropped);
 }
 
 static u64 find_rsdp(void)

@@ -30,9 +30,12 @@
  *   it (as after an interrupt). F2 (REPNE) on MOVS/STOS acts as REP. On a fault after some
  *   iterations, RCX/RSI/RDI reflect the completed iterations (as the processor leaves them);
  *   everything else is unchanged.
- * - cpu_read_xmm()/cpu_read_ymm_high() (hw.h) read the guest's vector registers, which are
- *   live in the CPU while the hypervisor runs; the caller must make sure host CR4.OSFXSR
- *   (and for VEX.256, CR4.OSXSAVE with XCR0.YMM) are set before emulating SSE/AVX stores.
+ * - SSE/AVX stores raise what the processor would have raised in the guest's state
+ *   (regs->cr0/cr4/xcr0): #UD for legacy SSE with CR0.EM = 1 or CR4.OSFXSR = 0, for VEX
+ *   with CR4.OSXSAVE = 0 or XCR0[2:1] != 11b; #NM with CR0.TS = 1 (SDM Vol. 2 2.3.x, Vol. 1
+ *   13.x). Then cpu_read_xmm()/cpu_read_ymm_high() (hw.h) read the guest's registers, live
+ *   in the CPU while the hypervisor runs; a read that faults anyway (the bytes at RIP are
+ *   not what the processor ran) is caught by the exception table and becomes #UD.
  */
 #ifndef HV_EMULATE_H
 #define HV_EMULATE_H
@@ -43,6 +46,8 @@
 /* Returned (negated) when the instruction would raise #GP(0): misaligned CMPXCHG16B,
  * MOVAPS/MOVAPD/MOVDQA/MOVNT* (and VEX forms). Distinct from -EINVAL (#UD). */
 #define EMU_GP 1013
+/* Returned (negated) when the instruction would raise #NM (SSE/AVX with CR0.TS = 1). */
+#define EMU_NM 1014
 
 /* Bytes a REP MOVS/STOS may move in one call before leaving RIP on the instruction. */
 #define EMU_REP_MAX_BYTES 4096
@@ -55,6 +60,9 @@ struct emu_regs {
 	/* Stack address size outside 64-bit mode: 4 if SS.B = 1, 2 if 0; 0 means the mode's
 	 * default (4 in 32-bit mode, 2 in 16-bit mode). Ignored in 64-bit mode. */
 	u8 stack_size;
+	/* The guest's CR0, CR4 and XCR0 (0 while its CR4.OSXSAVE is 0): SSE/AVX instructions
+	 * check them as the processor would (#UD, #NM) before any vector register is read. */
+	u64 cr0, cr4, xcr0;
 };
 
 struct emu_mem {
@@ -74,7 +82,8 @@ struct emu_mem {
  *   -EFAULT      a read or write faulted: registers unchanged (REP: see above);
  *   -EINVAL      the encoding would #UD (LOCK on a non-lockable form, VEX.vvvv != 1111b,
  *                VEX.L = 1 where it must be 0): nothing changed;
- *   -EMU_GP      the instruction would #GP(0) (alignment): nothing changed.
+ *   -EMU_GP      the instruction would #GP(0) (alignment): nothing changed;
+ *   -EMU_NM      the instruction would #NM (CR0.TS = 1, SSE/AVX): nothing changed.
  * Reads are issued before writes, so on -EFAULT from a read nothing was written.
  */
 int emu_write_insn(struct emu_regs *regs, const struct insn *in, const struct emu_mem *mem);

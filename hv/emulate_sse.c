@@ -6,6 +6,7 @@
  * (NP 0F 7E/7F/E7) and register destinations are not covered.
  */
 #include <hw.h>
+#include <arch/cpu.h>
 
 #include "hv/emulate_priv.h"
 
@@ -67,11 +68,24 @@ int emu_do_sse(struct emu *e)
 	/* #UD: LOCK; VEX stores need vvvv = 1111b (SDM Vol. 2 2.3.6) and some need L = 0. */
 	if (in->lock || (in->vex && (in->vex_vvvv || (l0 && in->vex_l))))
 		return -EINVAL;
+	/* The guest's own state decides whether the instruction exists (SDM Vol. 2 2.3.10 and
+	 * Table 2-21 for VEX, 2.3.x "Exceptions Type" for legacy SSE): the processor checked this
+	 * before the access that exited, but the bytes decoded here may not be the ones it ran
+	 * (another vCPU rewrote them, or a stale TLB entry fetched other bytes). */
+	if (in->vex) {
+		if (!(e->r.cr4 & CR4_OSXSAVE) || (e->r.xcr0 & 6) != 6)
+			return -EINVAL;
+	} else if ((e->r.cr0 & CR0_EM) || !(e->r.cr4 & CR4_OSFXSR)) {
+		return -EINVAL;
+	}
+	if (e->r.cr0 & CR0_TS)
+		return -EMU_NM;
 	la = emu_mem_la(e);
 	if (align && (la & (n - 1)))
 		return -EMU_GP;
-	cpu_read_xmm(in->reg & 15, buf);
-	if (n == 32)
-		cpu_read_ymm_high(in->reg & 15, buf + 16);
+	/* Faults anyway (a state the checks above do not model): the guest gets #UD, the host
+	 * goes on (hw.h exception-table fixup). */
+	if (!cpu_read_xmm(in->reg & 15, buf) || (n == 32 && !cpu_read_ymm_high(in->reg & 15, buf + 16)))
+		return -EINVAL;
 	return emu_write(e, la, buf + skip, n);
 }

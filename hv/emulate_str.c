@@ -58,6 +58,16 @@ int emu_do_string(struct emu *e)
 		for (unsigned i = 0; i < fill; i += 8)
 			buf[i / 8] = v;
 	}
+	/* A REP with a 32-bit address size and ECX = 0 does no iteration but still writes its
+	 * 32-bit registers, clearing bits 63:32 of RCX, RDI (and RSI for MOVS). Intel processors
+	 * do this (Linux's KVM emulator carries the same rule as an Intel quirk); the native
+	 * reference run of tests/unit/test_emulate.c checks it on the machine that runs it. */
+	if (rep && !count && as == 4) {
+		set_areg(e, GPR_RCX, as, 0);
+		set_areg(e, GPR_RDI, as, e->r.gpr[GPR_RDI]);
+		if (movs)
+			set_areg(e, GPR_RSI, as, e->r.gpr[GPR_RSI]);
+	}
 	while (count) {
 		u64 di = e->r.gpr[GPR_RDI] & am, si = e->r.gpr[GPR_RSI] & am;
 		u64 dla = emu_linear(e, INSN_SEG_ES, di), sla = 0;

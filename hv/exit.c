@@ -69,6 +69,7 @@ const exit_handler_t exit_handlers[EXIT_REASON_MAX] = {
 	[EXIT_REASON_TRIPLE_FAULT] = exit_triple_fault,
 	[EXIT_REASON_INIT] = exit_init_signal,
 	[EXIT_REASON_SIPI] = exit_sipi,
+	[EXIT_REASON_TASK_SWITCH] = exit_task_switch,
 	[EXIT_REASON_INTR_WINDOW] = exit_intr_window,
 	[EXIT_REASON_NMI_WINDOW] = exit_nmi_window,
 	[EXIT_REASON_CPUID] = exit_cpuid,
@@ -123,12 +124,10 @@ static void deliver_events(struct percpu *c)
 		u32 vec = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
 		if (vec & INTR_INFO_VALID) {
 			u32 type = vec & INTR_TYPE_MASK;
-			if (vec & INTR_INFO_DELIVER_CODE)
-				vmcs_write32(VMCS_CTRL_ENTRY_EXC_ERROR_CODE, vmcs_read32(VMCS_RO_IDT_VECTORING_ERROR));
+			u32 err = (vec & INTR_INFO_DELIVER_CODE) ? vmcs_read32(VMCS_RO_IDT_VECTORING_ERROR) : 0;
 			if (type == INTR_TYPE_SW_INTR || type == INTR_TYPE_PRIV_SW_EXC || type == INTR_TYPE_SW_EXCEPTION)
 				vmcs_write32(VMCS_CTRL_ENTRY_INSN_LEN, vmcs_read32(VMCS_RO_EXIT_INSN_LEN));
-			vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, vec & ~INTR_INFO_NMI_UNBLOCKING);
-			c->event_injected = true;
+			vcpu_inject_event(c, vec & ~INTR_INFO_NMI_UNBLOCKING, err);
 		}
 	}
 	if (c->pending_vector && !c->nmi_pending) {

@@ -5,8 +5,10 @@
  * (mm/ept.c), so reads see 0xFF and a write lands here: it is discarded by decoding the
  * writing instruction and moving RIP past it (ABI.md section 6). The VM-exit
  * instruction-length field is not defined for EPT violations (SDM 27.2.5), hence the
- * decoder. Any other violation is a hypervisor bug or an unsupported access: it is
- * diagnosed on the log and the vCPU stops; never silent.
+ * decoder. A write by event delivery (an IDT or stack in the region) gives a double
+ * fault instead. The processor's accessed/dirty-flag writes to guest paging structures are
+ * handled on their own (exit_paging_write). Any other violation is a hypervisor bug or an
+ * unsupported access: it is diagnosed on the log and the vCPU stops; never silent.
  */
 #include <hw.h>
 #include <arch/cpu.h>
@@ -70,6 +72,133 @@ int vcpu_decode_current(struct insn *in)
 	return insn_decode(in, bytes, avail, mode) ? -EINVAL : 0;
 }
 
+/* ---- the processor's own writes to guest paging structures ---- */
+
+#define PTE_P  (1ULL << 0)
+#define PTE_PS (1ULL << 7)
+#define PTE_A  (1ULL << 5)
+#define PTE_D  (1ULL << 6)
+#define PT_ADDR_64 0x000ffffffffff000ULL
+
+/* Reads one entry of the walk if it is guest RAM (hypervisor memory is not). */
+static bool walk_entry(u64 gpa, unsigned size, u64 *e)
+{
+	if (!memmap_is_ram(gpa, size))
+		return false;
+	*e = size == 8 ? __atomic_load_n((const u64 *)hpa_to_ptr(hpa(gpa)), __ATOMIC_RELAXED)
+		       : __atomic_load_n((const u32 *)hpa_to_ptr(hpa(gpa)), __ATOMIC_RELAXED);
+	return true;
+}
+
+/*
+ * Finds the paging-structure entry at entry_gpa on the guest's walk for gla: its size (4 or
+ * 8 bytes) and whether it maps the page (a leaf, the only kind with a dirty flag, SDM
+ * 4.8). False if the walk (as the guest's tables are now) does not use that address.
+ * PAE PDPTEs are loaded at MOV CR3 and get no accessed-flag writes from walks.
+ */
+static bool find_walk_entry(const struct guest_paging *p, u64 gla, u64 entry_gpa, unsigned *size, bool *leaf)
+{
+	u64 e, table;
+	int top;
+	if (!(p->cr0 & CR0_PG))
+		return false;
+	if (p->efer & EFER_LMA) {
+		top = (p->cr4 & CR4_LA57) ? 5 : 4;
+		table = p->cr3 & PT_ADDR_64;
+	} else if (p->cr4 & CR4_PAE) {
+		u64 pdpte = p->pdpte[(gla >> 30) & 3];
+		if (!(pdpte & PTE_P))
+			return false;
+		top = 2;
+		table = pdpte & PT_ADDR_64;
+	} else {
+		u32 la = (u32)gla;
+		u64 a = (p->cr3 & 0xfffff000ULL) + ((la >> 22) & 1023) * 4;
+		if (!walk_entry(a, 4, &e) || !(e & PTE_P))
+			return false;
+		bool big = (e & PTE_PS) && (p->cr4 & CR4_PSE);
+		*size = 4;
+		if ((entry_gpa & ~3ULL) == a) {
+			*leaf = big;
+			return true;
+		}
+		if (big)
+			return false;
+		*leaf = true;
+		return (entry_gpa & ~3ULL) == (e & 0xfffff000ULL) + ((la >> 12) & 1023) * 4;
+	}
+	*size = 8;
+	for (int level = top; level >= 1; level--) {
+		u64 a = table + ((gla >> (12 + 9 * (level - 1))) & 511) * 8;
+		if (!walk_entry(a, 8, &e) || !(e & PTE_P))
+			return false;
+		bool is_leaf = level == 1 || (level <= 3 && (e & PTE_PS));
+		if ((entry_gpa & ~7ULL) == a) {
+			*leaf = is_leaf;
+			return true;
+		}
+		if (is_leaf)
+			return false;
+		table = e & PT_ADDR_64;
+	}
+	return false;
+}
+
+/* A frame or a paging-structure write by the processor could not land: as on hardware when
+ * delivering an event faults, a double fault; when the event was a double fault, a triple
+ * fault (SDM 6.15, interrupt 8). */
+static void processor_write_failed(struct percpu *c)
+{
+	u32 vec = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
+	if ((vec & INTR_INFO_VALID) && (vec & INTR_TYPE_MASK) == INTR_TYPE_HW_EXCEPTION &&
+	    (vec & INTR_VECTOR_MASK) == VEC_DF) {
+		exit_triple_fault(c);
+		return;
+	}
+	vcpu_inject_exception(c, VEC_DF, true, 0);
+}
+
+/*
+ * EPT qualification bit 7 = 1, bit 8 = 0 (SDM 28.3.3.2, Table 28-7): the access was to a
+ * paging-structure entry during translation, not to the linear address the instruction
+ * used. The only writes of that kind are the processor's accessed/dirty-flag updates
+ * (SDM 4.8), so nothing of the instruction at RIP has happened yet: it must neither be
+ * emulated nor skipped. The hypervisor sets the flag the processor was setting (accessed
+ * first; on a leaf already accessed, dirty) and resumes; the instruction then runs
+ * natively, exiting again if it needs the dirty flag too. Where that flag may land is
+ * decided by the sub-page permissions (spp_paging_write); if it may not, the access cannot
+ * complete: a double fault, as for an event frame on protected bytes (ABI.md section 7).
+ */
+static void exit_paging_write(struct percpu *c, u64 gpa)
+{
+	struct guest_paging p;
+	vcpu_guest_paging(&p);
+	u64 gla = vmcs_readl(VMCS_RO_GUEST_LINEAR_ADDR);
+	unsigned size;
+	bool leaf;
+	if (!find_walk_entry(&p, gla, gpa, &size, &leaf)) {
+		/* Not on the walk from CR3 as the tables are now: they changed meanwhile (another
+		 * vCPU), or the processor walked from a cached paging-structure entry (SDM 4.10.3)
+		 * that no longer matches memory. Drop this vCPU's cached translations, so the
+		 * access walks again from CR3 instead of exiting here forever. (Without VPID,
+		 * every VM entry already does that, SDM 28.3.3.3.) */
+		if (vmcs_read32(VMCS_CTRL_PROC_BASED2) & PROC2_ENABLE_VPID)
+			invvpid(INVVPID_SINGLE_CONTEXT, (u16)(c->index + 1));
+		return;
+	}
+	u64 ea = gpa & ~(u64)(size - 1), e = 0;
+	if (!walk_entry(ea, size, &e))
+		return;
+	u64 bits = !(e & PTE_A) ? PTE_A : (leaf && !(e & PTE_D)) ? PTE_D : 0;
+	if (!bits)
+		return; /* set meanwhile: nothing left to write */
+	if (spp_paging_write(c, ea, size, (u32)bits, gla))
+		return;
+	log_debug_rl("accessed/dirty update of the guest paging entry at %llx cannot land: #DF",
+		     (unsigned long long)ea);
+	processor_write_failed(c);
+}
+
 void exit_ept_violation(struct percpu *c)
 {
 	u64 q = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION);
@@ -79,27 +208,39 @@ void exit_ept_violation(struct percpu *c)
 	/* SDM 27.2.3: NMI unblocking due to IRET while the violation happened. */
 	if ((q & EPT_QUAL_NMI_UNBLOCK) && !(vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))
 		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY) | GUEST_INTR_BLOCK_NMI);
+	if ((q & EPT_QUAL_WRITE) && (q & EPT_QUAL_GLA_VALID) && !(q & EPT_QUAL_GLA_XLATE)) {
+		exit_paging_write(c, gpa);
+		return;
+	}
 	if ((q & EPT_QUAL_WRITE) && vapic_handle_ept_write(c, gpa))
 		return;
 	if (spp_handle_ept_violation(c, gpa, q))
 		return;
 
 	if ((q & EPT_QUAL_WRITE) && memmap_in_hv(gpa, 1)) {
+		if (vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID) {
+			/* The processor was pushing an event frame (an IDT or stack pointed into the
+			 * region), not running the instruction at RIP: nothing to skip, and the frame
+			 * cannot land (ABI.md section 7). */
+			log_debug_rl("event delivery onto hypervisor memory at %llx: #DF", (unsigned long long)gpa);
+			processor_write_failed(c);
+			return;
+		}
 		struct insn in;
 		if (vcpu_decode_current(&in)) {
-			log_warn("write to hypervisor memory at %llx by an undecodable instruction at %llx: #UD",
-				 (unsigned long long)gpa, (unsigned long long)vmcs_readl(VMCS_GUEST_RIP));
+			log_warn_rl("write to hypervisor memory at %llx by an undecodable instruction at %llx: #UD",
+				    (unsigned long long)gpa, (unsigned long long)vmcs_readl(VMCS_GUEST_RIP));
 			vcpu_inject_ud(c);
 			return;
 		}
-		log_debug("discarded a write to hypervisor memory at %llx", (unsigned long long)gpa);
+		log_debug_rl("discarded a write to hypervisor memory at %llx", (unsigned long long)gpa);
 		vcpu_skip_bytes(c, in.len);
 		return;
 	}
-	log_error("EPT violation: GPA %llx, qualification %llx (%s%s%s), RIP %llx",
-		  (unsigned long long)gpa, (unsigned long long)q, (q & EPT_QUAL_READ) ? "read " : "",
-		  (q & EPT_QUAL_WRITE) ? "write " : "", (q & EPT_QUAL_FETCH) ? "fetch" : "",
-		  (unsigned long long)vmcs_readl(VMCS_GUEST_RIP));
+	log_error_rl("EPT violation: GPA %llx, qualification %llx (%s%s%s), RIP %llx",
+		     (unsigned long long)gpa, (unsigned long long)q, (q & EPT_QUAL_READ) ? "read " : "",
+		     (q & EPT_QUAL_WRITE) ? "write " : "", (q & EPT_QUAL_FETCH) ? "fetch" : "",
+		     (unsigned long long)vmcs_readl(VMCS_GUEST_RIP));
 	vcpu_stop(c, "EPT violation outside the hypervisor's region");
 }
 

@@ -1,6 +1,7 @@
 /*
  * Smaller exit families: XSETBV (55), INVD/WBINVD (13/54), INIT (3) and SIPI (4),
- * triple fault (2), and the VMX instructions, which do not exist for the guest (#UD).
+ * triple fault (2), task switch (9), and the VMX instructions, which do not exist for the
+ * guest (#UD).
  */
 #include <hw.h>
 #include <arch/cpu.h>
@@ -128,7 +129,7 @@ void vcpu_sipi_state(struct percpu *c, u8 vector)
 	vmcs_write32(VMCS_GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
 	vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, 0);
 	vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, 0);
-	log_info("SIPI: the guest starts this CPU in real mode at %llx", (unsigned long long)vector << 12);
+	log_info_rl("SIPI: the guest starts this CPU in real mode at %llx", (unsigned long long)vector << 12);
 }
 
 /* A real INIT VM exit takes the same path as a virtual INIT (hv/vapic.c). */
@@ -153,6 +154,37 @@ void exit_triple_fault(struct percpu *c)
 	vmcs_dump();
 	(void)c;
 	platform_reset();
+}
+
+#define TS_QUAL_SOURCE(q) (((q) >> 30) & 3) /* SDM Table 27-2: 0 CALL, 1 IRET, 2 JMP, 3 IDT task gate */
+#define TS_SOURCE_TASK_GATE 3
+
+/*
+ * Task switches (exit reason 9, unconditional in VMX non-root operation, SDM 25.1.2). A
+ * 64-bit guest cannot switch tasks; a 32-bit protected-mode guest can, through CALL/JMP to
+ * a TSS or task gate, IRET with NT = 1, or a task gate in the IDT. Tessel does not emulate
+ * hardware task switching (KVM does; Jailhouse treats the exit as fatal for the cell). The
+ * guest sees the switch fail, never the vCPU stop (ABI.md section 7): an instruction that
+ * would switch tasks raises #GP(0) and does not execute; an event whose IDT entry is a task
+ * gate cannot be delivered, so the guest gets a double fault, and a double fault through
+ * a task gate a triple fault (the platform resets).
+ */
+void exit_task_switch(struct percpu *c)
+{
+	u64 q = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION);
+	u32 vec = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
+	c->exit_qual = q;
+	log_warn_rl("task switch to TSS selector %x (source %u) at RIP %llx: not supported, the guest gets a fault",
+		    (unsigned)(q & 0xffff), (unsigned)TS_QUAL_SOURCE(q), (unsigned long long)vmcs_readl(VMCS_GUEST_RIP));
+	if (TS_QUAL_SOURCE(q) != TS_SOURCE_TASK_GATE || !(vec & INTR_INFO_VALID)) {
+		vcpu_inject_gp0(c);
+		return;
+	}
+	if ((vec & INTR_TYPE_MASK) == INTR_TYPE_HW_EXCEPTION && (vec & INTR_VECTOR_MASK) == VEC_DF) {
+		exit_triple_fault(c);
+		return;
+	}
+	vcpu_inject_exception(c, VEC_DF, true, 0);
 }
 
 void exit_vmx_insn(struct percpu *c)

@@ -61,3 +61,36 @@ void log_raw(const char *fmt, ...)
 	log_vmsg(CFG_LOG_ERROR, false, fmt, ap);
 	va_end(ap);
 }
+
+static spinlock_t rl_lock = SPINLOCK_INIT;
+
+bool log_ratelimit_allow(struct log_ratelimit *rl, u32 level)
+{
+	u64 now = rdtsc();
+	u32 suppressed = 0;
+	bool ok;
+	spin_lock(&rl_lock);
+	if (!rl->window_start || now - rl->window_start >= LOG_RL_WINDOW_TSC) {
+		rl->window_start = now ? now : 1;
+		rl->printed = 0;
+	}
+	ok = rl->printed < LOG_RL_BURST;
+	if (ok) {
+		rl->printed++;
+		suppressed = rl->suppressed;
+		rl->suppressed = 0;
+	} else if (rl->suppressed != ~0U) {
+		rl->suppressed++;
+	}
+	spin_unlock(&rl_lock);
+	if (suppressed)
+		log_msg(level, "(%u similar lines suppressed)", suppressed);
+	return ok;
+}
+
+void log_ratelimit_reset(struct log_ratelimit *rl)
+{
+	spin_lock(&rl_lock);
+	*rl = (struct log_ratelimit){ 0 };
+	spin_unlock(&rl_lock);
+}

@@ -1,4 +1,5 @@
 /* Guest register access, RIP advance and event injection for exit handlers. */
+#include <hw.h>
 #include <arch/cpu.h>
 #include <arch/msr.h>
 #include <arch/vmx.h>
@@ -23,15 +24,27 @@ void vcpu_set_gpr(struct percpu *c, unsigned reg, u64 v)
 		c->regs->gpr[reg & 15] = v;
 }
 
+/*
+ * The one place an exception or a re-injected event goes into the VM-entry
+ * interruption-information field. SDM 26.2.1.3: "deliver error code" must be 0 when
+ * "unrestricted guest" is 1 and guest CR0.PE is 0 (real mode pushes no error code, SDM
+ * 20.1.4); a set bit would make the VM entry itself fail. Without unrestricted guest,
+ * CR0.PE is always 1 (the CR0 fixed bits), so testing PE alone is the same rule.
+ */
+void vcpu_inject_event(struct percpu *c, u32 info, u32 error)
+{
+	if ((info & INTR_INFO_DELIVER_CODE) && !(vmcs_readl(VMCS_GUEST_CR0) & CR0_PE))
+		info &= ~INTR_INFO_DELIVER_CODE;
+	if (info & INTR_INFO_DELIVER_CODE)
+		vmcs_write32(VMCS_CTRL_ENTRY_EXC_ERROR_CODE, error);
+	vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, info);
+	c->event_injected = true;
+}
+
 void vcpu_inject_exception(struct percpu *c, u8 vector, bool has_error, u32 error)
 {
 	u32 info = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector;
-	if (has_error) {
-		info |= INTR_INFO_DELIVER_CODE;
-		vmcs_write32(VMCS_CTRL_ENTRY_EXC_ERROR_CODE, error);
-	}
-	vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, info);
-	c->event_injected = true;
+	vcpu_inject_event(c, has_error ? info | INTR_INFO_DELIVER_CODE : info, error);
 }
 
 __noreturn void vcpu_stop(struct percpu *c, const char *why)
@@ -60,6 +73,11 @@ void vcpu_emu_load(struct percpu *c, struct emu_regs *r)
 	r->seg_base[4] = vmcs_readl(VMCS_GUEST_FS_BASE);
 	r->seg_base[5] = vmcs_readl(VMCS_GUEST_GS_BASE);
 	r->stack_size = (vmcs_read32(VMCS_GUEST_SS_AR) & SEG_AR_DB) ? 4 : 2; /* ignored in 64-bit mode */
+	r->cr0 = vmcs_readl(VMCS_GUEST_CR0);
+	r->cr4 = vmcs_readl(VMCS_GUEST_CR4);
+	/* XCR0 is the guest's while the hypervisor runs (hv/exit_misc.c never changes it);
+	 * XGETBV needs CR4.OSXSAVE, which the host has whenever the guest can have it. */
+	r->xcr0 = (r->cr4 & CR4_OSXSAVE) ? xgetbv(0) : 0;
 }
 
 void vcpu_emu_commit_gprs(struct percpu *c, const struct emu_regs *r)

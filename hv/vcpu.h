@@ -49,6 +49,10 @@ static inline unsigned vcpu_cpl(void)
 	return SEG_AR_DPL(vmcs_read32(VMCS_GUEST_SS_AR));
 }
 
+/* Inject an event (VM-entry interruption-information format, SDM 24.8.3) with its error
+ * code; the error code is dropped in real mode (CR0.PE = 0), where VM entry requires it. */
+void vcpu_inject_event(struct percpu *c, u32 info, u32 error);
+/* A hardware exception; has_error is ignored in real mode (see vcpu_inject_event). */
 void vcpu_inject_exception(struct percpu *c, u8 vector, bool has_error, u32 error);
 static inline void vcpu_inject_ud(struct percpu *c) { vcpu_inject_exception(c, 6, false, 0); }
 static inline void vcpu_inject_gp0(struct percpu *c) { vcpu_inject_exception(c, 13, true, 0); }

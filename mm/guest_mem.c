@@ -197,9 +197,8 @@ int guest_read_linear(const struct guest_paging *p, u64 gla, void *buf, size_t n
 			*fault_gla = gla;
 			return r;
 		}
-		r = guest_read_phys(gpa, out, chunk);
-		if (r)
-			return r;
+		if (guest_read_phys(gpa, out, chunk))
+			return -EIO; /* not RAM: no #PF, and *pfec, *fault_gla say nothing */
 		out += chunk;
 		gla += chunk;
 		n -= chunk;

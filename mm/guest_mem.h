@@ -33,7 +33,9 @@ int guest_walk(const struct guest_paging *p, u64 gla, u32 access, u64 *gpa, u32 
 int guest_read_phys(u64 gpa, void *buf, size_t n);
 int guest_write_phys(u64 gpa, const void *buf, size_t n);
 
-/* Linear reads, page by page. On a fault returns -EFAULT with *pfec and *fault_gla set. */
+/* Linear reads, page by page. On a page fault returns -EFAULT with *pfec and *fault_gla
+ * set; -EINVAL when a paging structure is not in guest RAM, -EIO when the data is not
+ * (MMIO, a hole): neither is a fault the guest would take, and they leave *fault_gla alone. */
 int guest_read_linear(const struct guest_paging *p, u64 gla, void *buf, size_t n, u32 access,
 		      u32 *pfec, u64 *fault_gla);
 

@@ -1,10 +1,11 @@
 /*
  * Guest RAM as the firmware described it when the hypervisor started. The ranges are
- * kept sorted and merged so a lookup is a binary search. UEFI types that are RAM the OS
- * may use (loader/boot/runtime code and data, conventional, ACPI reclaim/NVS, persistent)
- * count as RAM; reserved, unusable and MMIO do not.
+ * kept sorted and merged (as they are added, so any number of descriptors that make up at
+ * most MEMMAP_MAX runs fits) and a lookup is a binary search. tessel_mem_type_is_ram()
+ * (bootinfo.h) says which UEFI types count as RAM.
  */
 #include "memmap.h"
+#include "hv/log.h"
 
 #define MEMMAP_MAX TESSEL_MAX_MEM_RANGES
 
@@ -12,16 +13,35 @@ static struct { u64 start, end; } ram[MEMMAP_MAX];
 static u32 ram_count;
 static u64 hv_start, hv_end;
 
-static bool type_is_ram(u32 t)
+/* Adds [s, e) to the sorted, merged table. The table only fills up if the RAM really is
+ * in more than MEMMAP_MAX separate runs; then the range is left out (and counted). */
+static bool add_ram(u64 s, u64 e)
 {
-	switch (t) {
-	case EFI_MT_LOADER_CODE: case EFI_MT_LOADER_DATA: case EFI_MT_BS_CODE: case EFI_MT_BS_DATA:
-	case EFI_MT_RT_CODE: case EFI_MT_RT_DATA: case EFI_MT_CONVENTIONAL: case EFI_MT_ACPI_RECLAIM:
-	case EFI_MT_ACPI_NVS: case EFI_MT_PERSISTENT:
+	u32 i = ram_count;
+	while (i > 0 && ram[i - 1].end >= s) /* the firmware's map is nearly sorted: scan back */
+		i--;
+	if (i < ram_count && ram[i].start <= e) {
+		/* Overlaps or touches ram[i]: grow it, then swallow what it now reaches. */
+		ram[i].start = MIN(ram[i].start, s);
+		ram[i].end = MAX(ram[i].end, e);
+		u32 k = i + 1;
+		while (k < ram_count && ram[k].start <= ram[i].end) {
+			ram[i].end = MAX(ram[i].end, ram[k].end);
+			k++;
+		}
+		for (u32 j = k; j < ram_count; j++)
+			ram[i + 1 + (j - k)] = ram[j];
+		ram_count -= k - i - 1;
 		return true;
-	default:
-		return false;
 	}
+	if (ram_count == MEMMAP_MAX)
+		return false;
+	for (u32 j = ram_count; j > i; j--)
+		ram[j] = ram[j - 1];
+	ram[i].start = s;
+	ram[i].end = e;
+	ram_count++;
+	return true;
 }
 
 void memmap_init(const struct tessel_mem_range *ranges, u32 count, u64 hv_base, u64 hv_size)
@@ -29,28 +49,18 @@ void memmap_init(const struct tessel_mem_range *ranges, u32 count, u64 hv_base, 
 	hv_start = hv_base;
 	hv_end = hv_base + hv_size;
 	ram_count = 0;
-	for (u32 i = 0; i < count && ram_count < MEMMAP_MAX; i++) {
-		if (!type_is_ram(ranges[i].type) || !ranges[i].pages)
+	u32 dropped = 0;
+	for (u32 i = 0; i < count; i++) {
+		if (!tessel_mem_type_is_ram(ranges[i].type) || !ranges[i].pages)
 			continue;
 		u64 s = ranges[i].base, e = s + ranges[i].pages * PAGE_SIZE;
-		/* insertion sort: the firmware's map is nearly sorted already */
-		u32 j = ram_count++;
-		while (j > 0 && ram[j - 1].start > s) {
-			ram[j] = ram[j - 1];
-			j--;
-		}
-		ram[j].start = s;
-		ram[j].end = e;
+		if (!add_ram(s, e))
+			dropped++;
 	}
-	u32 out = 0;
-	for (u32 i = 0; i < ram_count; i++) {
-		if (out && ram[i].start <= ram[out - 1].end) {
-			ram[out - 1].end = MAX(ram[out - 1].end, ram[i].end);
-			continue;
-		}
-		ram[out++] = ram[i];
-	}
-	ram_count = out;
+	if (dropped)
+		log_warn("memory map: RAM in more than %u separate runs: %u range%s left out "
+			 "(treated as not RAM: no sub-page protection, no emulated access)",
+			 MEMMAP_MAX, dropped, dropped == 1 ? "" : "s");
 }
 
 bool memmap_in_hv(u64 gpa, u64 len)

@@ -22,10 +22,11 @@ BUILD_BUG_ON(sizeof(struct ring_entry) != RING_ENTRY);
 
 static volatile u32 *ring_u32(u64 off) { return hpa_to_ptr(hpa(spp.ring_gpa + off)); }
 
-/* Caller holds spp.lock. */
+/* Caller holds spp.lock. A capacity of 0 means no ring: GPA 0 is RAM on most machines
+ * and a valid place for one (ABI.md section 3 only reserves RBX = 0 with RCX = 0). */
 void spp_post_event(struct percpu *c, u64 gpa, u64 rip, u64 gla, u16 kind, u16 bytes)
 {
-	if (!spp.ring_gpa)
+	if (!spp.ring_capacity)
 		return;
 	u32 tail = ring_u32(4)[0];
 	u32 head = spp.ring_head;

@@ -58,6 +58,11 @@ bool spp_flush_nmi(void);
 /* Exit handlers (spp/violation.c). */
 struct percpu;
 bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual);
+/* The processor's accessed/dirty-flag write (bits, in the low 32 bits of the entry) to the
+ * guest paging-structure entry of `size` bytes at gpa, for the access to gla: sets the bits
+ * if that entry's bytes may be written (a TRACK sub-page reports it), returns false if they
+ * are protected or not RAM, reported as DENIED (spp/violation.c). */
+bool spp_paging_write(struct percpu *c, u64 gpa, unsigned size, u32 bits, u64 gla);
 void exit_spp(struct percpu *c);
 
 /* Events (spp/events.c). */

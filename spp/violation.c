@@ -35,16 +35,22 @@ struct wctx {
 	u32 denied_bytes, tracked_bytes;
 	u64 fault_la;
 	u32 pfec;
-	bool mmio;             /* a store reached something that is not RAM */
+	bool mmio;             /* an access reached something that is not RAM: not emulatable */
 };
 
 static int backend_read(void *vctx, u64 la, void *buf, unsigned n)
 {
 	struct wctx *w = vctx;
-	u64 fla;
+	u64 fla = 0;
 	int r = guest_read_linear(&w->paging, la, buf, n, w->access, &w->pfec, &fla);
-	if (r == -EFAULT)
-		w->fault_la = fla;
+	if (r == -EFAULT) {
+		w->fault_la = fla; /* a #PF the guest takes, with this CR2 */
+	} else if (r) {
+		/* A source that is not RAM (MMIO, a hole) or page tables outside RAM: not a fault
+		 * the guest would take, and nothing the emulator may read on its behalf (an MMIO
+		 * read can have side effects). Handled as an instruction that cannot be emulated. */
+		w->mmio = true;
+	}
 	return r ? -EFAULT : 0;
 }
 
@@ -105,8 +111,12 @@ static int backend_write(void *vctx, u64 la, const void *buf, unsigned n)
 		unsigned chunk = (unsigned)MIN((u64)n, PAGE_SIZE - (la & (PAGE_SIZE - 1)));
 		u64 gpa;
 		int r = guest_walk(&w->paging, la, GACC_WRITE | w->access, &gpa, &w->pfec);
-		if (r) {
+		if (r == -EFAULT) {
 			w->fault_la = la;
+			return -EFAULT;
+		}
+		if (r) {
+			w->mmio = true; /* page tables outside RAM: no #PF to give (see backend_read) */
 			return -EFAULT;
 		}
 		if (memmap_in_hv(gpa, chunk)) {
@@ -204,6 +214,8 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 		vcpu_inject_ud(c);
 	} else if (r == -EMU_GP) {
 		vcpu_inject_gp0(c);
+	} else if (r == -EMU_NM) {
+		vcpu_inject_exception(c, VEC_NM, false, 0);
 	} else if (spp.mode == SPP_MODE_SW && !w.mmio &&
 		   spp_step_start(c, gpa >> PAGE_SHIFT, in.len, gpa, gla, in.map == 0 && in.opcode == 0x9c)) {
 		/* Not emulatable: run it once with the page writable (spp/step.c). */
@@ -215,6 +227,37 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	}
 	spin_unlock(&spp.lock);
 	return true;
+}
+
+bool spp_paging_write(struct percpu *c, u64 gpa, unsigned size, u32 bits, u64 gla)
+{
+	(void)gla; /* the event reports the entry's address; its linear address is unknown */
+	if (!memmap_is_ram(gpa, size))
+		return false;
+	/* A and D are in the low 32 bits of every entry format (SDM Tables 4-4 to 4-20); a
+	 * locked OR, as the processor's own update is (SDM 4.8). */
+	u32 *low = hpa_to_ptr(hpa(gpa));
+	if (spp.mode == SPP_MODE_NONE) {
+		__atomic_fetch_or(low, bits, __ATOMIC_SEQ_CST);
+		return true;
+	}
+	spin_lock(&spp.lock); /* serialises with emulated stores to the same page */
+	u32 map, flags;
+	spp_store_get(&spp.store, gpa >> PAGE_SHIFT, &map, &flags);
+	bool writable = (map >> ((gpa >> 7) & 31)) & 1, track = flags & SPP_PAGE_TRACK;
+	u64 rip = vmcs_readl(VMCS_GUEST_RIP);
+	if (writable || track) {
+		__atomic_fetch_or(low, bits, __ATOMIC_SEQ_CST);
+		if (!writable) {
+			stat_inc(STAT_SPP_TRACKED);
+			spp_post_event(c, gpa, rip, 0, TESSEL_EV_TRACKED, (u16)size);
+		}
+	} else {
+		stat_inc(STAT_SPP_DENIED);
+		spp_post_event(c, gpa, rip, 0, TESSEL_EV_DENIED, (u16)size);
+	}
+	spin_unlock(&spp.lock);
+	return writable || track;
 }
 
 static u32 map_of(void *ctx, u64 gfn)

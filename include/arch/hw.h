@@ -172,26 +172,38 @@ static inline void xsetbv(u32 idx, u64 v)
  * Guest vector registers, for the write emulator (hv/emulate_sse.c). The hypervisor is
  * built with -mgeneral-regs-only and never touches XMM/YMM, so while it runs they hold the
  * guest's values. Only memory operands are used, so no C object lives in a vector register.
- * Preconditions (the caller's): CR4.OSFXSR = 1 for cpu_read_xmm(); CR4.OSXSAVE = 1 and
- * XCR0.YMM (bit 2) = 1 for cpu_read_ymm_high(). n is taken modulo 16.
+ * The caller checks what makes the read legal (CR4.OSFXSR = 1 for cpu_read_xmm(); CR4.OSXSAVE
+ * = 1 and XCR0.YMM (bit 2) = 1 for cpu_read_ymm_high(); XCR0 is the guest's, live in root
+ * mode). Each read is still covered by the exception table: if it faults anyway (#UD, #NM:
+ * the guest changed state between the check and the read, or the check missed a case), it
+ * returns false instead of taking the host down. n is taken modulo 16.
  */
-#define HW_XMM_CASE(i) \
-	case i: __asm__ __volatile__("movdqu %%xmm" #i ", %0" : "=m"(*(u8(*)[16])out)); break;
-#define HW_YMM_CASE(i) \
-	case i: __asm__ __volatile__("vextractf128 $1, %%ymm" #i ", %0" : "=m"(*(u8(*)[16])out)); break;
+#define HW_VEC_READ(insn) \
+	__asm__ __volatile__("1: " insn "\n\t" \
+			     "jmp 3f\n" \
+			     "2: movb $0, %1\n" \
+			     "3:\n\t" EXTABLE("1b", "2b") \
+			     : "=m"(*(u8(*)[16])out), "+r"(ok))
+#define HW_XMM_CASE(i) case i: HW_VEC_READ("movdqu %%xmm" #i ", %0"); break;
+#define HW_YMM_CASE(i) case i: HW_VEC_READ("vextractf128 $1, %%ymm" #i ", %0"); break;
 #define HW_VEC_CASES(C) C(0) C(1) C(2) C(3) C(4) C(5) C(6) C(7) \
 	C(8) C(9) C(10) C(11) C(12) C(13) C(14) C(15)
 
-static inline void cpu_read_xmm(unsigned n, u8 out[16])
+static inline bool cpu_read_xmm(unsigned n, u8 out[16])
 {
+	u8 ok = 1;
 	switch (n & 15) { HW_VEC_CASES(HW_XMM_CASE) }
+	return ok;
 }
 
 /* Bits 255:128 of YMMn. */
-static inline void cpu_read_ymm_high(unsigned n, u8 out[16])
+static inline bool cpu_read_ymm_high(unsigned n, u8 out[16])
 {
+	u8 ok = 1;
 	switch (n & 15) { HW_VEC_CASES(HW_YMM_CASE) }
+	return ok;
 }
+#undef HW_VEC_READ
 #undef HW_XMM_CASE
 #undef HW_YMM_CASE
 #undef HW_VEC_CASES

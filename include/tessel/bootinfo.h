@@ -30,6 +30,20 @@ struct tessel_mem_range {
 	u32 pad;
 };
 
+/* UEFI types that are RAM the OS may use (loader/boot/runtime code and data, conventional,
+ * ACPI reclaim/NVS, persistent); reserved, unusable and MMIO are not. */
+static inline bool tessel_mem_type_is_ram(u32 t)
+{
+	switch (t) {
+	case EFI_MT_LOADER_CODE: case EFI_MT_LOADER_DATA: case EFI_MT_BS_CODE: case EFI_MT_BS_DATA:
+	case EFI_MT_RT_CODE: case EFI_MT_RT_DATA: case EFI_MT_CONVENTIONAL: case EFI_MT_ACPI_RECLAIM:
+	case EFI_MT_ACPI_NVS: case EFI_MT_PERSISTENT:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Operations of the core's single entry point (ELF e_entry). */
 #define CORE_OP_INIT      1 /* BSP, once: arg = boot info; returns 0 or -errno */
 #define CORE_OP_CPU_START 2 /* every CPU: arg = cpu index; does not return on success */
@@ -69,9 +83,36 @@ struct tessel_boot_info {
 	u32 bsp_index;
 	u32 apic_ids[TESSEL_MAX_CPUS];
 	u32 mem_count;
-	u32 pad1;
+	u32 mem_dropped;   /* RAM descriptors that did not fit in mem[] (0 on any sane machine) */
+	/* The RAM of the firmware's memory map only (the core needs nothing else from it),
+	 * adjacent descriptors merged: see tessel_mem_add(). */
 	struct tessel_mem_range mem[TESSEL_MAX_MEM_RANGES];
 };
+
+/*
+ * Adds one firmware memory descriptor to the boot information. Only RAM is kept, and a
+ * descriptor that continues the previous one is merged into it: firmware maps have
+ * hundreds of descriptors (boot-services allocations split conventional memory), but few
+ * RAM runs, so TESSEL_MAX_MEM_RANGES is not a cut on real machines. If it is reached
+ * anyway, the rest is counted in mem_dropped (and said on the log), never silently lost.
+ */
+static inline void tessel_mem_add(struct tessel_boot_info *bi, u64 base, u64 pages, u32 type)
+{
+	if (!tessel_mem_type_is_ram(type) || !pages)
+		return;
+	if (bi->mem_count) {
+		struct tessel_mem_range *last = &bi->mem[bi->mem_count - 1];
+		if (last->base + last->pages * 4096 == base) {
+			last->pages += pages;
+			return;
+		}
+	}
+	if (bi->mem_count == TESSEL_MAX_MEM_RANGES) {
+		bi->mem_dropped++;
+		return;
+	}
+	bi->mem[bi->mem_count++] = (struct tessel_mem_range){ base, pages, type, 0 };
+}
 
 typedef s64 (*tessel_core_entry_t)(u64 op, u64 arg, struct tessel_launch *launch);
 

@@ -180,10 +180,12 @@ static inline void *cpu_local_self(void) { return fake_cpu_local_self(); }
  * (zero at start; fake_reset() leaves it alone). */
 void fake_xmm_set(unsigned n, const u8 v[16]);
 void fake_ymm_high_set(unsigned n, const u8 v[16]);
-void fake_cpu_read_xmm(unsigned n, u8 out[16]);
-void fake_cpu_read_ymm_high(unsigned n, u8 out[16]);
-static inline void cpu_read_xmm(unsigned n, u8 out[16]) { fake_cpu_read_xmm(n, out); }
-static inline void cpu_read_ymm_high(unsigned n, u8 out[16]) { fake_cpu_read_ymm_high(n, out); }
+bool fake_cpu_read_xmm(unsigned n, u8 out[16]);
+bool fake_cpu_read_ymm_high(unsigned n, u8 out[16]);
+/* Make the vector-register reads fault (as the exception-table fixup reports a host #UD). */
+void fake_vec_read_fault(bool fault);
+static inline bool cpu_read_xmm(unsigned n, u8 out[16]) { return fake_cpu_read_xmm(n, out); }
+static inline bool cpu_read_ymm_high(unsigned n, u8 out[16]) { return fake_cpu_read_ymm_high(n, out); }
 
 /* ---- VMX instructions: each returns true on success ---- */
 bool fake_vmxon(hpa_t region);

@@ -28,6 +28,7 @@ static u64 crs[FAKE_NR_CR] = { [FAKE_RFLAGS] = 0x2 };
 static u16 segs[FAKE_NR_SEG];
 static struct desc_ptr gdtr, idtr;
 static u64 xcr0 = 1;
+static bool vec_fault; /* fake_vec_read_fault() */
 
 static u64 vmcs[FAKE_VMCS_FIELDS];
 static hpa_t vmcs_cur = { ~0ULL }, vmxon_reg;
@@ -69,6 +70,7 @@ void fake_reset(void)
 	memset(&gdtr, 0, sizeof(gdtr));
 	memset(&idtr, 0, sizeof(idtr));
 	xcr0 = 1;
+	vec_fault = false;
 	fake_vmcs_clear_all();
 	vmcs_cur = hpa(~0ULL);
 	vmxon_reg = hpa(0);
@@ -427,5 +429,18 @@ static u8 fake_xmm[16][16], fake_ymm_hi[16][16];
 
 void fake_xmm_set(unsigned n, const u8 v[16]) { memcpy(fake_xmm[n & 15], v, 16); }
 void fake_ymm_high_set(unsigned n, const u8 v[16]) { memcpy(fake_ymm_hi[n & 15], v, 16); }
-void fake_cpu_read_xmm(unsigned n, u8 out[16]) { memcpy(out, fake_xmm[n & 15], 16); }
-void fake_cpu_read_ymm_high(unsigned n, u8 out[16]) { memcpy(out, fake_ymm_hi[n & 15], 16); }
+void fake_vec_read_fault(bool fault) { vec_fault = fault; }
+bool fake_cpu_read_xmm(unsigned n, u8 out[16])
+{
+	if (vec_fault)
+		return false;
+	memcpy(out, fake_xmm[n & 15], 16);
+	return true;
+}
+bool fake_cpu_read_ymm_high(unsigned n, u8 out[16])
+{
+	if (vec_fault)
+		return false;
+	memcpy(out, fake_ymm_hi[n & 15], 16);
+	return true;
+}

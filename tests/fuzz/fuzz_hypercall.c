@@ -263,7 +263,7 @@ static void check_counts(void)
 		     (unsigned long long)spp_store_protected_pages(&spp.store),
 		     (unsigned long long)spp_store_entries(&spp.store), (unsigned long long)m_protected,
 		     (unsigned long long)m_entries);
-	if (spp.ring_gpa != m_ring_gpa || (m_ring_gpa && (spp.ring_capacity != m_ring_cap || spp.ring_vector != m_ring_vec)))
+	if (spp.ring_capacity != m_ring_cap || (m_ring_cap && (spp.ring_gpa != m_ring_gpa || spp.ring_vector != m_ring_vec)))
 		fail("event ring: gpa 0x%llx capacity %u vector %u, the model says 0x%llx %llu %llu",
 		     (unsigned long long)spp.ring_gpa, spp.ring_capacity, spp.ring_vector,
 		     (unsigned long long)m_ring_gpa, (unsigned long long)m_ring_cap, (unsigned long long)m_ring_vec);
@@ -682,7 +682,7 @@ static void one_call(struct rd *r)
 	if (cpl)
 		may_touch = false;
 	snap_take(&snaps[0], buf, buflen);
-	snap_take(&snaps[1], m_ring_gpa, m_ring_gpa ? 64 : 0);
+	snap_take(&snaps[1], m_ring_gpa, m_ring_cap ? 64 : 0); /* capacity 0: no ring (GPA 0 is a valid ring) */
 
 	/* Registers as the guest left them. */
 	u64 before[16];

@@ -81,3 +81,23 @@ HOSTILE_GROUPS += [
                  ('APIC_BASE writes refused on the log', r'WRMSR IA32_APIC_BASE [0-9a-f]+ \(now [0-9a-f]+\) refused with #GP')],
          reject=HOSTILE_REJECT),
 ]
+
+# Item a: exceptions injected while the guest is in real mode (unrestricted guest) carry no
+# error code (SDM 26.2.1.3), so the VM entry succeeds and the guest's own IVT handler runs.
+HOSTILE_GROUPS.append(dict(
+    name='hostile-realmode', emu='bochs', cpus=2,
+    cfg=cfg('# hostile: faults injected in real mode', 'next=\\tests\\hostile_realmode.efi'),
+    tap=True, timeout=240,
+    expect=[('hypervisor started', _P['started'])],
+    reject=HOSTILE_REJECT))
+
+# Item b: an AP rewrites a MOV store into a VMOVDQU ymm store while the BSP (XCR0 without
+# AVX) writes a protected sub-page in software mode: the guest gets #UD, the hypervisor never
+# executes an AVX read in the host that faults.
+HOSTILE_GROUPS.append(dict(
+    name='hostile-avx', emu='bochs', model='corei7_skylake_x', cpus=2,
+    cfg=cfg('# hostile: SSE/AVX emulation against the guest XCR0', 'next=\\tests\\hostile_avx.efi'),
+    tap=True, timeout=300,
+    expect=[('hypervisor started', _P['started']),
+            ('software SPP mode', r'sub-page protection: software')],
+    reject=HOSTILE_REJECT))

@@ -24,8 +24,13 @@
 #include <unistd.h>
 
 #include <hw.h>
+#include <arch/cpu.h>
 #include "hv/emulate.h"
 #include "hv/insn.h"
+
+/* A guest with SSE and AVX enabled: CR4.OSFXSR, CR4.OSXSAVE, XCR0 = x87 | SSE | AVX. */
+#define GUEST_SSE_CR4 (CR4_OSFXSR | CR4_OSXSAVE)
+#define GUEST_SSE_XCR0 7ULL
 
 #define ARCH_SET_GS_ 0x1001
 #define ARCH_GET_FS_ 0x1003
@@ -236,6 +241,9 @@ static void check_emu(const struct tcase *t, const struct cpu_state *nres, const
 	r.rflags = t->st.rflags;
 	r.rip = t->rip;
 	memcpy(r.seg_base, t->seg_base, sizeof(r.seg_base));
+	/* The state the reference run had: SSE and AVX enabled (the host ran them). */
+	r.cr4 = GUEST_SSE_CR4;
+	r.xcr0 = GUEST_SSE_XCR0;
 	if (insn_decode(&in, t->bytes, t->len, (enum insn_mode)t->mode))
 		fail_msg("%s: decode failed: %s", fam_name[t->fam], hx);
 	rc = emu_write_insn(&r, &in, &mem);
@@ -781,15 +789,6 @@ static void gen_string64(void)
 	if (rep) {
 		u64 n = rndn(5) == 0 ? 0 : rndn(24);
 		t.st.gpr[1] = (t.st.gpr[1] & ~am) | n;
-		/* A REP with a 32-bit address size and ECX = 0 runs no iteration: Intel processors
-		 * leave RCX, RSI and RDI alone (as the emulator does), AMD ones zero-extend them. The
-		 * native side of this comparison is whatever machine runs the test, so that case
-		 * starts with the upper halves clear, where both agree. */
-		if (a32 && n == 0) {
-			t.st.gpr[1] &= am;
-			t.st.gpr[6] &= am;
-			t.st.gpr[7] &= am;
-		}
 	}
 	t.st.gpr[7] = (t.st.gpr[7] & ~am) | (t.target & am);
 	if (movs) {
@@ -1144,6 +1143,7 @@ static int flat_write(void *ctx, u64 la, const void *buf, unsigned n)
 
 static struct flat fl;
 
+
 static int emu_bytes(const char *hex_bytes, unsigned len, u8 mode, struct emu_regs *r)
 {
 	struct emu_mem m = { flat_read, flat_write, &fl };
@@ -1165,7 +1165,7 @@ static u64 flat_get(u64 la, unsigned n)
 static void test_unsupported_and_errors(void **state)
 {
 	struct emu_regs r = { .gpr = { [0] = 0x20000, [3] = 0x20000, [7] = 0x20000 }, .rip = 0x5000,
-			      .rflags = 0x2 };
+			      .rflags = 0x2, .cr4 = GUEST_SSE_CR4, .xcr0 = GUEST_SSE_XCR0 };
 	struct emu_regs r0;
 	struct emu_mem m = { flat_read, flat_write, &fl };
 	struct insn in;
@@ -1310,6 +1310,59 @@ static void test_rep_budget(void **state)
 	assert_int_equal(flat_get(0x30000 - 4, 4), 0xabcdef01);
 }
 
+/* SSE/AVX stores check the guest's CR0/CR4/XCR0 as the processor does, before reading a
+ * vector register: the bytes at RIP may not be what the processor ran (another vCPU
+ * rewrote a MOV into a VMOVDQU, a stale TLB entry), and reading YMM with the guest's XCR0
+ * lacking AVX would #UD in the host. Nothing is written in any of these cases. */
+static void test_sse_guest_state(void **state)
+{
+	static const struct { const char *bytes; unsigned len; bool vex; } stores[] = {
+		{ "\xc5\xfe\x7f\x03", 4, true },   /* VMOVDQU [rbx], ymm0 */
+		{ "\xc5\xfa\x7f\x03", 4, true },   /* VMOVDQU [rbx], xmm0 */
+		{ "\xf3\x0f\x7f\x03", 4, false },  /* MOVDQU [rbx], xmm0 */
+		{ "\x0f\x11\x03", 3, false },       /* MOVUPS [rbx], xmm0 */
+	};
+	struct emu_mem m = { flat_read, flat_write, &fl };
+	(void)state;
+	for (unsigned i = 0; i < ARRAY_SIZE(stores); i++) {
+		struct insn in;
+		assert_int_equal(insn_decode(&in, (const u8 *)stores[i].bytes, stores[i].len, INSN_MODE_64), 0);
+		struct emu_regs base = { .gpr = { [3] = 0x20000 }, .rip = 0x5000, .rflags = 0x2,
+					 .cr4 = GUEST_SSE_CR4, .xcr0 = GUEST_SSE_XCR0 };
+		struct { u64 cr0, cr4, xcr0; int want; } cases[] = {
+			{ 0, GUEST_SSE_CR4, 3, stores[i].vex ? -EINVAL : 0 },           /* XCR0 without AVX */
+			{ 0, CR4_OSFXSR, 0, stores[i].vex ? -EINVAL : 0 },              /* no OSXSAVE */
+			{ 0, CR4_OSXSAVE, GUEST_SSE_XCR0, stores[i].vex ? 0 : -EINVAL }, /* no OSFXSR */
+			{ CR0_EM, GUEST_SSE_CR4, GUEST_SSE_XCR0, stores[i].vex ? 0 : -EINVAL },
+			{ CR0_TS, GUEST_SSE_CR4, GUEST_SSE_XCR0, -EMU_NM },
+			{ 0, GUEST_SSE_CR4, GUEST_SSE_XCR0, 0 },
+		};
+		for (unsigned k = 0; k < ARRAY_SIZE(cases); k++) {
+			struct emu_regs r = base;
+			r.cr0 = cases[k].cr0;
+			r.cr4 = cases[k].cr4;
+			r.xcr0 = cases[k].xcr0;
+			memset(&fl, 0, sizeof(fl));
+			int rc = emu_write_insn(&r, &in, &m);
+			if (rc != cases[k].want)
+				fail_msg("store %u case %u: rc %d, want %d", i, k, rc, cases[k].want);
+			if (rc) {
+				assert_int_equal(r.rip, 0x5000);
+				assert_int_equal(flat_get(0x20000, 8), 0);
+			}
+		}
+		/* A read of the vector register that faults in the host anyway (the exception
+		 * table caught it) is the guest's #UD, not the hypervisor's end. */
+		struct emu_regs r = base;
+		memset(&fl, 0, sizeof(fl));
+		fake_vec_read_fault(true);
+		int rc = emu_write_insn(&r, &in, &m);
+		fake_vec_read_fault(false);
+		assert_int_equal(rc, -EINVAL);
+		assert_int_equal(r.rip, 0x5000);
+	}
+}
+
 /* Stack, string and moffs forms in 32- and 16-bit modes (segment bases, SP/SI/DI wrap,
  * stack size), checked against values worked out from the SDM. */
 static void test_legacy_modes_by_hand(void **state)
@@ -1430,6 +1483,7 @@ int main(void)
 		cmocka_unit_test(test_mode16),
 		cmocka_unit_test(test_rep_budget),
 		cmocka_unit_test(test_legacy_modes_by_hand),
+		cmocka_unit_test(test_sse_guest_state),
 		cmocka_unit_test(test_summary),
 	};
 	void *m = mmap(NULL, 4096 + DATA_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,

@@ -44,7 +44,7 @@ static int setup(void **state)
 }
 
 static const unsigned expected_reasons[] = {
-	EXIT_REASON_EXCEPTION_NMI, EXIT_REASON_TRIPLE_FAULT, EXIT_REASON_INIT, EXIT_REASON_SIPI,
+	EXIT_REASON_EXCEPTION_NMI, EXIT_REASON_TRIPLE_FAULT, EXIT_REASON_INIT, EXIT_REASON_SIPI, EXIT_REASON_TASK_SWITCH,
 	EXIT_REASON_INTR_WINDOW, EXIT_REASON_NMI_WINDOW, EXIT_REASON_CPUID, EXIT_REASON_GETSEC, EXIT_REASON_INVD, EXIT_REASON_VMCALL,
 	EXIT_REASON_VMCLEAR, EXIT_REASON_VMLAUNCH, EXIT_REASON_VMPTRLD, EXIT_REASON_VMPTRST, EXIT_REASON_VMREAD,
 	EXIT_REASON_VMRESUME, EXIT_REASON_VMWRITE, EXIT_REASON_VMXOFF, EXIT_REASON_VMXON, EXIT_REASON_CR_ACCESS,
@@ -272,6 +272,69 @@ static void test_cr4_vmxe_is_refused(void **state)
 	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1003);
 }
 
+/* SDM 26.2.1.3: with "unrestricted guest" and guest CR0.PE = 0 the deliver-error-code bit
+ * must be 0, or the VM entry fails (vmx_entry_failed panics). Every fault a real-mode guest
+ * can provoke in these handlers must come without an error code, and with one in protected
+ * mode. */
+static void real_mode(void)
+{
+	fake_vmcs_set(VMCS_GUEST_CR0, CR0_ET | CR0_NE);
+	fake_vmcs_set(VMCS_CTRL_CR0_READ_SHADOW, CR0_ET);
+	fake_vmcs_set(VMCS_CTRL_PROC_BASED2, PROC2_UNRESTRICTED_GUEST);
+	fake_vmcs_set(VMCS_GUEST_SS_AR, 0x93);
+	fake_vmcs_set(VMCS_GUEST_CS_AR, 0x9b);
+	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
+	fake_vmcs_set(VMCS_CTRL_ENTRY_EXC_ERROR_CODE, 0);
+}
+
+static void assert_gp_for_mode(void)
+{
+	u32 info = injected();
+	bool pe = fake_vmcs_get(VMCS_GUEST_CR0) & CR0_PE;
+	assert_int_equal(info & ~INTR_INFO_DELIVER_CODE, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | VEC_GP);
+	assert_int_equal(!!(info & INTR_INFO_DELIVER_CODE), pe);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1000); /* a fault: RIP stays */
+	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
+}
+
+static void test_real_mode_faults_have_no_error_code(void **state)
+{
+	(void)state;
+	vmx_caps.cr0_fixed0 = CR0_PE | CR0_NE | CR0_PG;
+	vmx_caps.cr0_fixed1 = 0xffffffffULL;
+	fake_cpuid_set(0xd, 0, 0x7, 0, 0, 0);
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 0)
+			real_mode(); /* first real mode, then the same faults in protected mode */
+		else
+			fake_vmcs_set(VMCS_GUEST_CR0, CR0_PE | CR0_ET | CR0_NE);
+		regs.gpr[GPR_CX] = MSR_IA32_VMX_BASIC; /* RDMSR of a VMX MSR */
+		exit_rdmsr(&cpu);
+		assert_gp_for_mode();
+		regs.gpr[GPR_CX] = 0x4b564d00; /* WRMSR of an MSR the processor lacks */
+		exit_wrmsr(&cpu);
+		assert_gp_for_mode();
+		regs.gpr[GPR_CX] = 0; /* XSETBV XCR0 = 0 (x87 bit clear) */
+		regs.gpr[GPR_AX] = regs.gpr[GPR_DX] = 0;
+		exit_xsetbv(&cpu);
+		assert_gp_for_mode();
+		regs.gpr[GPR_BX] = CR0_PG | CR0_ET; /* MOV CR0 with PG = 1, PE = 0 */
+		fake_vmcs_set(VMCS_RO_EXIT_QUALIFICATION, 0 | (0 << 4) | (GPR_BX << 8));
+		exit_cr_access(&cpu);
+		assert_gp_for_mode();
+	}
+
+	/* An event whose delivery an exit interrupted is re-injected as it was, but in real
+	 * mode never with an error code (a guest can make the processor report one). */
+	real_mode();
+	fake_vmcs_set(VMCS_RO_EXIT_REASON, EXIT_REASON_EXCEPTION_NMI);
+	fake_vmcs_set(VMCS_RO_EXIT_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_NMI | VEC_NMI);
+	fake_vmcs_set(VMCS_RO_IDT_VECTORING_INFO, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | INTR_INFO_DELIVER_CODE | VEC_GP);
+	fake_vmcs_set(VMCS_RO_IDT_VECTORING_ERROR, 0x18);
+	vmx_handle_exit(&regs);
+	assert_int_equal(injected(), INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | VEC_GP);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -282,6 +345,7 @@ int main(void)
 		cmocka_unit_test_setup(test_cpuid_policy, setup),
 		cmocka_unit_test_setup(test_msr_policy, setup),
 		cmocka_unit_test_setup(test_cr4_vmxe_is_refused, setup),
+		cmocka_unit_test_setup(test_real_mode_faults_have_no_error_code, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

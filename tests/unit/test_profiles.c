@@ -16,11 +16,6 @@
 #include "profile_setup.h"
 #include "hv/exit.h"
 
-/* hv/vcpu.c injects error codes in real mode (issue 9 item a; another branch fixes it).
- * While this is defined the real-mode injection test skips on exactly that failure; it
- * fails once the fix is in, so the define gets removed and the test re-enabled. */
-#define KNOWN_FAILURE_ISSUE9A 1
-
 static void check_now(const char *what)
 {
 	struct entry_check_result r;
@@ -193,13 +188,6 @@ static void test_injection_real_mode(void **state)
 		vcpu_inject_gp0(&ps_cpu);
 		struct entry_check_result r;
 		entry_check(&vmx_caps, &r);
-#ifdef KNOWN_FAILURE_ISSUE9A
-		if (entry_check_failed(&r, ER_EVT_ERRCODE_MODE)) {
-			ps_teardown();
-			skip(); /* known failure, issue 9 item a: re-enable when the fix merges */
-		}
-		fail_msg("issue 9 item a is fixed: remove KNOWN_FAILURE_ISSUE9A in %s", __FILE__);
-#endif
 		assert_entry_ok(&r, "#GP injected in real mode");
 		ps_teardown();
 	}
