@@ -33,5 +33,6 @@
 #define HC_TABLE_SIZE   0x22
 /* Test builds only (spp/test_hooks.c); -ENOSYS otherwise. */
 #define HC_TEST_SPPT_MISCONFIG 0x7e00
+#define HC_TEST_TABLE_MEM      0x7e01 /* [mem helper] */
 
 #endif

@@ -6,8 +6,14 @@
  *   HC_TEST_SPPT_MISCONFIG (0x7e00): RBX = guest-physical address of a protected page,
  *   RCX = SPPT level to corrupt (1 = leaf vector: odd bits, 2 = the L2 entry: reserved bits).
  *   0, -ENODEV (not hardware SPP), -EINVAL (bad level, or no SPPT entry for that address).
+ *
+ *   HC_TEST_TABLE_MEM (0x7e01): no arguments. Returns 0 with RBX = free pages of the
+ *   hypervisor's page allocator, RCX = EPT table pages, RDX = SPPT table pages (0 without
+ *   hardware SPP): what a guest needs to see table memory return to its starting level after
+ *   protect/unprotect churn (issue 9 item m).
  */
 #include "hv/hypercall.h"
+#include "mm/pmm.h"
 #include "spp/spp.h"
 
 #ifdef TESSEL_TEST_HOOKS
@@ -24,5 +30,17 @@ s64 hc_test_sppt_misconfig(struct percpu *c, struct hc_args *a)
 	if (!r)
 		invept(INVEPT_ALL_CONTEXT, 0); /* the calling CPU is the one that will write */
 	return r ? -EINVAL : 0;
+}
+
+s64 hc_test_table_mem(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	spin_lock(&spp.lock);
+	a->out[0] = pmm_free_count();
+	a->out[1] = spp.ept ? spp.ept->tables : 0;
+	a->out[2] = spp.mode == SPP_MODE_HW ? spp.sppt.pages : 0;
+	spin_unlock(&spp.lock);
+	a->has_out = true;
+	return 0;
 }
 #endif

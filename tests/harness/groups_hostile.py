@@ -27,3 +27,30 @@ def cfg(*lines):
 
 
 HOSTILE_GROUPS = []
+
+# hostile_churn.efi (tests/guest/hostile_churn.c, issue 9 item m): protect/unprotect churn
+# across many 2 MiB blocks on a small heap; table memory (test build hook HC_TEST_TABLE_MEM,
+# HC_STATS sppt_pages) must return to its starting level. Hardware SPP (eager and lazy SPPT)
+# and the software path.
+_CHURN = 'next=\\tests\\hostile_churn.efi'
+HOSTILE_GROUPS += [
+    dict(name='hostile-churn-hw', emu='bochs', model='corei7_icelake_u', cpus=2, mem=2048,
+         boot='build/tessel-test.efi',
+         cfg=cfg('# protect/unprotect churn, hardware SPP, eager SPPT, small heap', _CHURN, 'heap=8'),
+         tap=True, timeout=240,
+         expect=[('hypervisor started', _P['started'])],
+         reject=HOSTILE_REJECT),
+    dict(name='hostile-churn-lazy', emu='bochs', model='corei7_icelake_u', cpus=2, mem=2048,
+         boot='build/tessel-test.efi',
+         cfg=cfg('# protect/unprotect churn, hardware SPP, lazy SPPT, small heap', _CHURN, 'heap=8',
+                 'sppt=lazy'),
+         tap=True, timeout=240,
+         expect=[('hypervisor started', _P['started'])],
+         reject=HOSTILE_REJECT),
+    dict(name='hostile-churn-sw', emu='bochs', model='corei7_skylake_x', cpus=2, mem=2048,
+         boot='build/tessel-test.efi',
+         cfg=cfg('# protect/unprotect churn, software path, small heap', _CHURN, 'heap=8'),
+         tap=True, timeout=240,
+         expect=[('hypervisor started', _P['started'])],
+         reject=HOSTILE_REJECT),
+]
