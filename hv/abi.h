@@ -34,5 +34,6 @@
 /* Test builds only (spp/test_hooks.c); -ENOSYS otherwise. */
 #define HC_TEST_SPPT_MISCONFIG 0x7e00
 #define HC_TEST_TABLE_MEM      0x7e01 /* [mem helper] */
+#define HC_TEST_EPT_LEAF       0x7e02 /* [mem helper] */
 
 #endif

@@ -9,6 +9,7 @@
 #include <hw.h>
 #include <arch/msr.h>
 #include "exit.h"
+#include "mm/mtrr_guest.h"
 #include "vapic.h"
 #include "vcpu.h"
 
@@ -20,6 +21,11 @@ void exit_rdmsr(struct percpu *c)
 	u64 v;
 	if (msr == MSR_IA32_FEATURE_CONTROL) {
 		v = FEATURE_CONTROL_LOCK;
+	} else if (mtrr_guest_is_mtrr(msr)) { /* [mem helper, interim] virtual MTRRs */
+		if (mtrr_guest_read(msr, &v)) {
+			vcpu_inject_gp0(c);
+			return;
+		}
 	} else if (msr_is_vmx(msr) || !rdmsr_safe(msr, &v)) {
 		vcpu_inject_gp0(c);
 		return;
@@ -35,6 +41,13 @@ void exit_wrmsr(struct percpu *c)
 	u64 v = (c->regs->gpr[GPR_DX] << 32) | (u32)c->regs->gpr[GPR_AX];
 	if (msr == MSR_X2APIC_ICR && vapic_icr_write(c, (u32)v, (u32)(v >> 32), true)) {
 		vcpu_skip_insn(c);
+		return;
+	}
+	if (mtrr_guest_is_mtrr(msr)) { /* [mem helper, interim] virtual MTRRs, never the host's */
+		if (mtrr_guest_write(msr, v))
+			vcpu_inject_gp0(c);
+		else
+			vcpu_skip_insn(c);
 		return;
 	}
 	if (msr == MSR_IA32_FEATURE_CONTROL || msr_is_vmx(msr) || !wrmsr_safe(msr, v)) {

@@ -13,6 +13,7 @@
 #include "panic.h"
 #include "spp/spp.h"
 #include "spp/step.h"
+#include "mm/mtrr_guest.h"
 #include "traps.h"
 #include "vmcs.h"
 #include "vmx.h"
@@ -202,6 +203,12 @@ void vmx_msr_bitmap_init(u8 *bitmap)
 		bitmap[m / 8] |= (u8)(1U << (m % 8));
 		bitmap[2048 + m / 8] |= (u8)(1U << (m % 8));
 	}
+	/* [mem helper, interim until the MSR policy table] MTRRs are virtualized (mm/mtrr_guest.c). */
+	for (u32 m = MSR_IA32_MTRRCAP; m <= MSR_IA32_MTRR_DEF_TYPE; m++)
+		if (mtrr_guest_is_mtrr(m)) {
+			bitmap[m / 8] |= (u8)(1U << (m % 8));
+			bitmap[2048 + m / 8] |= (u8)(1U << (m % 8));
+		}
 }
 
 s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)

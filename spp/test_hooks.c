@@ -11,6 +11,10 @@
  *   hypervisor's page allocator, RCX = EPT table pages, RDX = SPPT table pages (0 without
  *   hardware SPP): what a guest needs to see table memory return to its starting level after
  *   protect/unprotect churn (issue 9 item m).
+ *
+ *   HC_TEST_EPT_LEAF (0x7e02): RBX = guest-physical address. Returns 0 with RBX = the EPT
+ *   leaf entry that maps it, RCX = its level (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB), or -EINVAL if
+ *   it is not mapped: lets a guest see the memory type its MTRR writes produced.
  */
 #include "hv/hypercall.h"
 #include "mm/pmm.h"
@@ -40,6 +44,28 @@ s64 hc_test_table_mem(struct percpu *c, struct hc_args *a)
 	a->out[1] = spp.ept ? spp.ept->tables : 0;
 	a->out[2] = spp.mode == SPP_MODE_HW ? spp.sppt.pages : 0;
 	spin_unlock(&spp.lock);
+	a->has_out = true;
+	return 0;
+}
+
+s64 hc_test_ept_leaf(struct percpu *c, struct hc_args *a)
+{
+	int level = 0;
+	u64 *e, v = 0;
+
+	(void)c;
+	if (!spp.ept)
+		return -EINVAL;
+	spin_lock(&spp.ept->lock);
+	e = ept_leaf(spp.ept, a->arg[0], &level);
+	if (e)
+		v = *e;
+	spin_unlock(&spp.ept->lock);
+	if (!e)
+		return -EINVAL;
+	a->out[0] = v;
+	a->out[1] = (u64)level;
+	a->out[2] = 0;
 	a->has_out = true;
 	return 0;
 }

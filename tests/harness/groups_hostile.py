@@ -54,3 +54,22 @@ HOSTILE_GROUPS += [
          expect=[('hypervisor started', _P['started'])],
          reject=HOSTILE_REJECT),
 ]
+
+# hostile_mtrr.efi (tests/guest/hostile_mtrr.c, issue 9): virtual MTRRs. Valid writes
+# change the EPT memory type (test build hook HC_TEST_EPT_LEAF), invalid ones raise #GP,
+# the host is unaffected. Hardware SPP and the software path.
+_MTRR = 'next=\\tests\\hostile_mtrr.efi'
+HOSTILE_GROUPS += [
+    dict(name='hostile-mtrr-hw', emu='bochs', model='corei7_icelake_u', cpus=2,
+         boot='build/tessel-test.efi',
+         cfg=cfg('# guest MTRR writes, hardware SPP', _MTRR),
+         tap=True, timeout=180,
+         expect=[('hypervisor started', _P['started'])],
+         reject=HOSTILE_REJECT),
+    dict(name='hostile-mtrr-sw', emu='bochs', model='corei7_skylake_x', cpus=2,
+         boot='build/tessel-test.efi',
+         cfg=cfg('# guest MTRR writes, software path', _MTRR),
+         tap=True, timeout=180,
+         expect=[('hypervisor started', _P['started'])],
+         reject=HOSTILE_REJECT),
+]
