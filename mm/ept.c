@@ -266,6 +266,13 @@ u64 ept_merge_finish(struct ept *ept)
 	return n;
 }
 
+void ept_merge_cancel(struct ept *ept)
+{
+	for (u32 i = 0; i < ept->npending; i++)
+		atomic_store(ept->pending[i].entry, ept->pending[i].table.v | EPT_NONLEAF);
+	ept->npending = 0;
+}
+
 bool ept_violation_stale(struct ept *ept, u64 gpa, u64 access)
 {
 	bool r = false;
@@ -278,6 +285,8 @@ bool ept_violation_stale(struct ept *ept, u64 gpa, u64 access)
 	if (!r && access) {
 		e = ept_leaf(ept, gpa, NULL);
 		r = e && (*e & access) == access;
+		if (r)
+			invept(INVEPT_ALL_CONTEXT, 0);
 	}
 	spin_unlock(&ept->lock);
 	return r;

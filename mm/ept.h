@@ -105,10 +105,16 @@ int ept_split(struct ept *ept, u64 gpa, int level);
  */
 bool ept_try_merge(struct ept *ept, u64 gpa, int level, u64 (*keep)(void *ctx, u64 gpa), void *ctx);
 u64 ept_merge_finish(struct ept *ept);
+/* Undoes every unlinked merge: each table is linked back as it was (a widening change: no
+ * INVEPT owed). For a caller that must change leaves under an unlinked range before the merge
+ * finishes (the guest's MTRR writes retype the EPT, mm/mtrr_guest.c): the large leaf computed
+ * at unlink time could carry stale attributes. */
+void ept_merge_cancel(struct ept *ept);
 /* For the EPT-violation exit: is the violation at gpa for `access` (EPT_R/W/X bits, as in the
  * exit qualification's bits 2:0) stale, so that the guest should simply retry? True if gpa
  * lies in a range unlinked by ept_try_merge and not yet finished, or is now mapped by a leaf
- * granting every access bit (the merge finished since). Takes ept->lock. */
+ * granting every access bit (the merge finished since; this CPU then executes INVEPT, so a
+ * stale cached translation cannot make the retry loop). Takes ept->lock. */
 bool ept_violation_stale(struct ept *ept, u64 gpa, u64 access);
 
 /* EPTP for a 4-level table at pml4, memory type WB, A/D flags if ad (SDM 24.6.11). */

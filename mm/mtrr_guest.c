@@ -241,6 +241,9 @@ int mtrr_guest_write(u32 msr, u64 val)
 		g.applied = s;
 		if (g.ept && g.ept->pml4.v) {
 			spin_lock(&g.ept->lock);
+			/* A merge unlinked meanwhile (spp/spp.c reclaim_tables) would install a
+			 * large leaf of the old type: link its table back and retype it too. */
+			ept_merge_cancel(g.ept);
 			changed = retype_table(g.ept, hpa_to_ptr(g.ept->pml4), 4, 0, &g.applied);
 			spin_unlock(&g.ept->lock);
 		}

@@ -477,6 +477,14 @@ static void test_split_merge(void **state)
 	assert_int_equal(level, 2);
 	assert_true(*leaf & EPT_ACCESSED);
 	*leaf &= ~EPT_ACCESSED;
+	/* Cancelled: the table is linked back, nothing else changes. */
+	assert_true(ept_try_merge(&e.ept, p2, 2, NULL, NULL));
+	assert_null(ept_leaf(&e.ept, p2, &level));
+	ept_merge_cancel(&e.ept);
+	assert_non_null(ept_leaf(&e.ept, p2, &level));
+	assert_int_equal(level, 1);
+	assert_int_equal(ept_merge_finish(&e.ept), 0);
+	assert_int_equal(e.ept.tables, t0 + 4);
 	assert_true(ept_try_merge(&e.ept, p2, 2, NULL, NULL));
 	assert_true(ept_try_merge(&e.ept, 9 * GiB, 2, NULL, NULL));
 	assert_false(ept_try_merge(&e.ept, 9 * GiB, 3, NULL, NULL)); /* one entry is unlinked */
