@@ -33,5 +33,7 @@
 #define HC_TABLE_SIZE   0x22
 /* Test builds only (spp/test_hooks.c); -ENOSYS otherwise. */
 #define HC_TEST_SPPT_MISCONFIG 0x7e00
+#define HC_TEST_TABLE_MEM      0x7e01
+#define HC_TEST_EPT_LEAF       0x7e02
 
 #endif

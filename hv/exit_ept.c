@@ -216,6 +216,10 @@ void exit_ept_violation(struct percpu *c)
 		return;
 	if (spp_handle_ept_violation(c, gpa, q))
 		return;
+	/* A merge back into a large leaf had this range unlinked, or finished
+	 * since the access (mm/ept.h ept_try_merge): the access is simply retried. */
+	if (spp.ept && ept_violation_stale(spp.ept, gpa, q & 7) /* bits 2:0 = R W X */)
+		return;
 
 	if ((q & EPT_QUAL_WRITE) && memmap_in_hv(gpa, 1)) {
 		if (vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID) {

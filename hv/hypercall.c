@@ -111,6 +111,10 @@ s64 hypercall_dispatch(struct percpu *c, struct hc_args *a, unsigned cpl)
 #ifdef TESSEL_TEST_HOOKS
 	if (a->nr == HC_TEST_SPPT_MISCONFIG)
 		return hc_test_sppt_misconfig(c, a);
+	if (a->nr == HC_TEST_TABLE_MEM) /* spp/test_hooks.c */
+		return hc_test_table_mem(c, a);
+	if (a->nr == HC_TEST_EPT_LEAF) /* spp/test_hooks.c */
+		return hc_test_ept_leaf(c, a);
 #endif
 	if (a->nr >= ARRAY_SIZE(hypercalls) || !hypercalls[a->nr])
 		return -ENOSYS;

@@ -18,6 +18,7 @@
 #include "mm/ept.h"
 #include "mm/memmap.h"
 #include "mm/mtrr.h"
+#include "mm/mtrr_guest.h"
 #include "mm/paging.h"
 #include "mm/pmm.h"
 #include "panic.h"
@@ -125,6 +126,7 @@ static s64 core_init(struct tessel_boot_info *bi)
 	if (er)
 		return er;
 	vmx_global.eptp = guest_ept.eptp;
+	mtrr_guest_init(&mtrr, &guest_ept); /* the guest's virtual MTRRs start from the same snapshot */
 	log_info("EPT: identity map of 2^%u bytes in %llu table pages (1 GiB leaves: %s)", vmx_caps.phys_bits,
 		 (unsigned long long)guest_ept.tables, ep.has_1g ? "yes" : "no");
 

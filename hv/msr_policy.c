@@ -41,13 +41,13 @@ static int apic_base_write(struct percpu *c, u32 msr, u64 val)
 	return vapic_apic_base_write(c, val);
 }
 
-static int mtrr_read(struct percpu *c, u32 msr, u64 *val)
+static int virt_mtrr_read(struct percpu *c, u32 msr, u64 *val)
 {
 	(void)c;
 	return mtrr_guest_read(msr, val);
 }
 
-static int mtrr_write(struct percpu *c, u32 msr, u64 val)
+static int virt_mtrr_write(struct percpu *c, u32 msr, u64 val)
 {
 	(void)c;
 	return mtrr_guest_write(msr, val);
@@ -160,7 +160,7 @@ static int misc_enable_write(struct percpu *c, u32 msr, u64 val)
 /* both #GP (listed to document the reason) */
 #define DENY(f, l, n, s, y) E(f, l, MSR_GP, MSR_GP, NULL, NULL, n, s, y)
 #define MTRR(f, l, n) \
-	E(f, l, MSR_VIRT, MSR_VIRT, mtrr_read, mtrr_write, n, "SDM 11.11", \
+	E(f, l, MSR_VIRT, MSR_VIRT, virt_mtrr_read, virt_mtrr_write, n, "SDM 11.11", \
 	  "guest view (mm/mtrr_guest.c): writes change EPT memory types, never the host's MTRRs")
 
 #define PMU_WHY "no PMU is offered (CPUID.0AH hidden); counters with PEBS could write the DS area in root mode"

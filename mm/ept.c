@@ -134,24 +134,15 @@ int ept_build_identity(struct ept *ept, const struct ept_params *p)
 	return 0;
 }
 
-u64 ept_reclaim(struct ept *ept)
-{
-	u64 n = 0;
-
-	while (ept->retired.v) {
-		hpa_t t = ept->retired;
-
-		ept->retired = hpa(table(t.v)[0]);
-		pmm_free_page(t);
-		ept->tables--;
-		n++;
-	}
-	return n;
-}
-
 void ept_destroy(struct ept *ept)
 {
-	ept_reclaim(ept);
+	/* Unlinked tables are unreachable from the root: free them, not their entries' targets
+	 * (leaves only: a merge needs 512 leaves). */
+	for (u32 i = 0; i < ept->npending; i++) {
+		pmm_free_page(ept->pending[i].table);
+		ept->tables--;
+	}
+	ept->npending = 0;
 	if (ept->pml4.v)
 		free_tree(ept, ept->pml4.v, 4);
 	ept->pml4 = hpa(0);
@@ -220,7 +211,7 @@ bool ept_try_merge(struct ept *ept, u64 gpa, int level, u64 (*keep)(void *ctx, u
 	u64 *tab, *e = NULL, *ct, first, attr, ad = 0, sub, gbase, old;
 
 	if (level < 2 || level > 3 || (level == 3 && !ept->has_1g) || !ept->pml4.v ||
-	    gpa >> EPT_MAX_PHYS_BITS)
+	    gpa >> EPT_MAX_PHYS_BITS || ept->npending == EPT_MERGE_MAX)
 		return false;
 	tab = table(ept->pml4.v);
 	for (int l = 4; l >= level; l--) {
@@ -248,9 +239,55 @@ bool ept_try_merge(struct ept *ept, u64 gpa, int level, u64 (*keep)(void *ctx, u
 		ad |= c & EPT_AD;
 	}
 	old = *e;
-	atomic_store(e, (first & EPT_ADDR_MASK) | attr | ad | EPT_LARGE);
-	/* Retire the table: chain it through entry 0 until ept_reclaim(). */
-	ct[0] = ept->retired.v;
-	ept->retired = hpa(old & EPT_ADDR_MASK);
+	ept->pending[ept->npending].entry = e;
+	ept->pending[ept->npending].leaf = (first & EPT_ADDR_MASK) | attr | ad | EPT_LARGE;
+	ept->pending[ept->npending].gpa = gbase;
+	ept->pending[ept->npending].size = EPT_LEVEL_SIZE(level);
+	ept->pending[ept->npending].table = hpa(old & EPT_ADDR_MASK);
+	ept->npending++;
+	/* Not present until ept_merge_finish(): the table is no longer reachable for a walk
+	 * that starts after the caller's INVEPT, and no CPU can combine a cached 4 KiB
+	 * translation with the new large one. The table itself is left intact, so a CPU that
+	 * still caches this entry reads the translations it had. */
+	atomic_store(e, 0);
 	return true;
+}
+
+u64 ept_merge_finish(struct ept *ept)
+{
+	u64 n = ept->npending;
+
+	for (u32 i = 0; i < ept->npending; i++) {
+		atomic_store(ept->pending[i].entry, ept->pending[i].leaf);
+		pmm_free_page(ept->pending[i].table);
+		ept->tables--;
+	}
+	ept->npending = 0;
+	return n;
+}
+
+void ept_merge_cancel(struct ept *ept)
+{
+	for (u32 i = 0; i < ept->npending; i++)
+		atomic_store(ept->pending[i].entry, ept->pending[i].table.v | EPT_NONLEAF);
+	ept->npending = 0;
+}
+
+bool ept_violation_stale(struct ept *ept, u64 gpa, u64 access)
+{
+	bool r = false;
+	u64 *e;
+
+	access &= EPT_RWX;
+	spin_lock(&ept->lock);
+	for (u32 i = 0; i < ept->npending && !r; i++)
+		r = gpa - ept->pending[i].gpa < ept->pending[i].size;
+	if (!r && access) {
+		e = ept_leaf(ept, gpa, NULL);
+		r = e && (*e & access) == access;
+		if (r)
+			invept(INVEPT_ALL_CONTEXT, 0);
+	}
+	spin_unlock(&ept->lock);
+	return r;
 }

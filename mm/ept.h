@@ -4,8 +4,8 @@
  * page", and the operations that later reshape it (split a large leaf, merge a table back).
  * Entry formats are those of include/arch/ept.h (Intel SDM Vol. 3C 28.3.2).
  *
- * Locking: ept_leaf(), ept_split(), ept_try_merge() and ept_reclaim() expect the caller to
- * hold ept->lock (it usually must anyway, to change the leaf it looked up or split to).
+ * Locking: ept_leaf(), ept_split(), ept_try_merge() and ept_merge_finish() expect the caller
+ * to hold ept->lock (it usually must anyway, to change the leaf it looked up or split to).
  * ept_build_identity() and ept_destroy() need no lock: no other CPU can be using the EPT.
  * None of these functions executes INVEPT; see each one for what its caller owes.
  */
@@ -21,6 +21,8 @@
 #define EPT_MAX_PHYS_BITS 48
 #define EPT_LEVEL_SIZE(level) (1ULL << (12 + 9 * ((level) - 1))) /* 1=4K 2=2M 3=1G 4=512G */
 
+#define EPT_MERGE_MAX 32 /* merges one ept_merge_finish() completes */
+
 struct ept_params {
 	u8 phys_bits;    /* MAXPHYADDR; 12..52, mapped up to 2^min(phys_bits, 48) */
 	bool has_1g;     /* IA32_VMX_EPT_VPID_CAP bit 17: 1 GiB EPT leaves */
@@ -34,9 +36,16 @@ struct ept {
 	hpa_t pml4;
 	u64 eptp;
 	spinlock_t lock;
-	u64 tables;      /* table pages in use (retired ones count until ept_reclaim) */
+	u64 tables;      /* table pages in use (unlinked ones count until ept_merge_finish) */
 	bool has_1g;     /* copied from the build parameters: may ept_try_merge make 1 GiB leaves */
-	hpa_t retired;   /* tables unlinked by ept_try_merge, chained through their entry 0 */
+	u32 npending;    /* merges unlinked by ept_try_merge, awaiting ept_merge_finish */
+	struct {
+		u64 *entry;  /* the entry that held the table: not present until finished */
+		u64 leaf;    /* the large leaf it becomes */
+		u64 gpa;     /* start of the range it maps */
+		u64 size;
+		hpa_t table; /* the unlinked table, freed when finished */
+	} pending[EPT_MERGE_MAX];
 };
 
 /*
@@ -53,7 +62,7 @@ struct ept {
  */
 int ept_build_identity(struct ept *ept, const struct ept_params *p);
 
-/* Frees every table (including retired ones). No CPU may be using the EPT. */
+/* Frees every table (including unlinked ones). No CPU may be using the EPT. */
 void ept_destroy(struct ept *ept);
 
 /* The leaf entry that maps gpa and its level (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB), or NULL
@@ -72,19 +81,41 @@ u64 *ept_leaf(struct ept *ept, u64 gpa, int *level);
 int ept_split(struct ept *ept, u64 gpa, int level);
 
 /*
- * Replaces the table below the level-`level` entry (2 or 3) covering gpa with one leaf, if
- * its 512 entries are leaves with identical attributes (accessed/dirty are ORed), addresses
- * contiguous from an aligned start, no SPP bit, and keep(ctx, gpa of each entry) returns 0
- * for all of them (keep may be NULL). A level-3 merge also needs 1 GiB leaves. Returns true
- * if merged. The old table is retired, not freed: other CPUs may still hold it in their
- * paging-structure caches. The caller must make every CPU using this EPT execute INVEPT
- * and then call ept_reclaim().
+ * Merging a split region back into one large leaf, in two steps, because a freed table page
+ * must not be reused while another CPU may still walk it, and because some processors
+ * (Skylake-era machine-check erratum, "iTLB multihit", CVE-2018-12207) must not see a page's
+ * size change without an invalidation in between: KVM zaps the entry, flushes, and only then
+ * lets the large mapping be built. Here:
+ *
+ *   ept_try_merge()    unlinks: the level-`level` entry (2 or 3) covering gpa becomes not
+ *                      present, if the table below it can be replaced by one leaf: its 512
+ *                      entries are leaves with identical attributes (accessed/dirty are
+ *                      ORed), addresses contiguous from an aligned start, no SPP bit, and
+ *                      keep(ctx, gpa of each entry) returns 0 for all (keep may be NULL).
+ *                      A level-3 merge also needs 1 GiB leaves. Returns true if unlinked;
+ *                      false (nothing changed) otherwise or when EPT_MERGE_MAX merges wait.
+ *   (the caller)       makes every CPU using this EPT execute INVEPT (spp_flush_all_cpus),
+ *                      releasing ept->lock meanwhile if the shootdown needs it;
+ *   ept_merge_finish() installs each large leaf and frees each unlinked table. Returns the
+ *                      number of table pages freed. Installing is a widening change (not
+ *                      present -> present, same permissions): no further INVEPT is owed.
+ *
+ * Between the two, a guest access to an unlinked range is an EPT violation: the exit path
+ * asks ept_merge_pending() and, if so, lets the guest retry the access.
  */
 bool ept_try_merge(struct ept *ept, u64 gpa, int level, u64 (*keep)(void *ctx, u64 gpa), void *ctx);
-
-/* Frees retired tables; call only after every CPU has invalidated this EPT. Returns how
- * many pages were freed. */
-u64 ept_reclaim(struct ept *ept);
+u64 ept_merge_finish(struct ept *ept);
+/* Undoes every unlinked merge: each table is linked back as it was (a widening change: no
+ * INVEPT owed). For a caller that must change leaves under an unlinked range before the merge
+ * finishes (the guest's MTRR writes retype the EPT, mm/mtrr_guest.c): the large leaf computed
+ * at unlink time could carry stale attributes. */
+void ept_merge_cancel(struct ept *ept);
+/* For the EPT-violation exit: is the violation at gpa for `access` (EPT_R/W/X bits, as in the
+ * exit qualification's bits 2:0) stale, so that the guest should simply retry? True if gpa
+ * lies in a range unlinked by ept_try_merge and not yet finished, or is now mapped by a leaf
+ * granting every access bit (the merge finished since; this CPU then executes INVEPT, so a
+ * stale cached translation cannot make the retry loop). Takes ept->lock. */
+bool ept_violation_stale(struct ept *ept, u64 gpa, u64 access);
 
 /* EPTP for a 4-level table at pml4, memory type WB, A/D flags if ad (SDM 24.6.11). */
 u64 ept_make_eptp(hpa_t pml4, bool ad);

@@ -216,6 +216,59 @@ static void apply_page(void *vctx, u64 gfn, u32 old_map, u32 new_map, u32 new_fl
 	}
 }
 
+/*
+ * Gives back the tables of every 2 MiB block of [gfn, gfn + n) that has no protected page
+ * left (issue 9 item m): without this, protect/unprotect churn over many blocks would keep
+ * one EPT table (and in hardware mode an SPPT leaf table) per block ever protected, and the
+ * heap would end in -ENOMEM for good. Caller holds spp.lock (so no SET, violation or SPP
+ * miss on another CPU changes these blocks meanwhile).
+ *
+ * EPT: a split block whose 512 leaves are identical again (permissions, memory type,
+ * contiguous identity) becomes one 2 MiB leaf, and a GiB whose 512 entries are then equal
+ * 2 MiB leaves one 1 GiB leaf, in the order unlink -> INVEPT on every CPU -> install the
+ * large leaf and free the table (mm/ept.h explains why). Leaves that differ are never
+ * merged: the xAPIC page (write-protected, hv/vapic.c), the region's 0xFF pages (not
+ * contiguous), blocks with mixed MTRR types. SPPT (hardware mode): the block's leaf table
+ * and any L2/L3 table left empty are unlinked before the same INVEPT and freed after it.
+ */
+static void reclaim_tables(u64 gfn, u64 n)
+{
+	u64 first = gfn >> 9, last = (gfn + n - 1) >> 9, merged[2] = { 0, 0 };
+	bool flush = false, again = false;
+
+	if (!n || last - first > 1) /* n <= TESSEL_MAX_PAGES_PER_CALL = 512: at most 2 blocks */
+		return;
+	spin_lock(&spp.ept->lock);
+	for (u64 b = first; b <= last; b++) {
+		if (spp_store_count_2m(&spp.store, b << 9))
+			continue;
+		if (spp.mode == SPP_MODE_HW && sppt_unlink_2m(&spp.sppt, b << 9))
+			flush = true;
+		if (ept_try_merge(spp.ept, b << 21, 2, NULL, NULL)) {
+			merged[b - first] = 1;
+			flush = true;
+		}
+	}
+	spin_unlock(&spp.ept->lock);
+	if (!flush)
+		return;
+	spp_flush_all_cpus();
+	spin_lock(&spp.ept->lock);
+	ept_merge_finish(spp.ept);
+	for (u64 b = first; b <= last; b++)
+		if (merged[b - first] && ept_try_merge(spp.ept, b << 21, 3, NULL, NULL))
+			again = true;
+	spin_unlock(&spp.ept->lock);
+	if (spp.mode == SPP_MODE_HW)
+		sppt_reclaim(&spp.sppt);
+	if (!again)
+		return;
+	spp_flush_all_cpus();
+	spin_lock(&spp.ept->lock);
+	ept_merge_finish(spp.ept);
+	spin_unlock(&spp.ept->lock);
+}
+
 s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 {
 	(void)c;
@@ -242,8 +295,11 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 		r = prepare_pages(gfn, n, maps);
 		spin_unlock(&spp.ept->lock);
 	}
-	if (r)
+	if (r) {
+		if (r == -ENOMEM)
+			reclaim_tables(gfn, n); /* splits and paths a failed prepare left behind */
 		goto out;
+	}
 	struct apply_ctx ctx = { .narrowed = false, .last_2m = ~0ULL, .cached_2m = ~0ULL };
 	spp.store_gen++;
 	spin_lock(&spp.ept->lock);
@@ -251,6 +307,7 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 	spin_unlock(&spp.ept->lock);
 	if (ctx.narrowed)
 		spp_flush_all_cpus();
+	reclaim_tables(gfn, n);
 out:
 	spin_unlock(&spp.lock);
 	return r;

@@ -271,19 +271,39 @@ int sppt_inject_misconfig(struct sppt *t, u64 gpa, int level)
 	return 0;
 }
 
+/* Does the table hold any entry with a table address (valid or not)? */
+static bool table_empty(const struct sppt *t, const u64 *tab)
+{
+	for (u64 i = 0; i < PT_ENTRIES; i++)
+		if (tab[i] & t->addr_mask)
+			return false;
+	return true;
+}
+
 bool sppt_unlink_2m(struct sppt *t, u64 gfn)
 {
-	u64 *l2;
+	u64 gpa = gfn << PAGE_SHIFT, *path[5], *tab;
 
-	if (gfn >= SPPT_GPA_LIMIT >> PAGE_SHIFT || t->nretired == SPPT_RETIRE_MAX)
+	/* Room for the leaf table and the L2 and L3 tables it may leave empty. */
+	if (gfn >= SPPT_GPA_LIMIT >> PAGE_SHIFT || t->nretired + 3 > SPPT_RETIRE_MAX)
 		return false;
-	l2 = l2_entry(t, gfn << PAGE_SHIFT, false, NULL);
-	if (!l2 || !(*l2 & t->addr_mask))
-		return false;
-	/* The table is not written to after this: a CPU that still caches the old L2 entry
-	 * reads the vectors it had, never a free-list link. */
-	t->retired[t->nretired++] = hpa(*l2 & t->addr_mask);
-	atomic_store(l2, 0);
+	tab = hpa_to_ptr(t->root);
+	for (int level = 4; level >= 2; level--) {
+		path[level] = &tab[PT_INDEX(gpa, level)];
+		if (!(*path[level] & t->addr_mask))
+			return false;
+		tab = table(t, *path[level]);
+	}
+	/* A retired table is not written to after this: a CPU that still caches the entry
+	 * above it reads what it had (vectors, or entries of tables retired with it), never a
+	 * free-list link. The L2 and L3 tables follow when they hold nothing else (the root
+	 * stays): with no protected page below them they would otherwise stay forever. */
+	for (int level = 2; level <= 4; level++) {
+		t->retired[t->nretired++] = hpa(*path[level] & t->addr_mask);
+		atomic_store(path[level], 0);
+		if (level == 4 || !table_empty(t, path[level] - PT_INDEX(gpa, level)))
+			break;
+	}
 	return true;
 }
 

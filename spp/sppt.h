@@ -15,7 +15,8 @@
  *          (KVM's scheme, SPP-FACTS.md section 7).
  * A leaf table is created with every vector all-writable, so pages the caller never set read
  * as unprotected. Leaf tables of blocks without protected pages can be unlinked and freed
- * later (sppt_unlink_2m, then INVEPT, then sppt_reclaim). Upper-level tables stay.
+ * later (sppt_unlink_2m, then INVEPT, then sppt_reclaim), and with them L2/L3 tables left
+ * empty. The root stays.
  *
  * None of these functions executes INVEPT: after a change the caller owes an INVEPT on every
  * CPU using the SPPT before relying on it (SPP-FACTS.md section 7). Not thread-safe: the
@@ -94,9 +95,11 @@ int sppt_repair(struct sppt *t, u64 gpa, u32 (*map_of)(void *ctx, u64 gfn), void
  * A reserved bit in a not-valid L2 entry still reads as a miss (SPP-FACTS.md section 4). */
 int sppt_inject_misconfig(struct sppt *t, u64 gpa, int level);
 
-/* Unlinks the leaf table of gfn's 2 MiB block (its L2 entry becomes 0) and keeps it until
- * sppt_reclaim(). Call only when no page of the block has EPT bit 61 any more. Returns false
- * (nothing changed) if there is no leaf table or SPPT_RETIRE_MAX tables await reclaim. */
+/* Unlinks the leaf table of gfn's 2 MiB block (its L2 entry becomes 0), and the L2 and L3
+ * tables above it that this leaves without any table (their L3/L4 entries become 0), and
+ * keeps them until sppt_reclaim(). Call only when no page of the block has EPT bit 61 any
+ * more. Returns false (nothing changed) if there is no leaf table or fewer than 3 retire
+ * slots are free. */
 bool sppt_unlink_2m(struct sppt *t, u64 gfn);
 /* Frees the unlinked tables; call only after every CPU using the SPPT executed INVEPT.
  * Returns how many pages were freed. */

@@ -465,18 +465,36 @@ static void test_split_merge(void **state)
 	*leaf |= EPT_ACCESSED;
 	veto_gpa = 1; /* no 4 KiB gpa is 1 */
 	assert_true(ept_try_merge(&e.ept, p1, 2, keep_one, NULL));
+	/* Unlinked: not present (an access retries) until finished, the table still held. */
+	assert_null(ept_leaf(&e.ept, p1, &level));
+	assert_true(ept_violation_stale(&e.ept, p1 + 5, EPT_R));
+		assert_int_equal(e.ept.tables, t0 + 5);
+	assert_int_equal(ept_merge_finish(&e.ept), 1);
+	assert_int_equal(e.ept.tables, t0 + 4);
+	assert_false(ept_violation_stale(&e.ept, p1 + 5, 0));
+	assert_true(ept_violation_stale(&e.ept, p1 + 5, EPT_RWX)); /* merged meanwhile */
 	assert_non_null(leaf = ept_leaf(&e.ept, p1, &level));
 	assert_int_equal(level, 2);
 	assert_true(*leaf & EPT_ACCESSED);
 	*leaf &= ~EPT_ACCESSED;
-	assert_true(ept_try_merge(&e.ept, p1, 3, NULL, NULL));
+	/* Cancelled: the table is linked back, nothing else changes. */
+	assert_true(ept_try_merge(&e.ept, p2, 2, NULL, NULL));
+	assert_null(ept_leaf(&e.ept, p2, &level));
+	ept_merge_cancel(&e.ept);
+	assert_non_null(ept_leaf(&e.ept, p2, &level));
+	assert_int_equal(level, 1);
+	assert_int_equal(ept_merge_finish(&e.ept), 0);
+	assert_int_equal(e.ept.tables, t0 + 4);
 	assert_true(ept_try_merge(&e.ept, p2, 2, NULL, NULL));
 	assert_true(ept_try_merge(&e.ept, 9 * GiB, 2, NULL, NULL));
+	assert_false(ept_try_merge(&e.ept, 9 * GiB, 3, NULL, NULL)); /* one entry is unlinked */
+	assert_int_equal(ept_merge_finish(&e.ept), 2);
+	assert_true(ept_try_merge(&e.ept, p1, 3, NULL, NULL));
 	assert_true(ept_try_merge(&e.ept, 9 * GiB, 3, NULL, NULL));
+	assert_int_equal(e.ept.tables, t0 + 2); /* unlinked, not yet freed */
+	assert_int_equal(ept_merge_finish(&e.ept), 2);
 	assert_non_null(ept_leaf(&e.ept, p1, &level));
 	assert_int_equal(level, 3);
-	assert_int_equal(e.ept.tables, t0 + 5); /* retired, not yet freed */
-	assert_int_equal(ept_reclaim(&e.ept), 5);
 	assert_int_equal(e.ept.tables, t0);
 	snap_compare(&e);
 	check_ept(&e, true, 8 * GiB); /* maximal again */

@@ -539,13 +539,26 @@ static void test_unlink_reclaim(void **state)
 	assert_int_equal(sppt_fill_2m(&t, 0x777000, map_of, NULL), 0);
 	check_block(&t, 0x777);
 
-	/* The retire list is bounded. */
+	/* A block alone under its L4 entry: its leaf, L2 and L3 tables all go (3 pages), the
+	 * root stays; a walk there is a miss at level 4. */
+	u64 far = 600 * GiB;
+	u64 pages = t.pages;
+	assert_int_equal(sppt_fill_2m(&t, far, map_of, NULL), 0);
+	assert_int_equal(t.pages, pages + 3);
+	assert_true(sppt_unlink_2m(&t, far >> 12));
+	assert_int_equal(sppt_reclaim(&t), 3);
+	assert_int_equal(t.pages, pages);
+	assert_int_equal(status_at(&t, far, NULL), SW_MISS);
+	assert_int_equal(((u64 *)hpa_to_ptr(t.root))[1], 0);
+	check_block(&t, 0x777); /* the other GiB is untouched */
+
+	/* The retire list is bounded: an unlink needs room for 3 tables. */
 	for (u64 i = 0; i < SPPT_RETIRE_MAX; i++)
 		assert_int_equal(sppt_fill_2m(&t, (100 + i) << 21, map_of, NULL), 0);
-	for (u64 i = 0; i < SPPT_RETIRE_MAX; i++)
+	for (u64 i = 0; i < SPPT_RETIRE_MAX - 2; i++)
 		assert_true(sppt_unlink_2m(&t, (100 + i) << 9));
 	assert_false(sppt_unlink_2m(&t, 0x777));
-	assert_int_equal(sppt_reclaim(&t), SPPT_RETIRE_MAX);
+	assert_int_equal(sppt_reclaim(&t), SPPT_RETIRE_MAX - 2);
 	assert_true(sppt_unlink_2m(&t, 0x777));
 	sppt_destroy(&t); /* frees the retired one too */
 	assert_int_equal(used_pages(), 0);

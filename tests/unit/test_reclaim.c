@@ -1,0 +1,270 @@
+/*
+ * Host tests: table memory comes back after protect/unprotect churn (issue 9 item m, issue
+ * 12). A whole hypervisor over the fake layer (pmm, memmap, the EPT identity map with a
+ * 1 GiB leaf, SPP in hardware-eager, hardware-lazy and software mode), driven through
+ * hc_spp_set() as the guest would drive it:
+ *
+ *   - churn: protect one page in each 2 MiB block of a window, then unprotect it, block
+ *     after block, for more blocks than the heap could hold tables for without reclamation:
+ *     every call succeeds, and after each unprotect the free page count is back at its
+ *     starting level (EPT tables merged back into large leaves, SPPT tables freed);
+ *   - after unprotecting everything, every page of the window is mapped by the same leaf
+ *     it had at boot (a 1 GiB leaf where there was one), identity, RWX, its MTRR type;
+ *   - a block that still has a protected page stays split (4 KiB leaf, W clear), and its
+ *     other pages unprotected do not merge it;
+ *   - the region's 0xFF pages and a page whose leaf differs (as the xAPIC page does) are
+ *     never merged over;
+ *   - tables are freed only after an INVEPT (the fake counts them).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include <hw.h>
+#include <arch/cpu.h>
+#include <arch/ept.h>
+#include <arch/vmx.h>
+#include <tessel/bootinfo.h>
+#include <tessel/config.h>
+#include "hv/abi.h"
+#include "hv/hypercall.h"
+#include "hv/percpu.h"
+#include "hv/vmx_caps.h"
+#include "mm/ept.h"
+#include "mm/memmap.h"
+#include "mm/mtrr.h"
+#include "mm/pmm.h"
+#include "spp/spp.h"
+
+#define MiB(x) ((u64)(x) << 20)
+#define GiB (1ULL << 30)
+/* Guest RAM: [W_BASE, W_BASE + 112 MiB), straddling 5 GiB: the hypervisor's region (the
+ * heap) sits below 5 GiB, the RAM above it starts out in a 1 GiB EPT leaf, and the churn
+ * runs there (C_BLOCKS 2 MiB blocks from 5 GiB). The heap is small: the permission store
+ * takes 640 pages, which leaves a few dozen for tables. */
+#define W_BASE (5 * GiB - MiB(16))
+#define W_SIZE MiB(112)
+#define HV_BASE (W_BASE + 0x1000)
+#define HV_SIZE (690 * PAGE_SIZE)
+#define HV_END (HV_BASE + HV_SIZE)
+#define MAP_GPA (W_BASE + MiB(8)) /* the guest's map buffer */
+#define C_BASE (5 * GiB)
+#define C_BLOCKS 48
+#define PHYS_BITS 36
+
+static const struct tessel_mem_range fw_map[] = {
+	{ W_BASE, W_SIZE >> 12, EFI_MT_CONVENTIONAL, 0 },
+};
+
+static struct mtrr_state mtrr;
+static struct ept ept;
+static struct percpu cpu, cpu1;
+static struct guest_regs regs;
+static u64 free0;
+
+static int setup_mode(int cfg_spp, int cfg_sppt)
+{
+	struct tessel_config cfg;
+	hpa_t ff;
+
+	fake_reset();
+	fake_phys_init(W_BASE, W_SIZE);
+	mtrr = (struct mtrr_state){ .enabled = true, .def_type = MT_WB, .phys_bits = PHYS_BITS };
+	pmm_init(hpa(HV_BASE), HV_SIZE);
+	memmap_init(fw_map, ARRAY_SIZE(fw_map), HV_BASE, HV_SIZE);
+	ff = pmm_alloc_page();
+	memset(hpa_to_ptr(ff), 0xff, PAGE_SIZE);
+	struct ept_params ep = { .phys_bits = PHYS_BITS, .has_1g = true, .mtrr = &mtrr,
+				 .hv_base = HV_BASE, .hv_size = HV_SIZE, .ff_page = ff };
+	if (ept_build_identity(&ept, &ep))
+		return -1;
+
+	memset(&vmx_caps, 0, sizeof(vmx_caps));
+	vmx_caps.phys_bits = PHYS_BITS;
+	vmx_caps.proc2 = (u64)PROC2_SUBPAGE_WRITE_PERM << 32;
+	memset(&cpu, 0, sizeof(cpu));
+	memset(&cpu1, 0, sizeof(cpu1));
+	cpu.self = &cpu;
+	cpu.regs = &regs;
+	cpu.launched = true;
+	cpu1.self = &cpu1;
+	cpu1.index = 1;
+	cpu1.launched = true;
+	cpu1.wait_sipi = true; /* runs no guest code: the shootdown skips it */
+	percpu_array[0] = &cpu;
+	percpu_array[1] = &cpu1;
+	percpu_count = 2;
+	fake_cpu_local_set(&cpu);
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.spp = cfg_spp;
+	cfg.sppt = cfg_sppt;
+	memset(&spp, 0, sizeof(spp));
+	spp.lock = (spinlock_t)SPINLOCK_INIT;
+	if (spp_init(&cfg, &ept, PHYS_BITS))
+		return -1;
+	free0 = pmm_free_count();
+	return 0;
+}
+
+static int setup_hw_eager(void **s) { (void)s; return setup_mode(CFG_SPP_HW, CFG_SPPT_EAGER); }
+static int setup_hw_lazy(void **s) { (void)s; return setup_mode(CFG_SPP_HW, CFG_SPPT_LAZY); }
+static int setup_sw(void **s) { (void)s; return setup_mode(CFG_SPP_SW, CFG_SPPT_EAGER); }
+
+static int teardown(void **s)
+{
+	(void)s;
+	if (spp.mode == SPP_MODE_HW)
+		sppt_destroy(&spp.sppt);
+	spp_store_destroy(&spp.store);
+	ept_destroy(&ept);
+	return 0;
+}
+
+/* HC_SPP_SET of n pages from gfn, every page with map. */
+static s64 set_pages(u64 gfn, u64 n, u32 map)
+{
+	u32 *buf = hpa_to_ptr(hpa(MAP_GPA));
+	struct hc_args a = { .nr = HC_SPP_SET, .arg = { gfn, n, MAP_GPA, 0 } };
+
+	for (u64 i = 0; i < n; i++)
+		buf[i] = map;
+	return hc_spp_set(&cpu, &a);
+}
+
+static u64 leaf(u64 gpa, int *level)
+{
+	u64 *e = ept_leaf(&ept, gpa, level);
+	assert_non_null(e);
+	return *e;
+}
+
+/* Every page of the window outside the region's block is back in the boot leaf. */
+static void check_boot_leaves(void)
+{
+	for (u64 a = C_BASE; a < W_BASE + W_SIZE; a += SZ_2M) {
+		int level;
+		u64 e = leaf(a, &level);
+
+		assert_int_equal(level, 3);
+		assert_int_equal(e & EPT_ADDR_MASK, C_BASE);
+		assert_int_equal(e & EPT_RWX, EPT_RWX);
+		assert_int_equal((e >> EPT_MT_SHIFT) & 7, MT_WB);
+		assert_int_equal(e & EPT_SPP, 0);
+	}
+}
+
+/* One page in each block, protected then unprotected, block after block: without
+ * reclamation each block keeps an EPT table (and an SPPT leaf table in hardware mode), and
+ * the heap runs out after a few dozen blocks. Three rounds over every block. */
+static void test_churn_returns_memory(void **state)
+{
+	(void)state;
+	u64 churned = 0;
+
+	for (int round = 0; round < 3; round++) {
+		for (u64 b = 0; b < C_BLOCKS; b++) {
+			u64 gfn = (C_BASE + b * SZ_2M) / PAGE_SIZE + (b * 37) % 512;
+			int level;
+			s64 r = set_pages(gfn, 1, 0x0000ffff);
+
+			if (r)
+				fail_msg("round %d block %llu: protect returned %lld after %llu churned blocks, "
+					 "%llu pages free of %llu at start", round, (unsigned long long)b, (long long)r,
+					 (unsigned long long)churned, (unsigned long long)pmm_free_count(),
+					 (unsigned long long)free0);
+			u64 e = leaf(gfn << PAGE_SHIFT, &level);
+			assert_int_equal(level, 1);
+			assert_int_equal(e & EPT_W, 0);
+			assert_int_equal(set_pages(gfn, 1, SPP_MAP_ALL), 0);
+			e = leaf(gfn << PAGE_SHIFT, &level);
+			assert_true(e & EPT_W);
+			if (pmm_free_count() != free0)
+				fail_msg("round %d block %llu: %llu pages free after unprotect, %llu at start",
+					 round, (unsigned long long)b, (unsigned long long)pmm_free_count(),
+					 (unsigned long long)free0);
+			churned++;
+		}
+	}
+	check_boot_leaves();
+}
+
+/* N pages spread over M blocks protected in one go (several calls), then unprotected:
+ * memory returns to its starting level only at the end, and every leaf to its boot size. */
+static void test_spread_then_unprotect(void **state)
+{
+	(void)state;
+	const u64 m = 16, per = 5; /* 16 split blocks (+ SPPT leaves) fit the heap */
+	u64 inv0;
+
+	for (u64 b = 0; b < m; b++)
+		for (u64 k = 0; k < per; k++)
+			assert_int_equal(set_pages((C_BASE + b * SZ_2M) / PAGE_SIZE + k * 97, 1, 0x1), 0);
+	assert_true(pmm_free_count() < free0);
+	/* unprotect all but one page of the first block: that block stays split */
+	for (u64 b = 0; b < m; b++)
+		for (u64 k = (b == 0); k < per; k++)
+			assert_int_equal(set_pages((C_BASE + b * SZ_2M) / PAGE_SIZE + k * 97, 1, SPP_MAP_ALL), 0);
+	assert_true(pmm_free_count() < free0);
+	int level;
+	u64 gfn0 = C_BASE / PAGE_SIZE;
+	assert_int_equal(leaf(gfn0 << PAGE_SHIFT, &level) & EPT_W, 0);
+	assert_int_equal(level, 1);
+	leaf((gfn0 + 97) << PAGE_SHIFT, &level);
+	assert_int_equal(level, 1);
+	leaf(C_BASE + SZ_2M, &level);
+	assert_int_equal(level, 2); /* merged back to 2 MiB; the 1 GiB table holds the split block */
+	inv0 = fake_invept_count();
+	assert_int_equal(set_pages(gfn0, 512, SPP_MAP_ALL), 0);
+	assert_true(fake_invept_count() > inv0); /* freed only after an INVEPT */
+	assert_int_equal(pmm_free_count(), free0);
+	check_boot_leaves();
+}
+
+/* The region's block (0xFF pages) and a block with a leaf that differs (the xAPIC page is
+ * write-protected this way) are never merged, whatever is unprotected there. */
+static void test_no_merge_over_special_leaves(void **state)
+{
+	(void)state;
+	u64 apic = C_BASE + 7 * SZ_2M + 5 * PAGE_SIZE;
+	u64 gfn_hv_block = HV_END / PAGE_SIZE + 1; /* RAM in the region's last block */
+	int level;
+
+	spin_lock(&ept.lock);
+	assert_int_equal(ept_split(&ept, apic, 1), 0);
+	*ept_leaf(&ept, apic, NULL) &= ~EPT_W;
+	spin_unlock(&ept.lock);
+	u64 free1 = pmm_free_count();
+
+	assert_int_equal(set_pages(apic / PAGE_SIZE + 3, 1, 0), 0);
+	assert_int_equal(set_pages(apic / PAGE_SIZE + 3, 1, SPP_MAP_ALL), 0);
+	assert_int_equal(leaf(apic, &level) & EPT_W, 0);
+	assert_int_equal(level, 1);
+	assert_int_equal(pmm_free_count(), free1);
+
+	assert_int_equal(set_pages(gfn_hv_block, 1, 0), 0);
+	assert_int_equal(set_pages(gfn_hv_block, 1, SPP_MAP_ALL), 0);
+	u64 e = leaf(HV_BASE, &level);
+	assert_int_equal(level, 1);
+	assert_int_equal(e & EPT_W, 0);
+	assert_int_not_equal(e & EPT_ADDR_MASK, HV_BASE); /* still the 0xFF page */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_churn_returns_memory, setup_hw_eager, teardown),
+		cmocka_unit_test_setup_teardown(test_churn_returns_memory, setup_hw_lazy, teardown),
+		cmocka_unit_test_setup_teardown(test_churn_returns_memory, setup_sw, teardown),
+		cmocka_unit_test_setup_teardown(test_spread_then_unprotect, setup_hw_eager, teardown),
+		cmocka_unit_test_setup_teardown(test_spread_then_unprotect, setup_hw_lazy, teardown),
+		cmocka_unit_test_setup_teardown(test_spread_then_unprotect, setup_sw, teardown),
+		cmocka_unit_test_setup_teardown(test_no_merge_over_special_leaves, setup_hw_eager, teardown),
+		cmocka_unit_test_setup_teardown(test_no_merge_over_special_leaves, setup_sw, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
