@@ -14,7 +14,7 @@
 #include "tessel.h"
 #include "tessel_ioctl.h"
 
-#define PLAN 145 /* TAP points: every run reports exactly these, in the same order */
+#define PLAN 148 /* TAP points: every run reports exactly these, in the same order */
 
 #define PAGE_BYTES 4096u
 #define SUBPAGE TESSEL_SPP_SUBPAGE_SIZE
@@ -170,6 +170,7 @@ void test_dontneed(void);
 void test_two_files(void);
 void test_alias(void);
 void test_exited(void);
+void test_rollback(void);
 
 /* ---- insn.c: instructions ---- */
 

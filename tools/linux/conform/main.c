@@ -17,7 +17,8 @@
  *   scenarios.c   the ABI scenarios: INFO, the selftest, map shapes, write widths, straddle,
  *                 TRACK, GET/SET by address, errors, LOCK, wakeups, vCPUs, release
  *   remap.c       protection follows the physical page: munmap and mmap, MADV_DONTNEED,
- *                 an exited process, two files or two addresses protecting one page
+ *                 an exited process, two files or two addresses protecting one page, and
+ *                 the rollback of a failed call on a page other holders protect
  *   insn.c        the instruction scenarios (REP STOS/MOVS, locked RMW, SSE, PUSH, FXSAVE64)
  *                 with their asm wrappers, and the ring overflow
  *   bench.c       the bench and demo modes
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
 	test_two_files();
 	test_alias();
 	test_exited();
+	test_rollback();
 	test_rep_stos();
 	test_rep_movs();
 	test_locked_rmw();

@@ -270,3 +270,67 @@ void test_exited(void)
 	      "exited: the next call through the file releases the exited process's page");
 	munmap(other.va, PAGE_BYTES);
 }
+
+/* PROTECT_VA of two pages through fd: the memfd page at `at`, then `at` + 4096. */
+static int protect_two(int fd, uint8_t *at, uint32_t map0, uint32_t map1)
+{
+	union {
+		struct tessel_va h;
+		uint8_t room[sizeof(struct tessel_va) + 2 * sizeof(uint32_t)];
+	} r;
+	uint32_t maps[2] = { map0, map1 };
+
+	memset(&r, 0, sizeof(r));
+	r.h.addr = (uintptr_t)at;
+	r.h.npages = 2;
+	memcpy(r.room + sizeof(struct tessel_va), maps, sizeof(maps));
+	return ioc(fd, TESSEL_IOC_PROTECT_VA, &r);
+}
+
+/*
+ * A call that fails on its second page (LOCKed) changes nothing on its first, a page other
+ * holders protect: it keeps the intersection of the maps it had, not the map of a page
+ * nobody protected (what the old driver put back).
+ */
+void test_rollback(void)
+{
+	struct test_page a = { 0 }, b = { 0 }, locked = { 0 };
+	struct tessel_range r = { .npages = 1 };
+	uint64_t pinned = stat_read("pinned_pages");
+	int fd2 = open(TESSEL_DEVICE, O_RDWR | O_CLOEXEC);
+	uint8_t *two;
+
+	/* Two adjacent pages: the memfd page (b), then a private page that gets locked. */
+	two = mmap(NULL, 2 * PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
+	if (fd2 < 0 || two == MAP_FAILED || !map_aliases(&a, &b, ALIAS_SEED + 2) ||
+	    munmap(b.va, PAGE_BYTES) ||
+	    mremap(a.va, 0, PAGE_BYTES, MREMAP_MAYMOVE | MREMAP_FIXED, two) != two ||
+	    !map_private(&locked, two + PAGE_BYTES, REMAP_SEED + 7))
+		bail("cannot set up the rollback pages");
+	b.va = two;
+	memcpy(b.expect, a.expect, PAGE_BYTES);
+	(void)*(volatile uint8_t *)b.va; /* the new mapping is empty until touched */
+	b.gpa = gpa_of(b.va);
+	r.gfn_base = gfn_of(&locked);
+	diag("memfd page 0x%llx at %p and %p, locked page 0x%llx", (unsigned long long)gfn_of(&a),
+	     (void *)a.va, (void *)b.va, (unsigned long long)r.gfn_base);
+	if (b.gpa != a.gpa || ioc(g_fd, TESSEL_IOC_LOCK, &r))
+		bail("cannot set up the rollback pages");
+
+	check(is_err(protect(&a, 0, MAP_LOW_HALF), 0) &&
+		      is_err(protect_two(fd2, b.va, MAP_NONE, MAP_ONLY(5)), EPERM) &&
+		      map_is(gfn_of(&a), MAP_LOW_HALF) && grew_by("pinned_pages", pinned, 1) &&
+		      writes_obey(&a, MAP_LOW_HALF),
+	      "rollback: a failed call through a second file leaves the first file's map");
+	check(is_err(protect_with(fd2, &b, 0, MAP_ONLY(3)), 0) &&
+		      is_err(protect_two(fd2, b.va, MAP_NONE, MAP_ONLY(5)), EPERM) &&
+		      map_is(gfn_of(&a), BOTH_MAP) && grew_by("pinned_pages", pinned, 1) &&
+		      writes_obey(&a, BOTH_MAP),
+	      "rollback: a failed call leaves its own file's earlier map");
+	check(close(fd2) == 0 && map_is(gfn_of(&a), MAP_LOW_HALF) && is_err(unprotect(&a), 0) &&
+		      released(gfn_of(&a), pinned),
+	      "rollback: close and UNPROTECT_VA release the page");
+	munmap(a.va, PAGE_BYTES);
+	munmap(two, 2 * PAGE_BYTES);
+}
