@@ -206,6 +206,9 @@ void test_alias(void)
 		      map_is(gfn_of(&a), BOTH_MAP) && grew_by("pinned_pages", pinned, 1) &&
 		      writes_obey(&a, BOTH_MAP),
 	      "alias: one file, two addresses of one page: the map is the intersection");
+	check(is_err(spp_set1(gfn_of(&a), MAP_ALL, 0), EBUSY) && map_is(gfn_of(&a), BOTH_MAP) &&
+		      writes_obey(&a, BOTH_MAP),
+	      "alias: SET_SUBPAGES on a page PROTECT_VA holds is EBUSY and changes nothing");
 	check(is_err(unprotect(&b), 0) && map_is(gfn_of(&a), MAP_LOW_HALF) &&
 		      writes_obey(&a, MAP_LOW_HALF),
 	      "alias: UNPROTECT_VA of one address keeps the other address's protection");

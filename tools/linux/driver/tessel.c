@@ -123,6 +123,19 @@ static u32 *copy_maps(void __user *maps, u32 npages)
 	return memdup_user(maps, (size_t)npages * sizeof(u32));
 }
 
+static DEFINE_MUTEX(prot_lock);  /* PROTECT_VA's records, below */
+static DEFINE_XARRAY(ppages);     /* pfn -> struct tessel_ppage */
+
+/* A page of gfn .. gfn + n - 1 is protected through PROTECT_VA (prot_lock held). */
+static bool ppages_overlap(u64 gfn, u64 n)
+{
+	unsigned long idx = (unsigned long)gfn;
+
+	if (gfn > ULONG_MAX - n)
+		return false; /* not RAM: the hypervisor refuses it */
+	return xa_find(&ppages, &idx, (unsigned long)(gfn + n - 1), XA_PRESENT) != NULL;
+}
+
 static long ioctl_subpages(void __user *arg, bool set)
 {
 	struct tessel_subpage hdr;
@@ -136,12 +149,22 @@ static long ioctl_subpages(void __user *arg, bool set)
 	if (ret)
 		return ret;
 	if (set) {
+		/* Reserved flags are EINVAL before EBUSY, as the hypervisor would say. */
+		if (hdr.flags & ~TESSEL_SUBPAGE_TRACK)
+			return -EINVAL;
 		if (ring_overlaps(hdr.gfn_base, hdr.npages))
 			return -EBUSY;
 		maps = copy_maps(uhdr->access_map, hdr.npages);
 		if (IS_ERR(maps))
 			return PTR_ERR(maps);
-		ret = hc_status(tessel_spp_set(hdr.gfn_base, hdr.npages, virt_to_phys(maps), hdr.flags));
+		/* A raw SET would silently replace the intersection PROTECT_VA's holders set. */
+		mutex_lock(&prot_lock);
+		if (ppages_overlap(hdr.gfn_base, hdr.npages))
+			ret = -EBUSY;
+		else
+			ret = hc_status(tessel_spp_set(hdr.gfn_base, hdr.npages, virt_to_phys(maps),
+						       hdr.flags));
+		mutex_unlock(&prot_lock);
 	} else {
 		maps = kcalloc(hdr.npages, sizeof(u32), GFP_KERNEL);
 		if (!maps)
@@ -210,7 +233,9 @@ static long check_va(const struct tessel_va *v, u32 allowed_flags)
  * unpinned when it was the last holder). Holders whose address space is gone (the process
  * exited or exec'd) are released by the file's next PROTECT_VA or UNPROTECT_VA, or on close.
  *
- * One mutex, prot_lock, covers all of it: a page's holders can be in any file.
+ * One mutex, prot_lock (defined above ioctl_subpages(), which also takes it), covers all of
+ * it: a page's holders can be in any file. SET_SUBPAGES refuses a page that has holders
+ * (EBUSY): a raw SET would silently replace their intersection.
  */
 struct tessel_ppage {
 	struct page *page;	/* pinned by this record */
@@ -239,8 +264,6 @@ struct tessel_file {
 	struct list_head holds;
 };
 
-static DEFINE_MUTEX(prot_lock);
-static DEFINE_XARRAY(ppages);		 /* pfn -> struct tessel_ppage */
 static DEFINE_HASHTABLE(hold_by_va, 10); /* (file, mm, vpn) -> struct tessel_hold */
 
 static unsigned long va_key(struct tessel_file *tf, struct mm_struct *mm, unsigned long vpn)
