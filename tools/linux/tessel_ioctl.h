@@ -8,8 +8,9 @@
  * section 2 uses Linux's numbers): EPERM a page is locked, E2BIG too many pages, EINVAL bad
  * flags / npages 0 / a page that is not guest RAM, ENOMEM hypervisor table memory, ENODEV no
  * sub-page protection, EOPNOTSUPP TRACK without TESSEL_F_TRACK. The driver adds: EFAULT
- * bad user pointer, EBUSY (SET_SUBPAGES) a page of the driver's event ring, ENOENT (UNPROTECT_VA) a page this
- * file did not protect.
+ * bad user pointer, EBUSY (SET_SUBPAGES) a page of the driver's event ring or a page that
+ * PROTECT_VA protects (release it first), ENOENT (UNPROTECT_VA) an address this file did not
+ * protect from this process.
  *
  * Events: read() returns whole struct tessel_event entries (32 bytes each, the ring's layout,
  * ABI.md section 5); it blocks until at least one is there unless O_NONBLOCK (then EAGAIN); a
@@ -60,8 +61,18 @@ struct tessel_range {
  * addr is page aligned; the pages must be writable private or shared memory of the caller.
  * They are pinned while protected (so their physical pages cannot move or be reused) and the
  * protection is removed and the pins released by UNPROTECT_VA or when the file is closed.
- * Protecting a page this file already protects replaces its map (it stays pinned once).
- * UNPROTECT_VA takes the same header (flags 0, access_map absent).
+ * Every call resolves its addresses again: a protection holds the physical page the address
+ * mapped at the call, and protecting an address again after it was remapped (munmap and
+ * mmap, MADV_DONTNEED, exec) protects the page it maps now and releases the old one.
+ * Protecting an address this file already protects replaces its map. Each (file, process,
+ * address) is one holder of its physical page: the page's map is the intersection of its
+ * holders' maps (TRACK only if every holder that protects something asked for it), so one
+ * holder's UNPROTECT_VA or close never makes writable what another file, or another address
+ * of the same page, still protects. A page is pinned once however many holders it has.
+ * UNPROTECT_VA takes the same header (flags 0, access_map absent) and removes this file's
+ * holders made through these addresses by this process, whatever page they hold now.
+ * Holders made by a process that has exited or exec'd go on the file's next PROTECT_VA or
+ * UNPROTECT_VA, or on close.
  */
 struct tessel_va {
 	__u64 addr;

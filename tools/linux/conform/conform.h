@@ -14,7 +14,7 @@
 #include "tessel.h"
 #include "tessel_ioctl.h"
 
-#define PLAN 124 /* TAP points: every run reports exactly these, in the same order */
+#define PLAN 149 /* TAP points: every run reports exactly these, in the same order */
 
 #define PAGE_BYTES 4096u
 #define SUBPAGE TESSEL_SPP_SUBPAGE_SIZE
@@ -162,6 +162,15 @@ void test_lock(void);
 void test_wakeup(void);
 void test_vcpus(void);
 void test_release(void);
+
+/* ---- remap.c: protection follows the physical page ---- */
+
+void test_remap(void);
+void test_dontneed(void);
+void test_two_files(void);
+void test_alias(void);
+void test_exited(void);
+void test_rollback(void);
 
 /* ---- insn.c: instructions ---- */
 

@@ -16,6 +16,9 @@
  *   common.c      TAP, the test pages, driver calls, sysfs counters, events, CPUs, cleanup
  *   scenarios.c   the ABI scenarios: INFO, the selftest, map shapes, write widths, straddle,
  *                 TRACK, GET/SET by address, errors, LOCK, wakeups, vCPUs, release
+ *   remap.c       protection follows the physical page: munmap and mmap, MADV_DONTNEED,
+ *                 an exited process, two files or two addresses protecting one page, and
+ *                 the rollback of a failed call on a page other holders protect
  *   insn.c        the instruction scenarios (REP STOS/MOVS, locked RMW, SSE, PUSH, FXSAVE64)
  *                 with their asm wrappers, and the ring overflow
  *   bench.c       the bench and demo modes
@@ -74,6 +77,12 @@ int main(int argc, char **argv)
 	test_wakeup();
 	test_vcpus();
 	test_release();
+	test_remap();
+	test_dontneed();
+	test_two_files();
+	test_alias();
+	test_exited();
+	test_rollback();
 	test_rep_stos();
 	test_rep_movs();
 	test_locked_rmw();

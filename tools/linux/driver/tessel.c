@@ -29,11 +29,13 @@
 #include <linux/device.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
+#include <linux/hashtable.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/poll.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
@@ -66,19 +68,6 @@ static DECLARE_WAIT_QUEUE_HEAD(ring_wait);
 static atomic64_t stat_interrupts = ATOMIC64_INIT(0);
 static atomic64_t stat_events_read = ATOMIC64_INIT(0);
 static atomic64_t stat_pinned = ATOMIC64_INIT(0);
-
-/* A page of a caller's memory that this file protects (PROTECT_VA). */
-struct tessel_pin {
-	struct page *page;
-	u32 map;
-	u32 flags;
-};
-
-/* Per open file: the pages it protects, keyed by user virtual page number. */
-struct tessel_file {
-	struct mutex lock;
-	struct xarray pins;
-};
 
 /* Hypercall statuses are negative Linux errno values (ABI.md section 2). */
 static long hc_status(s64 st)
@@ -134,6 +123,19 @@ static u32 *copy_maps(void __user *maps, u32 npages)
 	return memdup_user(maps, (size_t)npages * sizeof(u32));
 }
 
+static DEFINE_MUTEX(prot_lock);  /* PROTECT_VA's records, below */
+static DEFINE_XARRAY(ppages);     /* pfn -> struct tessel_ppage */
+
+/* A page of gfn .. gfn + n - 1 is protected through PROTECT_VA (prot_lock held). */
+static bool ppages_overlap(u64 gfn, u64 n)
+{
+	unsigned long idx = (unsigned long)gfn;
+
+	if (gfn > ULONG_MAX - n)
+		return false; /* not RAM: the hypervisor refuses it */
+	return xa_find(&ppages, &idx, (unsigned long)(gfn + n - 1), XA_PRESENT) != NULL;
+}
+
 static long ioctl_subpages(void __user *arg, bool set)
 {
 	struct tessel_subpage hdr;
@@ -147,12 +149,22 @@ static long ioctl_subpages(void __user *arg, bool set)
 	if (ret)
 		return ret;
 	if (set) {
+		/* Reserved flags are EINVAL before EBUSY, as the hypervisor would say. */
+		if (hdr.flags & ~TESSEL_SUBPAGE_TRACK)
+			return -EINVAL;
 		if (ring_overlaps(hdr.gfn_base, hdr.npages))
 			return -EBUSY;
 		maps = copy_maps(uhdr->access_map, hdr.npages);
 		if (IS_ERR(maps))
 			return PTR_ERR(maps);
-		ret = hc_status(tessel_spp_set(hdr.gfn_base, hdr.npages, virt_to_phys(maps), hdr.flags));
+		/* A raw SET would silently replace the intersection PROTECT_VA's holders set. */
+		mutex_lock(&prot_lock);
+		if (ppages_overlap(hdr.gfn_base, hdr.npages))
+			ret = -EBUSY;
+		else
+			ret = hc_status(tessel_spp_set(hdr.gfn_base, hdr.npages, virt_to_phys(maps),
+						       hdr.flags));
+		mutex_unlock(&prot_lock);
 	} else {
 		maps = kcalloc(hdr.npages, sizeof(u32), GFP_KERNEL);
 		if (!maps)
@@ -198,61 +210,292 @@ static long check_va(const struct tessel_va *v, u32 allowed_flags)
 	return 0;
 }
 
-/* Drops a pin: the page's protection must already be gone. */
-static void pin_release(struct tessel_pin *p)
+/*
+ * Protection by virtual address (PROTECT_VA). A protection is asked for through an address
+ * but holds a physical page, so the records are keyed by page frame:
+ *
+ *  - struct tessel_ppage: a physical page at least one holder protects. It holds the page's
+ *    one long-term pin (so the page can neither move nor be reused while protected) and
+ *    remembers the map and flags the hypervisor has for it.
+ *  - struct tessel_hold: one holder's protection of that page: the file, the address space
+ *    (mm) and the virtual page it was made through, its map and flags.
+ *
+ * The hypervisor gets the intersection of the holders' maps (a sub-page is writable only if
+ * every holder lets it be), and TRACK only if every holder that protects something asked for
+ * it (denying is the stricter). So no holder's UNPROTECT_VA or close makes writable what
+ * another still protects, whether the other is another file or another address of the same
+ * page in the same file.
+ *
+ * Every call resolves each address again (pin_user_pages_fast): what an address maps can
+ * change behind the driver's back (munmap and mmap at the same address, MADV_DONTNEED,
+ * mremap, exec). A holder made through an address that now maps another page is stale: the
+ * call moves it to the page the address maps now, and the old page loses it (unprotected and
+ * unpinned when it was the last holder). Holders whose address space is gone (the process
+ * exited or exec'd) are released by the file's next PROTECT_VA or UNPROTECT_VA, or on close.
+ *
+ * One mutex, prot_lock (defined above ioctl_subpages(), which also takes it), covers all of
+ * it: a page's holders can be in any file. SET_SUBPAGES refuses a page that has holders
+ * (EBUSY): a raw SET would silently replace their intersection.
+ */
+struct tessel_ppage {
+	struct page *page;	/* pinned by this record */
+	struct list_head holds; /* struct tessel_hold.pp_node */
+	u32 hv_map, hv_flags;	/* what the hypervisor has for the page */
+	/* The call in progress (prot_lock held): */
+	struct list_head touched; /* on the call's list of pages to recompute and push */
+	bool is_touched, target, fresh, pushed;
+	u32 next_map, next_flags;
+};
+
+struct tessel_hold {
+	struct tessel_file *tf;
+	struct mm_struct *mm; /* mmgrab()bed: no other address space gets this pointer meanwhile */
+	unsigned long vpn;
+	struct tessel_ppage *pp;
+	struct list_head pp_node;  /* in pp->holds */
+	struct list_head tf_node;  /* in tf->holds */
+	struct hlist_node va_node; /* in hold_by_va */
+	u32 map, flags;
+	bool busy; /* the call in progress replaces or removes this holder's map */
+};
+
+/* Per open file: its holders. */
+struct tessel_file {
+	struct list_head holds;
+};
+
+static DEFINE_HASHTABLE(hold_by_va, 10); /* (file, mm, vpn) -> struct tessel_hold */
+
+static unsigned long va_key(struct tessel_file *tf, struct mm_struct *mm, unsigned long vpn)
 {
-	unpin_user_page(p->page);
-	atomic64_dec(&stat_pinned);
-	kfree(p);
+	return (unsigned long)tf ^ (unsigned long)mm ^ vpn;
+}
+
+static struct tessel_hold *hold_find(struct tessel_file *tf, struct mm_struct *mm,
+				     unsigned long vpn)
+{
+	struct tessel_hold *h;
+
+	hash_for_each_possible(hold_by_va, h, va_node, va_key(tf, mm, vpn))
+		if (h->tf == tf && h->mm == mm && h->vpn == vpn)
+			return h;
+	return NULL;
+}
+
+static unsigned long pp_pfn(const struct tessel_ppage *pp)
+{
+	return page_to_pfn(pp->page);
 }
 
 /*
- * Pins the user page at vpn for a new record (map: unprotected) and reserves its slot in
- * tf->pins, so that storing the record after the hypercalls cannot fail. All or nothing.
+ * Puts pp on the call's list of pages whose map is recomputed and pushed. A target must get
+ * its new map or the call fails; the others only lose holders (best effort, see push_maps()).
  */
-static struct tessel_pin *pin_new(struct tessel_file *tf, unsigned long vpn)
+static void touch(struct list_head *touched, struct tessel_ppage *pp, bool target)
 {
-	struct tessel_pin *p = kzalloc(sizeof(*p), GFP_KERNEL);
+	if (!pp->is_touched) {
+		pp->is_touched = true;
+		pp->target = false;
+		list_add_tail(&pp->touched, touched);
+	}
+	pp->target |= target;
+}
 
+/* Marks every holder of tf whose address space is gone for removal by this call. */
+static void mark_dead(struct tessel_file *tf, struct list_head *touched)
+{
+	struct tessel_hold *h;
+
+	/* mm_users only drops to 0 once: exit_mmap() has run or is running. */
+	list_for_each_entry(h, &tf->holds, tf_node)
+		if (!h->busy && atomic_read(&h->mm->mm_users) == 0) {
+			h->busy = true;
+			touch(touched, h->pp, false);
+		}
+}
+
+static void fold(struct tessel_ppage *pp, u32 map, u32 flags)
+{
+	pp->next_map &= map;
+	if (map != TESSEL_SPP_ALL_WRITABLE && !(flags & TESSEL_SUBPAGE_TRACK))
+		pp->next_flags = 0;
+}
+
+/*
+ * The map each touched page gets: the intersection of its holders' maps, leaving out the
+ * busy holders (replaced or removed by the call) and adding maps[i] for the call's pp[i].
+ */
+static void recompute(struct list_head *touched, struct tessel_ppage **pp, const u32 *maps,
+		      u32 n, u32 flags)
+{
+	struct tessel_ppage *p;
+	struct tessel_hold *h;
+	u32 i;
+
+	list_for_each_entry(p, touched, touched) {
+		p->next_map = TESSEL_SPP_ALL_WRITABLE;
+		p->next_flags = TESSEL_SUBPAGE_TRACK;
+		list_for_each_entry(h, &p->holds, pp_node)
+			if (!h->busy)
+				fold(p, h->map, h->flags);
+	}
+	for (i = 0; i < n; i++)
+		fold(pp[i], maps[i], flags);
+	list_for_each_entry(p, touched, touched)
+		if (p->next_map == TESSEL_SPP_ALL_WRITABLE)
+			p->next_flags = 0;
+}
+
+/*
+ * Gives the hypervisor each touched page's new map. Targets first: if one is refused, the
+ * targets already set get their maps back and the call fails having changed nothing. Then the
+ * pages that only lose holders, best effort: one the hypervisor refuses (a LOCKed page) keeps
+ * its stricter map, and once it has no holder left it stays pinned for good (freed, it would
+ * return to the kernel with write-protected bytes).
+ */
+static long push_maps(struct list_head *touched)
+{
+	struct tessel_ppage *p, *q;
+	long ret;
+
+	list_for_each_entry(p, touched, touched)
+		p->pushed = false;
+	list_for_each_entry(p, touched, touched) {
+		if (!p->target)
+			continue;
+		ret = spp_set_one(pp_pfn(p), p->next_map, p->next_flags);
+		if (ret) {
+			list_for_each_entry(q, touched, touched) {
+				if (q == p)
+					break;
+				if (q->pushed && spp_set_one(pp_pfn(q), q->hv_map, q->hv_flags))
+					pr_warn_ratelimited("could not restore the map of pfn 0x%lx\n",
+							    pp_pfn(q));
+				q->pushed = false;
+			}
+			return ret;
+		}
+		p->pushed = true;
+	}
+	list_for_each_entry(p, touched, touched)
+		if (!p->target)
+			p->pushed = !spp_set_one(pp_pfn(p), p->next_map, p->next_flags);
+	return 0;
+}
+
+static void hold_free(struct tessel_hold *h)
+{
+	list_del(&h->pp_node);
+	list_del(&h->tf_node);
+	hash_del(&h->va_node);
+	mmdrop(h->mm);
+	kfree(h);
+}
+
+/*
+ * After a successful push: removes tf's busy holders, records what the hypervisor now has,
+ * and frees the pages left without holders.
+ */
+static void settle(struct tessel_file *tf, struct list_head *touched)
+{
+	struct tessel_ppage *p, *q;
+	struct tessel_hold *h, *g;
+
+	list_for_each_entry_safe(h, g, &tf->holds, tf_node)
+		if (h->busy)
+			hold_free(h);
+	list_for_each_entry_safe(p, q, touched, touched) {
+		list_del(&p->touched);
+		p->is_touched = false;
+		if (p->pushed) {
+			p->hv_map = p->next_map;
+			p->hv_flags = p->next_flags;
+		}
+		if (p->fresh) {
+			p->fresh = false;
+			atomic64_inc(&stat_pinned);
+		}
+		if (!list_empty(&p->holds))
+			continue;
+		xa_erase(&ppages, pp_pfn(p));
+		if (p->hv_map == TESSEL_SPP_ALL_WRITABLE) {
+			unpin_user_page(p->page);
+			atomic64_dec(&stat_pinned);
+		} else {
+			pr_warn_ratelimited("pfn 0x%lx stays protected (locked); keeping it pinned\n",
+					    pp_pfn(p));
+		}
+		kfree(p);
+	}
+}
+
+/* After a failed call: the records as they were; pages this call created go. */
+static void unwind(struct tessel_file *tf, struct list_head *touched)
+{
+	struct tessel_ppage *p, *q;
+	struct tessel_hold *h;
+
+	list_for_each_entry(h, &tf->holds, tf_node)
+		h->busy = false;
+	list_for_each_entry_safe(p, q, touched, touched) {
+		list_del(&p->touched);
+		p->is_touched = false;
+		if (p->fresh) { /* its pin is the call's, dropped by the caller */
+			xa_erase(&ppages, pp_pfn(p));
+			kfree(p);
+		}
+	}
+}
+
+/* The record of the page pinned at `page`, created (fresh) if there is none. */
+static struct tessel_ppage *ppage_get(struct page *page, bool *created)
+{
+	struct tessel_ppage *p = xa_load(&ppages, page_to_pfn(page));
+
+	*created = false;
+	if (p)
+		return p;
+	p = kzalloc(sizeof(*p), GFP_KERNEL);
 	if (!p)
 		return ERR_PTR(-ENOMEM);
-	if (pin_user_pages_fast(vpn << PAGE_SHIFT, 1, FOLL_WRITE | FOLL_LONGTERM, &p->page) != 1) {
+	p->page = page;
+	INIT_LIST_HEAD(&p->holds);
+	p->hv_map = TESSEL_SPP_ALL_WRITABLE;
+	p->fresh = true;
+	if (xa_insert(&ppages, page_to_pfn(page), p, GFP_KERNEL)) {
 		kfree(p);
-		return ERR_PTR(-EFAULT);
-	}
-	atomic64_inc(&stat_pinned);
-	p->map = TESSEL_SPP_ALL_WRITABLE;
-	if (xa_reserve(&tf->pins, vpn, GFP_KERNEL)) {
-		pin_release(p);
 		return ERR_PTR(-ENOMEM);
 	}
+	*created = true;
 	return p;
 }
 
-/* Undo after a failed call: pins[0..n) get back the map and flags their records still hold. */
-static void restore_maps(struct tessel_pin **pins, u32 n)
-{
-	while (n-- > 0)
-		if (spp_set_one(page_to_pfn(pins[n]->page), pins[n]->map, pins[n]->flags))
-			pr_warn_ratelimited("could not restore the map of pfn 0x%lx\n",
-					    page_to_pfn(pins[n]->page));
-}
+/* One page of a PROTECT_VA call. */
+struct va_op {
+	struct page *page;	 /* this call's pin of the page the address maps now */
+	struct tessel_hold *old; /* the holder made through this address before, if any */
+	struct tessel_hold *nh;	 /* a new holder, if there was none */
+	bool pin_kept;		 /* a record this call created keeps the pin */
+};
 
 /*
- * PROTECT_VA: pin every page first (nothing is protected yet if that fails), then set each
- * page's map; if the hypervisor refuses one, the pages already set get their previous maps
- * back (the records are only updated once every page is set) and the new pins are dropped,
- * so a failed call changes nothing.
+ * PROTECT_VA: pin every page (that resolves each address now; nothing is protected yet if it
+ * fails), plan the new holders, push the new maps (undone if the hypervisor refuses one), and
+ * only then change the records: a failed call changes nothing. The pins of pages that already
+ * had a record are dropped at the end: the record's pin holds them.
  */
 static long ioctl_protect_va(struct tessel_file *tf, void __user *arg)
 {
 	struct tessel_va v;
 	struct tessel_va __user *uv = arg;
-	struct tessel_pin **pins;
-	bool *fresh;
+	struct mm_struct *mm = current->mm;
+	struct tessel_ppage **pp = NULL;
+	struct va_op *ops = NULL;
+	LIST_HEAD(touched);
+	unsigned long vpn0;
 	u32 *maps;
 	long ret;
-	u32 i, done = 0;
+	u32 i, pinned = 0;
 
 	if (copy_from_user(&v, uv, sizeof(v)))
 		return -EFAULT;
@@ -262,110 +505,135 @@ static long ioctl_protect_va(struct tessel_file *tf, void __user *arg)
 	maps = copy_maps(uv->access_map, v.npages);
 	if (IS_ERR(maps))
 		return PTR_ERR(maps);
-	pins = kcalloc(v.npages, sizeof(*pins), GFP_KERNEL);
-	fresh = kcalloc(v.npages, sizeof(*fresh), GFP_KERNEL);
-	if (!pins || !fresh) {
+	ops = kvcalloc(v.npages, sizeof(*ops), GFP_KERNEL);
+	pp = kvcalloc(v.npages, sizeof(*pp), GFP_KERNEL);
+	if (!ops || !pp) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
-
-	mutex_lock(&tf->lock);
-	for (i = 0; i < v.npages; i++) {
-		unsigned long vpn = (unsigned long)(v.addr >> PAGE_SHIFT) + i;
-		struct tessel_pin *p = xa_load(&tf->pins, vpn);
-
-		if (!p) {
-			p = pin_new(tf, vpn);
-			if (IS_ERR(p)) {
-				ret = PTR_ERR(p);
-				goto undo_pins;
-			}
-			fresh[i] = true;
+	vpn0 = (unsigned long)(v.addr >> PAGE_SHIFT);
+	for (; pinned < v.npages; pinned++)
+		if (pin_user_pages_fast((vpn0 + pinned) << PAGE_SHIFT, 1, FOLL_WRITE | FOLL_LONGTERM,
+					&ops[pinned].page) != 1) {
+			ret = -EFAULT;
+			goto out_unpin;
 		}
-		pins[i] = p;
-	}
-	/* The same page twice in one call (aliases) would make undo ambiguous. */
-	for (done = 1; done < v.npages; done++) {
-		u32 j;
 
-		for (j = 0; j < done; j++)
-			if (pins[j]->page == pins[done]->page) {
-				ret = -EINVAL;
-				goto undo_pins; /* with i == v.npages: every fresh pin goes */
-			}
-	}
-	for (done = 0; done < v.npages; done++) {
-		ret = spp_set_one(page_to_pfn(pins[done]->page), maps[done], v.flags);
-		if (ret) {
-			restore_maps(pins, done);
-			i = v.npages;
-			goto undo_pins;
+	mutex_lock(&prot_lock);
+	mark_dead(tf, &touched);
+	for (i = 0; i < v.npages; i++) {
+		struct va_op *op = &ops[i];
+
+		pp[i] = ppage_get(op->page, &op->pin_kept);
+		if (IS_ERR(pp[i])) {
+			ret = PTR_ERR(pp[i]);
+			goto undo;
+		}
+		touch(&touched, pp[i], true);
+		op->old = hold_find(tf, mm, vpn0 + i);
+		if (op->old) {
+			op->old->busy = true;
+			touch(&touched, op->old->pp, false); /* the page it may leave */
+			continue;
+		}
+		op->nh = kzalloc(sizeof(*op->nh), GFP_KERNEL);
+		if (!op->nh) {
+			ret = -ENOMEM;
+			goto undo;
 		}
 	}
-	for (i = 0; i < v.npages; i++) {
-		unsigned long vpn = (unsigned long)(v.addr >> PAGE_SHIFT) + i;
+	recompute(&touched, pp, maps, v.npages, v.flags);
+	ret = push_maps(&touched);
+	if (ret)
+		goto undo;
 
-		pins[i]->map = maps[i];
-		pins[i]->flags = v.flags;
-		if (fresh[i])
-			xa_store(&tf->pins, vpn, pins[i], GFP_KERNEL); /* into the reserved slot */
+	for (i = 0; i < v.npages; i++) {
+		struct va_op *op = &ops[i];
+		struct tessel_hold *h = op->old;
+
+		if (!h) {
+			h = op->nh;
+			op->nh = NULL;
+			h->tf = tf;
+			h->mm = mm;
+			mmgrab(mm);
+			h->vpn = vpn0 + i;
+			hash_add(hold_by_va, &h->va_node, va_key(tf, mm, h->vpn));
+			list_add_tail(&h->tf_node, &tf->holds);
+		}
+		if (h->pp != pp[i]) { /* new, or stale: the address maps another page now */
+			if (h->pp)
+				list_del(&h->pp_node);
+			h->pp = pp[i];
+			list_add_tail(&h->pp_node, &pp[i]->holds);
+		}
+		h->map = maps[i];
+		h->flags = v.flags;
+		h->busy = false;
+		if (!op->pin_kept)
+			unpin_user_page(op->page);
 	}
+	settle(tf, &touched);
+	mutex_unlock(&prot_lock);
 	ret = 0;
-	goto out_unlock;
+	goto out_free;
 
-undo_pins:
-	while (i-- > 0)
-		if (fresh[i]) {
-			xa_release(&tf->pins, (unsigned long)(v.addr >> PAGE_SHIFT) + i);
-			pin_release(pins[i]);
-		}
-out_unlock:
-	mutex_unlock(&tf->lock);
+undo:
+	unwind(tf, &touched);
+	mutex_unlock(&prot_lock);
+	for (i = 0; i < v.npages; i++)
+		kfree(ops[i].nh);
+out_unpin:
+	while (pinned-- > 0)
+		unpin_user_page(ops[pinned].page);
 out_free:
-	kfree(fresh);
-	kfree(pins);
+	kvfree(pp);
+	kvfree(ops);
 	kfree(maps);
 	return ret;
 }
 
+/*
+ * UNPROTECT_VA: removes the holders this file made through these addresses in this address
+ * space, whatever page each pins now (the address may map another page since). A page
+ * another holder still protects keeps the intersection of the remaining maps.
+ */
 static long ioctl_unprotect_va(struct tessel_file *tf, void __user *arg)
 {
 	struct tessel_va v;
-	struct tessel_pin **pins;
-	u32 i, done;
+	LIST_HEAD(touched);
+	unsigned long vpn0;
 	long ret;
+	u32 i;
 
 	if (copy_from_user(&v, arg, sizeof(v)))
 		return -EFAULT;
 	ret = check_va(&v, 0);
 	if (ret)
 		return ret;
-	pins = kcalloc(v.npages, sizeof(*pins), GFP_KERNEL);
-	if (!pins)
-		return -ENOMEM;
-	mutex_lock(&tf->lock);
+	vpn0 = (unsigned long)(v.addr >> PAGE_SHIFT);
+	mutex_lock(&prot_lock);
+	mark_dead(tf, &touched);
 	for (i = 0; i < v.npages; i++) {
-		pins[i] = xa_load(&tf->pins, (unsigned long)(v.addr >> PAGE_SHIFT) + i);
-		if (!pins[i]) {
+		struct tessel_hold *h = hold_find(tf, current->mm, vpn0 + i);
+
+		if (!h) {
 			ret = -ENOENT;
-			goto out;
+			goto undo;
 		}
+		h->busy = true;
+		touch(&touched, h->pp, true);
 	}
-	for (done = 0; done < v.npages; done++) {
-		ret = spp_set_one(page_to_pfn(pins[done]->page), TESSEL_SPP_ALL_WRITABLE, 0);
-		if (ret) {
-			restore_maps(pins, done);
-			goto out;
-		}
-	}
-	for (i = 0; i < v.npages; i++) {
-		xa_erase(&tf->pins, (unsigned long)(v.addr >> PAGE_SHIFT) + i);
-		pin_release(pins[i]);
-	}
-	ret = 0;
-out:
-	mutex_unlock(&tf->lock);
-	kfree(pins);
+	recompute(&touched, NULL, NULL, 0, 0);
+	ret = push_maps(&touched);
+	if (ret)
+		goto undo;
+	settle(tf, &touched);
+	mutex_unlock(&prot_lock);
+	return 0;
+undo:
+	unwind(tf, &touched);
+	mutex_unlock(&prot_lock);
 	return ret;
 }
 
@@ -416,33 +684,31 @@ static int tessel_open(struct inode *inode, struct file *file)
 	tf = kzalloc(sizeof(*tf), GFP_KERNEL);
 	if (!tf)
 		return -ENOMEM;
-	mutex_init(&tf->lock);
-	xa_init(&tf->pins);
+	INIT_LIST_HEAD(&tf->holds);
 	file->private_data = tf;
 	return stream_open(inode, file);
 }
 
 /*
- * Close: every page this file protects becomes writable again and is unpinned. A page whose
- * protection cannot be removed (someone LOCKed it) stays pinned for good: freed, it would
- * come back to the kernel with write-protected bytes.
+ * Close: every holder of this file goes; its pages become writable again and are unpinned
+ * unless another holder still protects them. A page whose protection cannot be removed
+ * (someone LOCKed it) stays pinned for good (push_maps()).
  */
 static int tessel_release(struct inode *inode, struct file *file)
 {
 	struct tessel_file *tf = file->private_data;
-	struct tessel_pin *p;
-	unsigned long vpn;
+	struct tessel_hold *h;
+	LIST_HEAD(touched);
 
-	xa_for_each(&tf->pins, vpn, p) {
-		if (spp_set_one(page_to_pfn(p->page), TESSEL_SPP_ALL_WRITABLE, 0)) {
-			pr_warn("pfn 0x%lx stays protected (locked); keeping it pinned\n",
-				page_to_pfn(p->page));
-			kfree(p);
-			continue;
-		}
-		pin_release(p);
+	mutex_lock(&prot_lock);
+	list_for_each_entry(h, &tf->holds, tf_node) {
+		h->busy = true;
+		touch(&touched, h->pp, false);
 	}
-	xa_destroy(&tf->pins);
+	recompute(&touched, NULL, NULL, 0, 0);
+	push_maps(&touched); /* nothing is a target: it cannot fail */
+	settle(tf, &touched);
+	mutex_unlock(&prot_lock);
 	kfree(tf);
 	return 0;
 }
