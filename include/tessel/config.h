@@ -11,6 +11,7 @@ enum cfg_spp { CFG_SPP_AUTO, CFG_SPP_HW, CFG_SPP_SW, CFG_SPP_OFF };
 enum cfg_log { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
 enum cfg_no_vmx { CFG_NO_VMX_CONTINUE, CFG_NO_VMX_STOP };
 enum cfg_sppt { CFG_SPPT_EAGER, CFG_SPPT_LAZY };
+enum cfg_iommu { CFG_IOMMU_AUTO, CFG_IOMMU_ON, CFG_IOMMU_OFF };
 
 #define CFG_NEXT_MAX 256
 #define CFG_HEAP_MIN_MIB 8
@@ -25,6 +26,8 @@ struct tessel_config {
 	u32 no_vmx;              /* enum cfg_no_vmx */
 	u32 sppt;                /* enum cfg_sppt */
 	u32 pad;
+	u32 iommu;               /* enum cfg_iommu: DMA remapping with VT-d (docs/IOMMU.md) */
+	u32 pad2;
 };
 
 #endif
