@@ -188,3 +188,16 @@ bool vtd_pt_set_writable(struct vtd_pt *pt, u64 gpa, bool writable)
 	store(e, v);
 	return true;
 }
+
+bool vtd_pt_set_block_writable(struct vtd_pt *pt, u64 gpa, bool writable)
+{
+	u32 level;
+	u64 *e = lookup(pt, gpa, &level);
+	if (!e || level != 2)
+		return false;
+	u64 v = writable ? (*e | VTD_SL_W) : (*e & ~VTD_SL_W);
+	if (v == *e)
+		return false;
+	store(e, v);
+	return true;
+}

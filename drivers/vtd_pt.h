@@ -60,4 +60,8 @@ int vtd_pt_prepare(struct vtd_pt *pt, u64 gpa);
  * The caller invalidates the IOTLB afterwards. Returns true if the entry changed. */
 bool vtd_pt_set_writable(struct vtd_pt *pt, u64 gpa, bool writable);
 
+/* The same for the 2 MiB leaf that maps gpa, if it is mapped by one (false otherwise): the
+ * fallback when a block cannot be split for lack of memory. */
+bool vtd_pt_set_block_writable(struct vtd_pt *pt, u64 gpa, bool writable);
+
 #endif

@@ -33,6 +33,9 @@ struct tessel_mem_range {
 /* Operations of the core's single entry point (ELF e_entry). */
 #define CORE_OP_INIT      1 /* BSP, once: arg = boot info; returns 0 or -errno */
 #define CORE_OP_CPU_START 2 /* every CPU: arg = cpu index; does not return on success */
+/* Test builds only (include/tessel/iommu_test.h); -ENOSYS otherwise. */
+#define CORE_OP_IOMMU_ONLY 3 /* no VMX: arg = boot info; program the IOMMU; 0 or -errno */
+#define CORE_OP_IOMMU_TEST 4 /* arg = struct tessel_iommu_test_req */
 
 /* State of the calling processor that the core cannot read itself after the loader has
  * switched to the host page tables (boot/launch.asm fills it). */
