@@ -9,6 +9,8 @@
  */
 #include <hw.h>
 #include "drivers/vtd.h"
+#include "hv/abi.h"
+#include "hv/features.h"
 #include "hv/log.h"
 #include "lib/string.h"
 #include "mm/memmap.h"
@@ -300,6 +302,7 @@ int iommu_init(const struct tessel_config *cfg, u64 rsdp)
 	}
 	iommu.active = true;
 	iommu.rate_left = 32;
+	tessel_features_set(tessel_features() | TESSEL_F_DMA);
 	log_info("iommu: DMA remapping on %u unit%s (%s, %u-level tables, %llu table pages, %u RMRR%s, "
 		 "interrupt remapping %s by the firmware)",
 		 iommu.nunits, iommu.nunits == 1 ? "" : "s", iommu_mode_names[mode], levels,

@@ -12,6 +12,7 @@
 #include "mm/guest_mem.h"
 #include "mm/memmap.h"
 #include "stats.h"
+#include "spp/dma.h"
 #include "spp/spp.h"
 #include "vcpu.h"
 
@@ -101,6 +102,8 @@ s64 hypercall_dispatch(struct percpu *c, struct hc_args *a, unsigned cpl)
 	a->has_out = false;
 	if (cpl != 0)
 		return -EPERM;
+	/* DMA faults are collected when the guest calls (docs/IOMMU.md: no interrupt of ours). */
+	spp_dma_poll(c);
 #ifdef TESSEL_TEST_HOOKS
 	if (a->nr == HC_TEST_SPPT_MISCONFIG)
 		return hc_test_sppt_misconfig(c, a);
