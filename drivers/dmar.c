@@ -265,3 +265,46 @@ int acpi_find_table(u64 rsdp_pa, const char sig[4], u64 *table_pa, u32 *table_le
 	}
 	return -ENODEV;
 }
+
+static u32 hide_in(u8 *rt, u32 esize, const char sig[4])
+{
+	u32 len = rd32(rt + 4), out = ACPI_HDR_LEN, removed = 0;
+	for (u32 off = ACPI_HDR_LEN; off + esize <= len; off += esize) {
+		u64 pa = esize == 8 ? rd64(rt + off) : rd32(rt + off);
+		if (pa && !memcmp(hpa_to_ptr(hpa(pa)), sig, 4)) {
+			removed++;
+			continue;
+		}
+		memmove(rt + out, rt + off, esize);
+		out += esize;
+	}
+	if (!removed)
+		return 0;
+	memset(rt + out, 0, len - out);
+	rt[4] = (u8)out;
+	rt[5] = (u8)(out >> 8);
+	rt[6] = (u8)(out >> 16);
+	rt[7] = (u8)(out >> 24);
+	rt[9] = 0;
+	rt[9] = (u8)(0 - checksum(rt, out));
+	return removed;
+}
+
+u32 acpi_hide_table(u64 rsdp_pa, const char sig[4])
+{
+	if (!rsdp_pa)
+		return 0;
+	const u8 *rsdp = hpa_to_ptr(hpa(rsdp_pa));
+	u32 n = 0;
+	u64 xsdt = rsdp[15] >= 2 && rd32(rsdp + 20) >= 36 && !checksum(rsdp, 36) ? rd64(rsdp + 24) : 0;
+	u64 rsdt = rd32(rsdp + 16);
+	if (xsdt)
+		n += hide_in(hpa_to_ptr(hpa(xsdt)), 8, sig);
+	if (rsdt) {
+		u8 *rt = hpa_to_ptr(hpa(rsdt));
+		u32 len = rd32(rt + 4);
+		if (!memcmp(rt, "RSDT", 4) && len >= ACPI_HDR_LEN && len <= SZ_1M && !checksum(rt, len))
+			n += hide_in(rt, 4, sig);
+	}
+	return n;
+}

@@ -111,4 +111,13 @@ int dmar_parse(const u8 *table, size_t len, struct dmar_info *out, char *err, si
  */
 int acpi_find_table(u64 rsdp_pa, const char sig[4], u64 *table_pa, u32 *table_len, char *err, size_t errlen);
 
+/*
+ * Remove every entry pointing at a table with signature sig from the XSDT and the RSDT (the
+ * entries after it move up, the length shrinks, the checksum is recomputed), so that an
+ * operating system walking the root tables no longer finds it. The table itself is left
+ * where it is. Returns the number of entries removed. The root tables must have passed
+ * acpi_find_table() (lengths and checksums checked).
+ */
+u32 acpi_hide_table(u64 rsdp_pa, const char sig[4]);
+
 #endif

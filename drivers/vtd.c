@@ -300,14 +300,18 @@ int iommu_init(const struct tessel_config *cfg, u64 rsdp)
 			return mode == CFG_IOMMU_ON ? -EOPNOTSUPP : -EIO;
 		}
 	}
+	/* The guest OS does not get the IOMMU (docs/IOMMU.md): its DMAR table disappears from the
+	 * root tables, so the OS finds no VT-d unit, as on a machine without one. */
+	u32 hidden = acpi_hide_table(rsdp, "DMAR");
 	iommu.active = true;
 	iommu.rate_left = 32;
 	tessel_features_set(tessel_features() | TESSEL_F_DMA);
 	log_info("iommu: DMA remapping on %u unit%s (%s, %u-level tables, %llu table pages, %u RMRR%s, "
-		 "interrupt remapping %s by the firmware)",
+		 "interrupt remapping %s by the firmware; DMAR %s)",
 		 iommu.nunits, iommu.nunits == 1 ? "" : "s", iommu_mode_names[mode], levels,
 		 (unsigned long long)iommu.pt.tables + 2, dmar.rmrr_count, dmar.rmrr_count == 1 ? "" : "s",
-		 (rd32(&iommu.units[0], VTD_GSTS) & VTD_GCMD_IRE) ? "left on" : "not enabled");
+		 (rd32(&iommu.units[0], VTD_GSTS) & VTD_GCMD_IRE) ? "left on" : "not enabled",
+		 hidden ? "hidden from the guest" : "not found in the root tables again");
 	return 0;
 }
 

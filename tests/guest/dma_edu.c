@@ -97,6 +97,26 @@ static void fill(void *p, uint8_t seed)
 		((uint8_t *)p)[i] = (uint8_t)(seed + i * 7);
 }
 
+/* Does the guest still find a DMAR table through the ACPI 2.0 RSDP's XSDT? */
+static int dmar_visible(void)
+{
+	EFI_GUID acpi20 = ACPI_20_TABLE_GUID;
+	const uint8_t *rsdp = NULL;
+	for (UINTN i = 0; i < ST->NumberOfTableEntries; i++)
+		if (!CompareGuid(&ST->ConfigurationTable[i].VendorGuid, &acpi20))
+			rsdp = ST->ConfigurationTable[i].VendorTable;
+	if (!rsdp)
+		return 0;
+	const uint8_t *xsdt = (const uint8_t *)(uintptr_t)*(const uint64_t *)(rsdp + 24);
+	uint32_t len = *(const uint32_t *)(xsdt + 4);
+	for (uint32_t off = 36; off + 8 <= len; off += 8) {
+		const uint8_t *t = (const uint8_t *)(uintptr_t)*(const uint64_t *)(xsdt + off);
+		if (t && !CompareMem(t, "DMAR", 4))
+			return 1;
+	}
+	return 0;
+}
+
 static int uniform(const uint8_t *p, int n)
 {
 	for (int i = 1; i < n; i++)
@@ -108,7 +128,7 @@ static int uniform(const uint8_t *p, int n)
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
 	guest_init(image, systab);
-	tap_plan(15);
+	tap_plan(16);
 	EFI_GUID guid = TESSEL_IOMMU_TEST_GUID;
 	for (UINTN i = 0; i < ST->NumberOfTableEntries; i++) {
 		const struct tessel_iommu_test_table *t = ST->ConfigurationTable[i].VendorTable;
@@ -194,5 +214,6 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	       "... and is recorded as a read fault");
 	tap_ok(r.faults_protected == r0.faults_protected + 3, "every fault counted (%lu, %lu on protected memory)",
 	       (unsigned long)r.faults, (unsigned long)r.faults_protected);
+	tap_ok(!dmar_visible(), "the DMAR table is gone from the XSDT the OS reads");
 	guest_finish();
 }

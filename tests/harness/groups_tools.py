@@ -86,7 +86,7 @@ TOOLS_GROUPS = [
              ('help: usage text', r'^usage: tesselctl <command> \[arguments\]'),
              ('help: status 0', r'^tc-status-help 0x0$'),
              ('info: running', r'^Tessel: running \(CPUID 0x40000000: TesselHV'),
-             ('info: ABI version 1.0', r'^ABI version: 1\.0 \(0x00010000\)$'),
+             ('info: ABI version 1.1', r'^ABI version: 1\.1 \(0x00010001\)$'),
              ('info: feature names', r'^features: 0x[0-9a-f]{8} (SPP_HW|SPP_SW)( LOCK)?( EVENTS)?( TRACK)?$'),
              ('info: max pages per call', r'^max pages per call: [0-9]+$'),
              ('info: status 0', r'^tc-status-info 0x0$'),

@@ -553,6 +553,19 @@ static void test_acpi_find(void **state)
 	assert_int_equal(len, sizeof(qemu_q35_intremap));
 	assert_int_equal(dmar_parse(phys(pa), len, &info, err, sizeof(err)), 0);
 
+	/* Hiding: the entry goes, the others stay in order, the XSDT stays valid. */
+	assert_int_equal(acpi_hide_table(PHYS, "DMAR"), 1);
+	assert_int_equal(acpi_find_table(PHYS, "DMAR", &pa, &len, err, sizeof(err)), -ENODEV);
+	assert_string_equal(err, "");
+	assert_int_equal(acpi_find_table(PHYS, "APIC", &pa, &len, err, sizeof(err)), 0);
+	assert_int_equal(pa, PHYS + 0x2000);
+	const u8 *x = phys(PHYS + 0x1000);
+	assert_int_equal(x[4], 52);
+	assert_int_equal(x[52], 0); /* the freed slot is cleared */
+	assert_memory_equal(phys(PHYS + 0x3000), qemu_q35_intremap, sizeof(qemu_q35_intremap)); /* table untouched */
+	assert_int_equal(acpi_hide_table(PHYS, "DMAR"), 0);
+	assert_int_equal(acpi_hide_table(0, "DMAR"), 0);
+
 	build_acpi(true, false);
 	assert_int_equal(acpi_find_table(PHYS, "DMAR", &pa, &len, err, sizeof(err)), -ENODEV);
 	assert_int_equal(acpi_find_table(0, "DMAR", &pa, &len, err, sizeof(err)), -ENODEV);

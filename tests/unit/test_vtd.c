@@ -226,6 +226,12 @@ static void test_enable(void **state)
 	assert_true(iommu.active);
 	U.seq[U.nseq] = 0;
 	assert_string_equal(U.seq, "RCIT"); /* root pointer, context + IOTLB global, translation */
+	/* The guest's root tables no longer list the DMAR. */
+	u64 tpa;
+	u32 tlen;
+	char terr[DMAR_ERR_MAX];
+	assert_int_equal(acpi_find_table(WIN, "DMAR", &tpa, &tlen, terr, sizeof(terr)), -ENODEV);
+	assert_true(strstr(fake_io_output(), "DMAR hidden from the guest"));
 	assert_true(strstr(fake_io_output(), "iommu: DMA remapping on 1 unit (on, 4-level tables"));
 	/* The unit's root table: every bus -> the context table -> every devfn -> the tables. */
 	u64 rt = (u64)U.regs[VTD_RTADDR / 4] | (u64)U.regs[VTD_RTADDR / 4 + 1] << 32;
