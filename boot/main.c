@@ -468,7 +468,14 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 			return EFI_UNSUPPORTED;
 		}
 	}
-	if (!cfg.next[0])
+	if (!cfg.next[0]) {
+		/* The test channel's function lives in this image, which is unloaded on return;
+		 * the IOMMU itself stays on (its tables are in the reserved region). */
+		if (iommu_test_table.call) {
+			EFI_GUID guid = TESSEL_IOMMU_TEST_GUID;
+			BS->InstallConfigurationTable(&guid, NULL);
+		}
 		return EFI_SUCCESS;
+	}
 	return chain_load();
 }
