@@ -172,6 +172,14 @@ $(LX)/initrd.img: tools/linux/mkinitrd.sh tools/linux/init $(LX)/busybox $(LX)/e
 	$(Q)tools/linux/mkinitrd.sh $(LX)
 $(LX)/cmdline.txt: $(LX)/initrd.img
 
+# ---- the Linux guest of the IOMMU group (tests/iommu/, docs/IOMMU.md): virtio disk modules ----
+IOMMU_LX := $(B)/iommu/initrd-dma.img
+$(IOMMU_LX): tests/iommu/mkinitrd-dma.sh tests/iommu/init-dma $(LX)/kernel-release $(LX)/vmlinuz.efi $(LX)/busybox
+	@echo '  INITRD  $@'
+	$(Q)tests/iommu/mkinitrd-dma.sh $(B)/iommu
+iommu-linux: $(IOMMU_LX)
+.PHONY: iommu-linux
+
 # ---- host unit tests ----
 $(B)/host/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -192,7 +200,7 @@ UNIT_EXTRA_test_tesselctl := tools/lib/tesselctl_parse.c
 unit: $(UNIT_BIN)
 	@tests/harness/run-unit.sh $(UNIT_BIN)
 
-test: deps all $(UNIT_BIN) linux
+test: deps all $(UNIT_BIN) linux iommu-linux
 	@tests/harness/run-all.sh
 
 run: deps all

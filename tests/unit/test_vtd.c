@@ -26,6 +26,10 @@
 #include <hw.h>
 #include "drivers/vtd.h"
 #include "hv/log.h"
+#include "hv/percpu.h"
+#include "hv/stats.h"
+#include "spp/dma.h"
+#include "spp/spp.h"
 #include "mm/memmap.h"
 #include "mm/pmm.h"
 #include "dmar_tables.h"
@@ -458,6 +462,68 @@ static void test_faults(void **state)
 	teardown();
 }
 
+/* The glue to sub-page protection (spp/dma.c): the store decides what is read-only, faults on
+ * protected pages become TESSEL_EV_DMA events in the ring, HC_STATS reports dma_faults. */
+static void test_spp_glue(void **state)
+{
+	(void)state;
+	platform(qemu_q35_aw48_edu, sizeof(qemu_q35_aw48_edu));
+	assert_int_equal(init(CFG_IOMMU_ON), 0);
+	assert_int_equal(spp_store_init(&spp.store, 64), 0);
+	spp.mode = SPP_MODE_SW;
+	u64 gfn = 0x40123, slpt = iommu.pt.root.v;
+	u32 map = 0xfffffffe; /* sub-page 0 protected */
+	assert_int_equal(spp_store_check_set(&spp.store, gfn, 1, &map, 0), 0);
+	spp_store_apply_set(&spp.store, gfn, 1, &map, 0, NULL, NULL);
+	U.nseq = 0;
+	spp_dma_changed(gfn - 1, 3);
+	U.seq[U.nseq] = 0;
+	assert_string_equal(U.seq, "D");
+	assert_false(vw_walk(slpt, 4, 48, gfn << 12).w);
+	assert_true(vw_walk(slpt, 4, 48, (gfn + 1) << 12).w);
+
+	/* A ring of 4 entries in RAM (the ACPI area of the window). */
+	u64 ring = WIN + 0x8000;
+	memset(phys(ring), 0, 4096);
+	spp.ring_gpa = ring;
+	spp.ring_capacity = 4;
+	spp.ring_head = 0;
+	spp.ring_vector = 0;
+	((u32 *)phys(ring))[2] = 4;
+	struct percpu cpu;
+	memset(&cpu, 0, sizeof(cpu));
+	cpu.apic_id = 7;
+	record(0, 0x0028, gfn << 12, 5, false);          /* protected page: event */
+	record(1, 0x0028, (gfn + 1) << 12, 5, false);    /* ordinary page: no event */
+	U.regs[VTD_FSTS / 4] = VTD_FSTS_PPF;
+	spp_dma_poll(&cpu);
+	const u8 *r = phys(ring);
+	assert_int_equal(*(const u32 *)r, 1); /* head */
+	const u8 *e = r + 64;
+	assert_int_equal(*(const u64 *)e, gfn << 12);       /* gpa: the page */
+	assert_int_equal(*(const u64 *)(e + 8), 0);         /* rip */
+	assert_int_equal(*(const u64 *)(e + 16), 0x0028);   /* gla: source ID */
+	assert_int_equal(*(const u32 *)(e + 24), 7);        /* vcpu */
+	assert_int_equal(*(const u16 *)(e + 28), TESSEL_EV_DMA);
+	assert_int_equal(*(const u16 *)(e + 30), 0);
+	u64 rec[STAT_COUNT];
+	stats_snapshot(rec);
+	assert_int_equal(rec[STAT_DMA_FAULTS], 2);
+	assert_int_equal(STAT_DMA_FAULTS, 11); /* appended after events_dropped (ABI 1.1) */
+
+	/* Unprotect: writable again, one more invalidation. */
+	map = 0xffffffff;
+	spp_store_apply_set(&spp.store, gfn, 1, &map, 0, NULL, NULL);
+	U.nseq = 0;
+	spp_dma_changed(gfn, 1);
+	assert_int_equal(U.nseq, 1);
+	assert_true(vw_walk(slpt, 4, 48, gfn << 12).w);
+	spp.ring_gpa = 0;
+	spp.mode = SPP_MODE_NONE;
+	spp_store_destroy(&spp.store);
+	teardown();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +532,7 @@ int main(void)
 		cmocka_unit_test(test_policy),
 		cmocka_unit_test(test_pages_changed),
 		cmocka_unit_test(test_faults),
+		cmocka_unit_test(test_spp_glue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
