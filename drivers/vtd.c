@@ -294,10 +294,14 @@ int iommu_init(const struct tessel_config *cfg, u64 rsdp)
 
 	for (u32 i = 0; i < iommu.nunits; i++) {
 		if (vtd_unit_enable(&iommu.units[i], iommu.root)) {
-			/* Units enabled so far keep translating with correct tables: safe to leave. */
+			/* The tables live in the region, which the loader frees when the core fails:
+			 * no unit may go on translating through them. */
 			log_error("iommu: unit %u at %llx did not complete a command", i,
 				  (unsigned long long)iommu.units[i].base);
-			return mode == CFG_IOMMU_ON ? -EOPNOTSUPP : -EIO;
+			for (u32 k = 0; k <= i; k++)
+				if (gcmd(&iommu.units[k], VTD_GCMD_TE, false, false))
+					log_error("iommu: unit %u: translation could not be turned off", k);
+			return unavailable(mode, "a VT-d unit did not complete a command");
 		}
 	}
 	/* The guest OS does not get the IOMMU (docs/IOMMU.md): its DMAR table disappears from the
