@@ -13,6 +13,9 @@
 #include "hv/features.h"
 #include "hv/log.h"
 #include "lib/string.h"
+#include <arch/ept.h>
+#include <arch/cpu.h>
+#include "mm/ept.h"
 #include "mm/memmap.h"
 #include "mm/pmm.h"
 
@@ -216,6 +219,17 @@ static bool regs_plausible(const struct dmar_unit *du)
 
 static struct dmar_info dmar;
 
+/* Turn translation off on every unit (the boot is failing: the region holding the tables
+ * goes back to the firmware). */
+static void iommu_abort(void)
+{
+	for (u32 i = 0; i < iommu.nunits; i++)
+		if (gcmd(&iommu.units[i], VTD_GCMD_TE, false, false))
+			log_error("iommu: unit %u: translation could not be turned off", i);
+	iommu.active = false;
+}
+
+
 /* Give up: in auto mode a line and no protection; in on mode a refusal. */
 static int unavailable(u32 mode, const char *why)
 {
@@ -298,9 +312,8 @@ int iommu_init(const struct tessel_config *cfg, u64 rsdp)
 			 * no unit may go on translating through them. */
 			log_error("iommu: unit %u at %llx did not complete a command", i,
 				  (unsigned long long)iommu.units[i].base);
-			for (u32 k = 0; k <= i; k++)
-				if (gcmd(&iommu.units[k], VTD_GCMD_TE, false, false))
-					log_error("iommu: unit %u: translation could not be turned off", k);
+			iommu.nunits = i + 1;
+			iommu_abort();
 			return unavailable(mode, "a VT-d unit did not complete a command");
 		}
 	}
@@ -316,6 +329,45 @@ int iommu_init(const struct tessel_config *cfg, u64 rsdp)
 		 (unsigned long long)iommu.pt.tables + 2, dmar.rmrr_count, dmar.rmrr_count == 1 ? "" : "s",
 		 (rd32(&iommu.units[0], VTD_GSTS) & VTD_GCMD_IRE) ? "left on" : "not enabled",
 		 hidden ? "hidden from the guest" : "not found in the root tables again");
+	return 0;
+}
+
+static int hide_registers(struct ept *ept);
+
+int iommu_hide_registers(struct ept *ept)
+{
+	if (!iommu.active)
+		return 0;
+	int r = hide_registers(ept);
+	if (r) {
+		log_error("iommu: the units' registers could not be hidden from the guest");
+		iommu_abort();
+	}
+	return r;
+}
+
+static int hide_registers(struct ept *ept)
+{
+	hpa_t zero = pmm_alloc_page(); /* zeroed */
+	if (!zero.v)
+		return -ENOMEM;
+	for (u32 i = 0; i < iommu.nunits; i++) {
+		const struct dmar_unit *du = &dmar.units[i];
+		for (u64 a = du->reg_base; a < du->reg_base + du->reg_size; a += PAGE_SIZE) {
+			spin_lock(&ept->lock);
+			int r = ept_split(ept, a, 1);
+			int level = 0;
+			u64 *leaf = r ? NULL : ept_leaf(ept, a, &level);
+			if (leaf && level == 1) /* R+X, WB, IPAT: the same kind of leaf as the region's */
+				__atomic_store_n(leaf, zero.v | EPT_R | EPT_X | ((u64)MT_WB << EPT_MT_SHIFT) | EPT_IGNORE_PAT,
+						 __ATOMIC_RELEASE);
+			spin_unlock(&ept->lock);
+			if (!leaf || level != 1)
+				return r ? r : -EINVAL;
+		}
+		if (!memmap_hide(du->reg_base, du->reg_size))
+			return -ENOMEM;
+	}
 	return 0;
 }
 

@@ -128,6 +128,17 @@ extern struct iommu_state iommu;
 int iommu_init(const struct tessel_config *cfg, u64 rsdp);
 
 /*
+ * Take the units' register pages away from the guest (VMX path, after iommu_init, before any
+ * processor runs as a guest): each page maps in the guest's EPT to one read-only page of
+ * zeros (a unit that reads VER = 0, translation off, nothing pending: firmware code polling a
+ * status bit to clear finishes) and is hidden like the region (memmap_hide), so the guest's
+ * writes are discarded. Without this a guest kernel could reprogram or turn off the unit.
+ * Returns 0 or -ENOMEM (nothing changed for the page that failed). No-op when not active.
+ */
+struct ept;
+int iommu_hide_registers(struct ept *ept);
+
+/*
  * After HC_SPP_SET changed the permissions of [gfn, gfn + n): make every page with a
  * protected sub-page read-only for DMA and every other page writable again, then invalidate
  * the units' IOTLBs before returning. protected_fn(gfn) says whether a page has a protected

@@ -152,6 +152,8 @@ static s64 core_init(struct tessel_boot_info *bi)
 	log_info("sub-page protection: %s (processor SPP: %s)", spp_mode_name(), vmx_has_spp() ? "yes" : "no");
 	/* DMA remapping (docs/IOMMU.md): before any processor runs as a guest. */
 	r = iommu_init(&bi->config, bi->acpi_rsdp);
+	if (!r)
+		r = iommu_hide_registers(&guest_ept);
 	if (r)
 		return r;
 	log_info("core ready: %llu of %llu region pages free", (unsigned long long)pmm_free_count(),

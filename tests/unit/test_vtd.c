@@ -25,7 +25,12 @@
 
 #include <hw.h>
 #include "drivers/vtd.h"
+#include <arch/cpu.h>
+#include <arch/ept.h>
 #include "hv/log.h"
+#include "mm/ept.h"
+#include "mm/mtrr.h"
+#include "ept_walker.h"
 #include "hv/percpu.h"
 #include "hv/stats.h"
 #include "spp/dma.h"
@@ -196,6 +201,7 @@ static void platform(const u8 *dmar, size_t len)
 	log_init(FAKE_SERIAL_PORT, CFG_LOG_DEBUG);
 	unit_reset();
 	acpi(dmar, len);
+	memset(&iommu, 0, sizeof(iommu)); /* no state from an earlier test */
 }
 
 static int init(u32 mode)
@@ -533,6 +539,48 @@ static void test_spp_glue(void **state)
 	teardown();
 }
 
+/* The units' register pages in the guest's EPT: a read-only page of zeros, writes discarded
+ * (hidden like the region); the pages around them untouched. */
+static void test_hide_registers(void **state)
+{
+	(void)state;
+	platform(qemu_q35_aw48_edu, sizeof(qemu_q35_aw48_edu));
+	struct mtrr_state m;
+	memset(&m, 0, sizeof(m));
+	m.enabled = true;
+	m.def_type = MT_WB;
+	m.phys_bits = 39;
+	struct ept ept;
+	struct ept_params p = { .phys_bits = 39, .has_1g = true, .mtrr = &m, .hv_base = REGION, .hv_size = REGION_SIZE };
+	p.ff_page = pmm_alloc_page();
+	memset(hpa_to_ptr(p.ff_page), 0xff, PAGE_SIZE);
+	assert_int_equal(ept_build_identity(&ept, &p), 0);
+	struct ew_result r;
+	assert_int_equal(ew_walk(ept.eptp, 39, UNIT, &r), EW_OK);
+	assert_int_equal(r.hpa, UNIT); /* before: the guest reaches the unit */
+	assert_int_equal(iommu_hide_registers(&ept), 0); /* not active yet: nothing */
+	assert_int_equal(ew_walk(ept.eptp, 39, UNIT, &r), EW_OK);
+	assert_int_equal(r.hpa, UNIT);
+
+	assert_int_equal(init(CFG_IOMMU_ON), 0);
+	assert_int_equal(iommu_hide_registers(&ept), 0);
+	assert_int_equal(ew_walk(ept.eptp, 39, UNIT + 0x1c, &r), EW_OK);
+	assert_true(r.hpa != UNIT + 0x1c && pmm_owns(hpa(r.hpa & ~0xfffULL)));
+	assert_int_equal(r.perm, EPT_R | EPT_X); /* no write */
+	assert_int_equal(r.level, 1);
+	const u8 *z = hpa_to_ptr(hpa(r.hpa & ~0xfffULL));
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(z[i], 0);
+	assert_true(memmap_in_hv(UNIT, 1));
+	assert_false(memmap_in_hv(UNIT + 0x1000, 1));
+	assert_int_equal(ew_walk(ept.eptp, 39, UNIT + 0x1000, &r), EW_OK);
+	assert_int_equal(r.hpa, UNIT + 0x1000);
+	assert_int_equal(r.perm, EPT_R | EPT_W | EPT_X);
+	assert_int_equal(ew_walk(ept.eptp, 39, UNIT - 0x1000, &r), EW_OK);
+	assert_int_equal(r.hpa, UNIT - 0x1000);
+	teardown();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -542,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_pages_changed),
 		cmocka_unit_test(test_faults),
 		cmocka_unit_test(test_spp_glue),
+		cmocka_unit_test(test_hide_registers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
