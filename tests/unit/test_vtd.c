@@ -415,6 +415,32 @@ static void test_pages_changed(void **state)
 	teardown();
 }
 
+/* No page left to split a 2 MiB leaf: the whole block becomes read-only (never weaker), and
+ * writable again once its last protected page is unprotected. */
+static void test_split_fallback(void **state)
+{
+	(void)state;
+	platform(qemu_q35_aw48_edu, sizeof(qemu_q35_aw48_edu));
+	assert_int_equal(init(CFG_IOMMU_ON), 0);
+	u64 slpt = iommu.pt.root.v;
+	assert_int_equal(vw_walk(slpt, 4, 48, 0x40123000).page_size, SZ_2M);
+	while (pmm_alloc_page().v)
+		;
+	prot_gfn = 0x40123;
+	U.nseq = 0;
+	iommu_pages_changed(prot_gfn, 1, is_prot, prot_2m);
+	assert_int_equal(U.nseq, 1);
+	struct vw_result r = vw_walk(slpt, 4, 48, 0x40123000);
+	assert_true(r.status == VW_OK && r.page_size == SZ_2M && !r.w);
+	assert_false(vw_walk(slpt, 4, 48, 0x40000000).w); /* the whole block */
+	assert_true(vw_walk(slpt, 4, 48, 0x40200000).w);  /* the next one is not */
+	prot_gfn = ~0ULL;
+	iommu_pages_changed(0x40123, 1, is_prot, prot_2m);
+	assert_true(vw_walk(slpt, 4, 48, 0x40123000).w);
+	assert_true(vw_walk(slpt, 4, 48, 0x40000000).w);
+	teardown();
+}
+
 static u32 reported;
 static u64 reported_addr;
 static void report(void *ctx, const struct vtd_fault *f)
@@ -588,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_stuck_unit),
 		cmocka_unit_test(test_policy),
 		cmocka_unit_test(test_pages_changed),
+		cmocka_unit_test(test_split_fallback),
 		cmocka_unit_test(test_faults),
 		cmocka_unit_test(test_spp_glue),
 		cmocka_unit_test(test_hide_registers),
