@@ -195,6 +195,14 @@ $(LX)/initrd.img: tools/linux/mkinitrd.sh tools/linux/init $(LX)/busybox $(LX)/e
 	$(Q)tools/linux/mkinitrd.sh $(LX)
 $(LX)/cmdline.txt: $(LX)/initrd.img
 
+# ---- the Linux guest of the IOMMU group (tests/iommu/, docs/IOMMU.md): virtio disk modules ----
+IOMMU_LX := $(B)/iommu/initrd-dma.img
+$(IOMMU_LX): tests/iommu/mkinitrd-dma.sh tests/iommu/init-dma $(LX)/kernel-release $(LX)/vmlinuz.efi $(LX)/busybox
+	@echo '  INITRD  $@'
+	$(Q)tests/iommu/mkinitrd-dma.sh $(B)/iommu
+iommu-linux: $(IOMMU_LX)
+.PHONY: iommu-linux
+
 # ---- host unit tests ----
 $(B)/host/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -217,7 +225,7 @@ UNIT_EXTRA_test_entry_check := tests/data/vmx_profiles/profiles.c
 unit: $(UNIT_BIN)
 	@tests/harness/run-unit.sh $(UNIT_BIN)
 
-test: deps all $(UNIT_BIN) linux image
+test: deps all $(UNIT_BIN) linux image iommu-linux
 	@tests/harness/run-all.sh
 
 # The installable disk image (tools/mkimage.sh; README "On real hardware").

@@ -28,12 +28,14 @@ static const char *const config_log_names[] = { "error", "warn", "info", "debug"
 static const char *const config_no_vmx_names[] = { "continue", "stop" };
 static const char *const config_sppt_names[] = { "eager", "lazy" };
 static const char *const config_check_names[] = { "off", "entry" };
+static const char *const config_iommu_names[] = { "auto", "on", "off" };
 
 BUILD_BUG_ON(ARRAY_SIZE(config_spp_names) != CFG_SPP_OFF + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_log_names) != CFG_LOG_DEBUG + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_no_vmx_names) != CFG_NO_VMX_STOP + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_sppt_names) != CFG_SPPT_LAZY + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_check_names) != CFG_CHECK_ENTRY + 1);
+BUILD_BUG_ON(ARRAY_SIZE(config_iommu_names) != CFG_IOMMU_OFF + 1);
 BUILD_BUG_ON(CONFIG_VALUE_MAX >= CFG_NEXT_MAX);
 
 #define CONFIG_ENUM_KEY(n, field, names) \
@@ -48,6 +50,7 @@ static const struct config_key config_keys[] = {
 	CONFIG_ENUM_KEY("no_vmx", no_vmx, config_no_vmx_names),
 	CONFIG_ENUM_KEY("sppt", sppt, config_sppt_names),
 	CONFIG_ENUM_KEY("check", check, config_check_names),
+	CONFIG_ENUM_KEY("iommu", iommu, config_iommu_names),
 };
 #define CONFIG_NKEYS ARRAY_SIZE(config_keys)
 
@@ -471,6 +474,8 @@ void config_defaults(struct tessel_config *cfg)
 	cfg->sppt = CFG_SPPT_EAGER;
 	cfg->check = CFG_CHECK_OFF;
 	cfg->pad = 0;
+	cfg->iommu = CFG_IOMMU_AUTO;
+	cfg->pad2 = 0;
 }
 
 int config_parse_file(struct tessel_config *cfg, const char *text, size_t len, const char *source,

@@ -14,7 +14,7 @@
 #define CONFIG_ERR_MAX 256   /* holds any whole error message when the source name is <= 100 bytes */
 #define CONFIG_FORMAT_MAX 384 /* a buffer this large always holds config_format's line */
 
-/* Fill *cfg with the defaults: next="" spp=auto log=info heap=32 no_vmx=continue sppt=eager. */
+/* Fill *cfg with the defaults: next="" spp=auto log=info heap=32 no_vmx=continue sppt=eager iommu=auto. */
 void config_defaults(struct tessel_config *cfg);
 
 /*
@@ -37,7 +37,7 @@ int config_parse_args(struct tessel_config *cfg, int argc, const char *const arg
 
 /*
  * Render *cfg as one line of space-separated key=value pairs in a fixed order, e.g.
- * "next=\\EFI\\tests\\a.efi spp=auto log=info heap=32 no_vmx=continue sppt=eager".
+ * "next=\\EFI\\tests\\a.efi spp=auto log=info heap=32 no_vmx=continue sppt=eager iommu=auto".
  * Always NUL-terminated when len > 0 (truncated if buf is short).
  */
 void config_format(const struct tessel_config *cfg, char *buf, size_t len);

@@ -13,6 +13,7 @@
 #include "boot/config.h"
 #include "boot/efi_mp.h"
 #include "boot/loader.h"
+#include <tessel/iommu_test.h>
 #include "drivers/uart.h"
 #include "hv/vmx_caps.h"
 #include "lib/fmt.h"
@@ -268,31 +269,22 @@ static const char *status_name(s64 r)
 	case ENOMEM: return "the region is too small (raise heap=)";
 	case EINVAL: return "the loader and the core disagree on the boot information";
 	case EIO: return "VMX operation could not be entered (see the log)";
+	case EOPNOTSUPP: return "iommu=on and DMA remapping cannot be set up (see the log)";
 	default: return "unknown error";
 	}
 }
 
-/* Returns the number of processors now running as guests, or a negative status. */
-static s64 start_hypervisor(void)
-{
-	EFI_GUID mp_guid = EFI_MP_SERVICES_PROTOCOL_GUID;
-	EFI_MP_SERVICES_PROTOCOL *mp = NULL;
-	UINTN ncpu = 1, nenabled = 1, bsp = 0;
-	if (EFI_ERROR(BS->LocateProtocol(&mp_guid, NULL, (void **)&mp)))
-		mp = NULL;
-	if (mp) {
-		mp->GetNumberOfProcessors(mp, &ncpu, &nenabled);
-		mp->WhoAmI(mp, &bsp);
-	}
-	if (ncpu > TESSEL_MAX_CPUS) {
-		say("tessel: %lu processors; this build supports %u", (unsigned long)ncpu, TESSEL_MAX_CPUS);
-		return -EINVAL;
-	}
-	if (read_cr4() & (1ULL << 12)) {
-		say("tessel: the firmware uses 5-level paging, which the loader does not support yet");
-		return -EINVAL;
-	}
+/* The hypervisor's region with the core loaded into it and its boot information. */
+struct core_region {
+	u64 region, pages;
+	struct tessel_boot_info *bi;
+	u64 boot_cr3;
+};
 
+static const EFI_GUID region_guid = TESSEL_REGION_GUID;
+
+static s64 load_region(struct core_region *cr, UINTN ncpu, UINTN bsp, EFI_MP_SERVICES_PROTOCOL *mp)
+{
 	u64 pages = (u64)cfg.heap_mib * (SZ_1M / PAGE_SIZE);
 	EFI_PHYSICAL_ADDRESS raw = 0;
 	u64 slack = SZ_2M / PAGE_SIZE;
@@ -336,19 +328,58 @@ static s64 start_hypervisor(void)
 	bi->free_base = next;
 
 	/* Publish the region before taking the map, so the OS sees it reserved. */
-	EFI_GUID region_guid = TESSEL_REGION_GUID;
 	struct tessel_region_info *ri = NULL;
 	if (!EFI_ERROR(BS->AllocatePool(EfiRuntimeServicesData, sizeof(*ri), (void **)&ri))) {
 		*ri = (struct tessel_region_info){ TESSEL_REGION_MAGIC, region, size };
-		BS->InstallConfigurationTable(&region_guid, ri);
+		BS->InstallConfigurationTable((EFI_GUID *)&region_guid, ri);
 	}
 	fill_memory_map(bi);
+
+	cr->region = region;
+	cr->pages = pages;
+	cr->bi = bi;
+	cr->boot_cr3 = boot_cr3;
+	return 0;
+}
+
+static void unload_region(const struct core_region *cr)
+{
+	BS->InstallConfigurationTable((EFI_GUID *)&region_guid, NULL);
+	BS->FreePages(cr->region, cr->pages);
+}
+
+/* Returns the number of processors now running as guests, or a negative status. */
+static s64 start_hypervisor(void)
+{
+	EFI_GUID mp_guid = EFI_MP_SERVICES_PROTOCOL_GUID;
+	EFI_MP_SERVICES_PROTOCOL *mp = NULL;
+	UINTN ncpu = 1, nenabled = 1, bsp = 0;
+	if (EFI_ERROR(BS->LocateProtocol(&mp_guid, NULL, (void **)&mp)))
+		mp = NULL;
+	if (mp) {
+		mp->GetNumberOfProcessors(mp, &ncpu, &nenabled);
+		mp->WhoAmI(mp, &bsp);
+	}
+	if (ncpu > TESSEL_MAX_CPUS) {
+		say("tessel: %lu processors; this build supports %u", (unsigned long)ncpu, TESSEL_MAX_CPUS);
+		return -EINVAL;
+	}
+	if (read_cr4() & (1ULL << 12)) {
+		say("tessel: the firmware uses 5-level paging, which the loader does not support yet");
+		return -EINVAL;
+	}
+
+	struct core_region cr;
+	s64 lr = load_region(&cr, ncpu, bsp, mp);
+	if (lr)
+		return lr;
+	struct tessel_boot_info *bi = cr.bi;
+	u64 boot_cr3 = cr.boot_cr3;
 
 	s64 r = tessel_launch(boot_cr3, core_entry_va, CORE_OP_INIT, (u64)(uintptr_t)bi, &launch_state[bsp]);
 	if (r) {
 		say("tessel: hypervisor core failed to initialise: %s", status_name(r));
-		BS->InstallConfigurationTable(&region_guid, NULL);
-		BS->FreePages(region, pages);
+		unload_region(&cr);
 		return r;
 	}
 	host_cr3 = bi->host_cr3;
@@ -361,8 +392,7 @@ static s64 start_hypervisor(void)
 	if (r) {
 		say("tessel: the bootstrap processor did not start: %s", status_name(r));
 		say("tessel: the start failed; no processor is running the hypervisor");
-		BS->InstallConfigurationTable(&region_guid, NULL);
-		BS->FreePages(region, pages);
+		unload_region(&cr);
 		return r;
 	}
 	bool ap_started[TESSEL_MAX_CPUS] = { false };
@@ -408,9 +438,40 @@ static s64 start_hypervisor(void)
 	}
 	say("tessel: the start failed; %ld processor%s left VMX operation again; the hypervisor is not running",
 	    (long)started, started == 1 ? "" : "s");
-	BS->InstallConfigurationTable(&region_guid, NULL);
-	BS->FreePages(region, pages);
+	unload_region(&cr);
 	return failure;
+}
+
+/* ---- DMA remapping without VMX (test builds; docs/IOMMU.md "Testing without VMX") ---- */
+
+static struct core_region iommu_cr;
+static struct tessel_launch iommu_launch;
+
+static int64_t iommu_test_call(struct tessel_iommu_test_req *req)
+{
+	return tessel_launch(iommu_cr.boot_cr3, core_entry_va, CORE_OP_IOMMU_TEST, (u64)(uintptr_t)req, &iommu_launch);
+}
+
+static struct tessel_iommu_test_table iommu_test_table = { TESSEL_IOMMU_TEST_MAGIC, NULL };
+
+/* iommu=on without VMX: a test build's core programs the IOMMU and stays resident for the
+ * test channel; a release core refuses (-ENOSYS) and the region is given back. */
+static void iommu_without_vmx(void)
+{
+	if (load_region(&iommu_cr, 1, 0, NULL))
+		return;
+	s64 r = tessel_launch(iommu_cr.boot_cr3, core_entry_va, CORE_OP_IOMMU_ONLY, (u64)(uintptr_t)iommu_cr.bi,
+			      &iommu_launch);
+	if (r) {
+		say("tessel: iommu=on: %s", r == -ENOSYS ? "the IOMMU is only owned by a running hypervisor (no VMX)" :
+			"DMA remapping could not be set up (see the log)");
+		unload_region(&iommu_cr);
+		return;
+	}
+	EFI_GUID guid = TESSEL_IOMMU_TEST_GUID;
+	iommu_test_table.call = iommu_test_call;
+	BS->InstallConfigurationTable(&guid, &iommu_test_table);
+	say("tessel: DMA remapping on without a hypervisor (test build, no VMX)");
 }
 
 static EFI_STATUS chain_load(void)
@@ -447,6 +508,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	const char *why = vmx_basic_check();
 	if (why) {
 		say("tessel: no VMX: %s", why);
+		if (cfg.iommu == CFG_IOMMU_ON)
+			iommu_without_vmx();
 		if (cfg.no_vmx == CFG_NO_VMX_STOP) {
 			say("tessel: no_vmx=stop: not starting the next stage");
 			return EFI_UNSUPPORTED;
@@ -460,7 +523,14 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 			return EFI_UNSUPPORTED;
 		}
 	}
-	if (!cfg.next[0])
+	if (!cfg.next[0]) {
+		/* The test channel's function lives in this image, which is unloaded on return;
+		 * the IOMMU itself stays on (its tables are in the reserved region). */
+		if (iommu_test_table.call) {
+			EFI_GUID guid = TESSEL_IOMMU_TEST_GUID;
+			BS->InstallConfigurationTable(&guid, NULL);
+		}
 		return EFI_SUCCESS;
+	}
 	return chain_load();
 }

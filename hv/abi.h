@@ -6,7 +6,7 @@
 #ifndef HV_ABI_H
 #define HV_ABI_H
 
-#define TESSEL_ABI_VERSION      0x00010000U
+#define TESSEL_ABI_VERSION      0x00010001U /* 1.1 */
 #define TESSEL_CPUID_BASE       0x40000000U
 #define TESSEL_CPUID_FEATURES   0x40000001U
 #define TESSEL_CPUID_MAX        TESSEL_CPUID_FEATURES
@@ -20,6 +20,7 @@
 #define TESSEL_F_LOCK    (1U << 2)
 #define TESSEL_F_EVENTS  (1U << 3)
 #define TESSEL_F_TRACK   (1U << 4)
+#define TESSEL_F_DMA     (1U << 5) /* 1.1: DMA remapping on (docs/IOMMU.md) */
 
 #define TESSEL_SPP_TRACK_FLAG (1U << 0) /* HC_SPP_SET flags bit 0 */
 

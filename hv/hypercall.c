@@ -13,6 +13,7 @@
 #include "mm/guest_mem.h"
 #include "mm/memmap.h"
 #include "stats.h"
+#include "spp/dma.h"
 #include "spp/spp.h"
 #include "vcpu.h"
 
@@ -108,6 +109,8 @@ s64 hypercall_dispatch(struct percpu *c, struct hc_args *a, unsigned cpl)
 		hypercall_fn h = __atomic_load_n(&hc_loader_hook, __ATOMIC_ACQUIRE);
 		return h ? h(c, a) : -ENOSYS;
 	}
+	/* DMA faults are collected when the guest calls (docs/IOMMU.md: no interrupt of ours). */
+	spp_dma_poll(c);
 #ifdef TESSEL_TEST_HOOKS
 	if (a->nr == HC_TEST_SPPT_MISCONFIG)
 		return hc_test_sppt_misconfig(c, a);

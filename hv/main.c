@@ -12,6 +12,8 @@
 #include <tessel/bootinfo.h>
 #include "entry_check.h"
 #include "abi.h"
+#include "drivers/vtd.h"
+#include "drivers/vtd_test.h"
 #include "features.h"
 #include "lib/string.h"
 #include "log.h"
@@ -164,6 +166,12 @@ static s64 core_init(struct tessel_boot_info *bi)
 		return r;
 	start_hooks_init();
 	log_info("sub-page protection: %s (processor SPP: %s)", spp_mode_name(), vmx_has_spp() ? "yes" : "no");
+	/* DMA remapping (docs/IOMMU.md): before any processor runs as a guest. */
+	r = iommu_init(&bi->config, bi->acpi_rsdp);
+	if (!r)
+		r = iommu_hide_registers(&guest_ept);
+	if (r)
+		return r;
 	log_info("core ready: %llu of %llu region pages free", (unsigned long long)pmm_free_count(),
 		 (unsigned long long)pmm_total_count());
 	return 0;
@@ -179,6 +187,10 @@ __attribute__((section(".text.entry"))) s64 core_entry(u64 op, u64 arg, struct t
 		if (!boot_info || arg >= percpu_count)
 			return -EINVAL;
 		return vmx_cpu_start(percpu_array[arg], launch);
+	case CORE_OP_IOMMU_ONLY:
+		return iommu_only_init((struct tessel_boot_info *)(uintptr_t)arg);
+	case CORE_OP_IOMMU_TEST:
+		return iommu_test_op((struct tessel_iommu_test_req *)(uintptr_t)arg);
 	default:
 		return -EINVAL;
 	}

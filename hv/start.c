@@ -17,6 +17,7 @@
 #include <arch/msr.h>
 #include <arch/vmx.h>
 #include <tessel/bootinfo.h>
+#include "drivers/vtd.h"
 #include "exit.h"
 #include "hypercall.h"
 #include "log.h"
@@ -70,6 +71,14 @@ static void vmx_cpu_leave(struct percpu *c)
 	regs.gpr[GPR_AX] = TESSEL_LEFT_VMX;
 	c->launched = false;
 	log_info("cpu %u: leaving VMX operation (the start is undone)", c->index);
+	/* The loader leaves on the BSP last, then frees the region: DMA must stop using the
+	 * tables in it first. */
+	bool last = true;
+	for (u32 i = 0; i < percpu_count; i++)
+		if (__atomic_load_n(&percpu_array[i]->launched, __ATOMIC_ACQUIRE))
+			last = false;
+	if (last)
+		iommu_shutdown();
 	vmclear(c->vmcs);
 	vmxoff();
 	write_cr4(cr4 & ~CR4_VMXE);

@@ -1,4 +1,5 @@
 /* Summing per-CPU statistics into the HC_STATS record. */
+#include "drivers/vtd.h"
 #include "percpu.h"
 #include "stats.h"
 
@@ -24,4 +25,5 @@ void stats_snapshot(u64 out[STAT_COUNT])
 	out[STAT_EXITS] = exits;
 	out[STAT_PAGES_PROTECTED] = stats_gauge(STAT_PAGES_PROTECTED);
 	out[STAT_SPPT_PAGES] = stats_gauge(STAT_SPPT_PAGES);
+	out[STAT_DMA_FAULTS] = __atomic_load_n(&iommu.faults, __ATOMIC_RELAXED);
 }

@@ -12,6 +12,8 @@
 static struct { u64 start, end; } ram[MEMMAP_MAX];
 static u32 ram_count;
 static u64 hv_start, hv_end;
+static struct { u64 start, end; } hidden[MEMMAP_HIDDEN_MAX];
+static u32 hidden_count;
 
 /* Adds [s, e) to the sorted, merged table. The table only fills up if the RAM really is
  * in more than MEMMAP_MAX separate runs; then the range is left out (and counted). */
@@ -48,6 +50,7 @@ void memmap_init(const struct tessel_mem_range *ranges, u32 count, u64 hv_base, 
 {
 	hv_start = hv_base;
 	hv_end = hv_base + hv_size;
+	hidden_count = 0;
 	ram_count = 0;
 	u32 dropped = 0;
 	for (u32 i = 0; i < count; i++) {
@@ -65,7 +68,24 @@ void memmap_init(const struct tessel_mem_range *ranges, u32 count, u64 hv_base, 
 
 bool memmap_in_hv(u64 gpa, u64 len)
 {
-	return len && gpa < hv_end && gpa + len > hv_start;
+	if (!len)
+		return false;
+	if (gpa < hv_end && gpa + len > hv_start)
+		return true;
+	for (u32 i = 0; i < hidden_count; i++)
+		if (gpa < hidden[i].end && gpa + len > hidden[i].start)
+			return true;
+	return false;
+}
+
+bool memmap_hide(u64 base, u64 size)
+{
+	if (hidden_count >= MEMMAP_HIDDEN_MAX || !size || base + size < base)
+		return false;
+	hidden[hidden_count].start = base;
+	hidden[hidden_count].end = base + size;
+	hidden_count++;
+	return true;
 }
 
 bool memmap_is_ram(u64 gpa, u64 len)

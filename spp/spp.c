@@ -26,6 +26,7 @@
 #include "lib/string.h"
 #include "mm/guest_mem.h"
 #include "mm/memmap.h"
+#include "spp/dma.h"
 #include "spp/spp.h"
 
 struct spp_state spp = { .lock = SPINLOCK_INIT };
@@ -305,6 +306,7 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 	spin_lock(&spp.ept->lock);
 	spp_store_apply_set(&spp.store, gfn, n, maps, pflags, apply_page, &ctx);
 	spin_unlock(&spp.ept->lock);
+	spp_dma_changed(gfn, n); /* DMA tables and IOTLBs (spp/dma.c); cannot fail */
 	if (ctx.narrowed)
 		spp_flush_all_cpus();
 	reclaim_tables(gfn, n);

@@ -26,7 +26,7 @@
 #define TESSEL_SIG_EDX 0x00000000u
 #define TESSEL_SIGNATURE "TesselHV"
 
-#define TESSEL_ABI_VERSION 0x00010000u /* 1.0 */
+#define TESSEL_ABI_VERSION 0x00010001u /* 1.1 */
 #define TESSEL_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
 #define TESSEL_ABI_MINOR(v) ((uint32_t)(v) & 0xffffu)
 #define TESSEL_MIN_MAX_PAGES 512u /* ECX of leaf 0x40000001 is at least this */
@@ -40,7 +40,8 @@
 #define TESSEL_F_LOCK   (1u << 2) /* HC_SPP_LOCK is available */
 #define TESSEL_F_EVENTS (1u << 3) /* HC_EVENTS_SETUP is available */
 #define TESSEL_F_TRACK  (1u << 4) /* HC_SPP_SET accepts TESSEL_SPP_TRACK */
-#define TESSEL_F_KNOWN  0x1fu
+#define TESSEL_F_DMA    (1u << 5) /* 1.1: DMA remapping: device writes into protected pages refused */
+#define TESSEL_F_KNOWN  0x3fu
 
 /* ---- Calls (ABI.md section 3) ---- */
 #define HC_NOP          0x00u
@@ -70,6 +71,7 @@
 #define TESSEL_EV_DENIED    1
 #define TESSEL_EV_TRACKED   2
 #define TESSEL_EV_DISCARDED 3
+#define TESSEL_EV_DMA       4 /* 1.1: gpa = page, gla = PCI source ID, rip = 0, bytes = 0 */
 
 struct tessel_event {
 	uint64_t gpa;   /* first protected byte the write touched */
@@ -117,8 +119,10 @@ enum tessel_stat {
 	TESSEL_STAT_PAGES_PROTECTED,
 	TESSEL_STAT_SPPT_PAGES,
 	TESSEL_STAT_EVENTS_DROPPED,
-	TESSEL_STAT_COUNT_1_0 /* counters defined by ABI 1.0 */
+	TESSEL_STAT_DMA_FAULTS, /* 1.1 */
+	TESSEL_STAT_COUNT_1_1 /* counters defined by ABI 1.1 */
 };
+#define TESSEL_STAT_COUNT_1_0 11 /* counters defined by ABI 1.0 */
 
 /* ---- The hypervisor region, published by the loader as a UEFI configuration table ---- */
 #define TESSEL_REGION_GUID_INIT \

@@ -47,6 +47,9 @@ static inline bool tessel_mem_type_is_ram(u32 t)
 /* Operations of the core's single entry point (ELF e_entry). */
 #define CORE_OP_INIT      1 /* BSP, once: arg = boot info; returns 0 or -errno */
 #define CORE_OP_CPU_START 2 /* every CPU: arg = cpu index; does not return on success */
+/* Test builds only (include/tessel/iommu_test.h); -ENOSYS otherwise. */
+#define CORE_OP_IOMMU_ONLY 3 /* no VMX: arg = boot info; program the IOMMU; 0 or -errno */
+#define CORE_OP_IOMMU_TEST 4 /* arg = struct tessel_iommu_test_req */
 
 /* Loader-only hypercalls (boot/launch.asm, hv/main.c), refused with -ENOSYS once the loader
  * has sealed a complete start and never part of the guest ABI: LEAVE takes the calling

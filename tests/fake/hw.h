@@ -214,6 +214,8 @@ void fake_mmio_set_hook(void (*hook)(u64 addr, u32 v));
 u32 fake_mmio_read32(u64 addr);
 static inline void mmio_write32(u64 addr, u32 v) { fake_mmio_write32(addr, v); }
 static inline u32 mmio_read32(u64 addr) { return fake_mmio_read32(addr); }
+/* A device model (e.g. a VT-d unit) behind [base, base + size); rd = NULL removes it. */
+void fake_mmio_set_device(u64 base, u64 size, u32 (*rd)(u64 off), void (*wr)(u64 off, u32 v));
 
 /* Root-mode NMI unblocking (IRET to self): nothing to do on the host. */
 static inline void nmi_unblock(void) {}

@@ -21,6 +21,7 @@ A group is a dict:
   until     regex that ends the run early (after `grace` seconds) once it matched
   timeout   seconds (wall) before the run is stopped and counted as timed out
   timeout_ok  True: reaching the timeout is the expected way for the run to end
+  qemu_args   (QEMU only) more QEMU arguments, e.g. '-device intel-iommu -device edu'
 The ESP always gets build/guest/*.efi under \\tests\\.
 """
 
@@ -144,6 +145,11 @@ except ImportError:
 try:
     from groups_spp import SPP_GROUPS
     GROUPS += SPP_GROUPS
+except ImportError:
+    pass
+try:
+    from groups_iommu import IOMMU_GROUPS
+    GROUPS += IOMMU_GROUPS
 except ImportError:
     pass
 try:

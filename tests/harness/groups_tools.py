@@ -86,14 +86,15 @@ TOOLS_GROUPS = [
              ('help: usage text', r'^usage: tesselctl <command> \[arguments\]'),
              ('help: status 0', r'^tc-status-help 0x0$'),
              ('info: running', r'^Tessel: running \(CPUID 0x40000000: TesselHV'),
-             ('info: ABI version 1.0', r'^ABI version: 1\.0 \(0x00010000\)$'),
+             ('info: ABI version 1.1', r'^ABI version: 1\.1 \(0x00010001\)$'),
              ('info: feature names', r'^features: 0x[0-9a-f]{8} (SPP_HW|SPP_SW)( LOCK)?( EVENTS)?( TRACK)?$'),
              ('info: max pages per call', r'^max pages per call: [0-9]+$'),
              ('info: status 0', r'^tc-status-info 0x0$'),
-             ('stats: header', r'^HC_STATS: [0-9]+ counters \(record of [0-9]+ bytes; ABI 1\.0 defines 11\)$'),
+             ('stats: header', r'^HC_STATS: [0-9]+ counters \(record of [0-9]+ bytes; ABI 1\.1 defines 12\)$'),
              *[(f'stats: counter {n}', rf'^  {n} +[0-9]+$') for n in (
                  'exits', 'hypercalls', 'spp_denied', 'spp_tracked', 'spp_misses', 'spp_misconfigs',
-                 'ept_violations', 'emulated_writes', 'pages_protected', 'sppt_pages', 'events_dropped')],
+                 'ept_violations', 'emulated_writes', 'pages_protected', 'sppt_pages', 'events_dropped',
+                 'dma_faults')],
              ('selftest: status 0', r'^tc-status-selftest 0x0$'),
              # get / set / protect / lock on the command line
              ('get: header', r'^page +map +sub-pages 0-31'),

@@ -108,7 +108,8 @@ def run_group(g):
     if missing:
         print(f'{name}: not ok - missing {", ".join(missing)} (build first)')
         return 0, 1, 'missing files'
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ, QEMU_EXTRA=g.get('qemu_args', ''))
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     sys.stdout.write(r.stdout)
     if r.returncode != 0:
         sys.stdout.write(r.stderr)

@@ -85,6 +85,7 @@ static void assert_default_values(const struct tessel_config *cfg)
 	assert_int_equal(cfg->no_vmx, CFG_NO_VMX_CONTINUE);
 	assert_int_equal(cfg->sppt, CFG_SPPT_EAGER);
 	assert_int_equal(cfg->check, CFG_CHECK_OFF);
+	assert_int_equal(cfg->iommu, CFG_IOMMU_AUTO);
 }
 
 /* ---- defaults and values ---- */
@@ -98,10 +99,11 @@ static void test_defaults(void **state)
 	config_defaults(&cfg);
 	assert_default_values(&cfg);
 	assert_int_equal(cfg.pad, 0);
+	assert_int_equal(cfg.pad2, 0);
 	for (size_t i = 0; i < CFG_NEXT_MAX; i++)
 		assert_int_equal(cfg.next[i], 0);
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next= spp=auto log=info heap=32 no_vmx=continue sppt=eager check=off");
+	assert_string_equal(line, "next= spp=auto log=info heap=32 no_vmx=continue sppt=eager check=off iommu=auto");
 
 	/* Empty text, or only blank lines and comments, changes nothing. */
 	cfg = parse_ok("", 0);
@@ -135,6 +137,9 @@ static void test_every_value(void **state)
 		{ "no_vmx", "stop", offsetof(struct tessel_config, no_vmx), CFG_NO_VMX_STOP },
 		{ "sppt", "eager", offsetof(struct tessel_config, sppt), CFG_SPPT_EAGER },
 		{ "sppt", "lazy", offsetof(struct tessel_config, sppt), CFG_SPPT_LAZY },
+		{ "iommu", "auto", offsetof(struct tessel_config, iommu), CFG_IOMMU_AUTO },
+		{ "iommu", "on", offsetof(struct tessel_config, iommu), CFG_IOMMU_ON },
+		{ "iommu", "off", offsetof(struct tessel_config, iommu), CFG_IOMMU_OFF },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char text[64], arg[64], err[CONFIG_ERR_MAX];
@@ -227,6 +232,7 @@ static void test_file_errors(void **state)
 	FILE_ERR("no_vmx=halt\n", SRC ":1: no_vmx: invalid value 'halt' (expected continue or stop)");
 	FILE_ERR("sppt=Lazy\n", SRC ":1: sppt: invalid value 'Lazy' (expected eager or lazy)");
 	FILE_ERR("check=all\n", SRC ":1: check: invalid value 'all' (expected off or entry)");
+	FILE_ERR("iommu=yes\n", SRC ":1: iommu: invalid value 'yes' (expected auto, on or off)");
 	FILE_ERR("\n\n\n\ncolour=red\n", SRC ":5: colour: unknown key");
 	FILE_ERR("SPP=hw\n", SRC ":1: SPP: unknown key");
 	FILE_ERR("s pp=hw\n", SRC ":1: s pp: unknown key");
@@ -320,6 +326,7 @@ static void test_message_length(void **state)
 	/* Each prefix is followed by 200 filler bytes, then the suffix. */
 	static const struct { const char *pre, *post; } cases[] = {
 		{ "heap=", "" }, { "spp=", "" }, { "log=", "" }, { "no_vmx=", "" }, { "sppt=", "" }, { "check=", "" },
+		{ "iommu=", "" },
 		{ "next=\\ ", "" }, { "", "=1" }, { "", "" }, { "=", "" },
 	};
 
@@ -527,10 +534,11 @@ static void check_round_trip(const struct tessel_config *cfg)
 	strcpy(copy, line);
 	for (char *p = strtok(copy, " "); p; p = strtok(NULL, " "))
 		argv[argc++] = p;
-	assert_int_equal(argc, 7);
+	assert_int_equal(argc, 8);
 	memset(&back, 0, sizeof(back));
 	config_defaults(&back);
 	back.pad = cfg->pad;
+	back.pad2 = cfg->pad2;
 	if (config_parse_args(&back, argc, argv, err, sizeof(err)))
 		fail_msg("round trip of [%s] failed: %s", line, err);
 	assert_memory_equal(&back, cfg, sizeof(back));
@@ -541,6 +549,7 @@ static void check_round_trip(const struct tessel_config *cfg)
 			*p = '\n';
 	config_defaults(&back);
 	back.pad = cfg->pad;
+	back.pad2 = cfg->pad2;
 	if (config_parse_file(&back, copy, strlen(copy), SRC, err, sizeof(err)))
 		fail_msg("round trip of [%s] as a file failed: %s", line, err);
 	assert_memory_equal(&back, cfg, sizeof(back));
@@ -554,10 +563,10 @@ static void test_format(void **state)
 
 	cfg = PARSE_OK("next=/EFI/tests/a.efi");
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next=\\EFI\\tests\\a.efi spp=auto log=info heap=32 no_vmx=continue sppt=eager check=off");
-	cfg = PARSE_OK("spp=sw\nlog=error\nheap=4096\nno_vmx=stop\nsppt=lazy\n");
+	assert_string_equal(line, "next=\\EFI\\tests\\a.efi spp=auto log=info heap=32 no_vmx=continue sppt=eager check=off iommu=auto");
+	cfg = PARSE_OK("spp=sw\nlog=error\nheap=4096\nno_vmx=stop\nsppt=lazy\niommu=off\n");
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next= spp=sw log=error heap=4096 no_vmx=stop sppt=lazy check=off");
+	assert_string_equal(line, "next= spp=sw log=error heap=4096 no_vmx=stop sppt=lazy check=off iommu=off");
 
 	/* Truncation keeps the NUL; out-of-range enums print as '?'. */
 	config_format(&cfg, line, 10);
@@ -567,7 +576,7 @@ static void test_format(void **state)
 	assert_int_equal(line[0], 'Z');
 	cfg.spp = 42;
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next= spp=? log=error heap=4096 no_vmx=stop sppt=lazy check=off");
+	assert_string_equal(line, "next= spp=? log=error heap=4096 no_vmx=stop sppt=lazy check=off iommu=off");
 
 	/* Every combination of enum values, with and without a next path, round-trips. */
 	for (u32 spp = 0; spp <= CFG_SPP_OFF; spp++)
@@ -579,6 +588,7 @@ static void test_format(void **state)
 					cfg.log_level = log;
 					cfg.no_vmx = nv;
 					cfg.sppt = sppt;
+					cfg.iommu = (spp + nv + sppt) % (CFG_IOMMU_OFF + 1);
 					cfg.heap_mib = 8 + (spp * 1000 + log * 100 + nv * 10 + sppt);
 					if ((spp + log) & 1)
 						strcpy(cfg.next, "\\EFI\\tests\\x#y.efi");
@@ -615,6 +625,7 @@ static void check_valid_config(const struct tessel_config *cfg)
 	assert_true(cfg->heap_mib >= CFG_HEAP_MIN_MIB && cfg->heap_mib <= CFG_HEAP_MAX_MIB);
 	assert_true(cfg->no_vmx <= CFG_NO_VMX_STOP);
 	assert_true(cfg->sppt <= CFG_SPPT_LAZY);
+	assert_true(cfg->iommu <= CFG_IOMMU_OFF);
 }
 
 static void check_error_text(const char *err, size_t errlen)
@@ -635,9 +646,10 @@ static void test_fuzz(void **state)
 				   "log=debug\n"
 				   "heap=64\n"
 				   "no_vmx=stop\n"
-				   "sppt=lazy\n";
+				   "sppt=lazy\n"
+				   "iommu=on\n";
 	static const char *const dict[] = { "=", "#", " #", "\r", "\n", "\r\n", "..", "/", "\\", " ", "\t",
-					    "next=", "spp=", "log=", "heap=", "no_vmx=", "sppt=", "\0",
+					    "next=", "spp=", "log=", "heap=", "no_vmx=", "sppt=", "iommu=", "\0",
 					    "\xef\xbb\xbf", "4096", "99999999999", "auto", "lazy" };
 	enum { ITER = 100000, MAXLEN = 1024 };
 	char buf[MAXLEN];

@@ -373,7 +373,7 @@ int tc_status_str(enum tc_call call, int64_t st, char *buf, size_t n)
 
 int tc_flags_str(uint32_t flags, char *buf, size_t n)
 {
-	static const char *const names[] = { "SPP_HW", "SPP_SW", "LOCK", "EVENTS", "TRACK" };
+	static const char *const names[] = { "SPP_HW", "SPP_SW", "LOCK", "EVENTS", "TRACK", "DMA" };
 	size_t len = 0;
 	if (n)
 		buf[0] = 0;
@@ -383,7 +383,7 @@ int tc_flags_str(uint32_t flags, char *buf, size_t n)
 		if (!((flags >> b) & 1))
 			continue;
 		const char *sep = len ? " " : "";
-		int w = b < 5 ? fmt_snprintf(buf + (len < n ? len : n), len < n ? n - len : 0, "%s%s", sep, names[b])
+		int w = b < sizeof(names) / sizeof(names[0]) ? fmt_snprintf(buf + (len < n ? len : n), len < n ? n - len : 0, "%s%s", sep, names[b])
 			      : fmt_snprintf(buf + (len < n ? len : n), len < n ? n - len : 0, "%sbit%u", sep, b);
 		len += (size_t)w;
 	}
@@ -392,7 +392,7 @@ int tc_flags_str(uint32_t flags, char *buf, size_t n)
 
 const char *tc_stat_name(unsigned i)
 {
-	static const char *const names[TESSEL_STAT_COUNT_1_0] = {
+	static const char *const names[TESSEL_STAT_COUNT_1_1] = {
 		[TESSEL_STAT_EXITS] = "exits",
 		[TESSEL_STAT_HYPERCALLS] = "hypercalls",
 		[TESSEL_STAT_SPP_DENIED] = "spp_denied",
@@ -404,8 +404,9 @@ const char *tc_stat_name(unsigned i)
 		[TESSEL_STAT_PAGES_PROTECTED] = "pages_protected",
 		[TESSEL_STAT_SPPT_PAGES] = "sppt_pages",
 		[TESSEL_STAT_EVENTS_DROPPED] = "events_dropped",
+		[TESSEL_STAT_DMA_FAULTS] = "dma_faults",
 	};
-	return i < TESSEL_STAT_COUNT_1_0 ? names[i] : 0;
+	return i < TESSEL_STAT_COUNT_1_1 ? names[i] : 0;
 }
 
 const char *tc_usage(void)

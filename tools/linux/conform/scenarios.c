@@ -45,7 +45,7 @@ void test_info(void)
 	spp = f & (TESSEL_F_SPP_HW | TESSEL_F_SPP_SW);
 	diag("version 0x%08x features 0x%x max_pages %u vector 0x%x ring_capacity %u",
 	     g_info.version, f, g_info.max_pages, g_info.vector, g_info.ring_capacity);
-	check(g_info.version == TESSEL_ABI_VERSION, "INFO: ABI version 1.0");
+	check(g_info.version == TESSEL_ABI_VERSION, "INFO: ABI version 1.1");
 	check(spp == TESSEL_F_SPP_HW || spp == TESSEL_F_SPP_SW,
 	      "INFO: exactly one of SPP_HW and SPP_SW");
 	check((f & needed) == needed, "INFO: LOCK, EVENTS and TRACK available");
