@@ -5,6 +5,7 @@
  * atomic families live in emulate_alu.c, strings in emulate_str.c, vector stores in
  * emulate_sse.c. Pure: no global state; guest vector registers come from hw.h.
  */
+#include <arch/cpu.h>
 #include "hv/emulate_priv.h"
 
 /* MOV r/m, r (88 89), MOV r/m, imm (C6 C7 /0: imm32 sign-extended for 64-bit), MOV moffs,
@@ -60,6 +61,13 @@ static int read_rm(struct emu *e, u64 *v)
 static int call(struct emu *e, u64 target)
 {
 	unsigned sz = e->in->opsize;
+	/* In 64-bit mode a non-canonical target is #GP(0) before anything is pushed (SDM Vol. 2A
+	 * CALL, 64-bit mode exceptions); a VM entry with such a RIP would fail (SDM 26.3.1.4). */
+	if (e->in->mode == INSN_MODE_64) {
+		unsigned bits = (e->r.cr4 & CR4_LA57) ? 57 : 48;
+		if ((u64)((s64)(target << (64 - bits)) >> (64 - bits)) != target)
+			return -EMU_GP;
+	}
 	int rc = push(e, e->next_rip & emu_mask(sz), sz);
 
 	if (rc)

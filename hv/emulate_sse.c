@@ -19,8 +19,6 @@ int emu_do_sse(struct emu *e)
 	u8 buf[32];
 	u64 la;
 
-	if (!in->has_mem)
-		return -EOPNOTSUPP;
 	switch (in->opcode) {
 	case 0x11: /* MOVUPS/MOVUPD, MOVSS (F3), MOVSD (F2); VEX.L is ignored for the scalars */
 		n = np_or_66 ? vl : mp == 0xf3 ? 4 : 8;
@@ -80,6 +78,11 @@ int emu_do_sse(struct emu *e)
 	}
 	if (e->r.cr0 & CR0_TS)
 		return -EMU_NM;
+	/* A register destination writes no memory: it cannot have caused the exit (the bytes
+	 * changed under the decode), and is nothing to emulate. Checked after the guest-state
+	 * checks, so an instruction the guest could not run at all still gets its fault. */
+	if (!in->has_mem)
+		return -EOPNOTSUPP;
 	la = emu_mem_la(e);
 	if (align && (la & (n - 1)))
 		return -EMU_GP;

@@ -14,6 +14,7 @@
 #include <arch/cpu.h>
 #include <arch/msr.h>
 #include <arch/vmx.h>
+#include "emulate.h"
 #include "exit.h"
 #include "insn.h"
 #include "log.h"
@@ -199,6 +200,61 @@ static void exit_paging_write(struct percpu *c, u64 gpa)
 	processor_write_failed(c);
 }
 
+/* A write into the hypervisor's region by the instruction at RIP (ABI.md section 6): the
+ * instruction is emulated with its region writes discarded, so it has every other effect it
+ * has natively (a PUSH moves RSP, a string op advances its registers) and raises what it
+ * raises natively in the guest's state (#UD, #GP, #NM: the emulator checks CR0/CR4/XCR0 for
+ * SSE/AVX). An instruction the emulator does not cover, or one that also writes outside the
+ * region, is skipped whole: its writes to the region are discarded either way. */
+struct region_wctx { struct guest_paging paging; u32 access; bool other; };
+
+static int region_read(void *vctx, u64 la, void *buf, unsigned n)
+{
+	struct region_wctx *w = vctx;
+	u32 pfec;
+	u64 fla;
+	return guest_read_linear(&w->paging, la, buf, n, w->access, &pfec, &fla) ? -EFAULT : 0;
+}
+
+static int region_write(void *vctx, u64 la, const void *buf, unsigned n)
+{
+	struct region_wctx *w = vctx;
+	(void)buf;
+	while (n) {
+		unsigned chunk = (unsigned)MIN((u64)n, PAGE_SIZE - (la & (PAGE_SIZE - 1)));
+		u64 gpa;
+		u32 pfec;
+		if (guest_walk(&w->paging, la, GACC_WRITE | w->access, &gpa, &pfec) || !memmap_in_hv(gpa, chunk)) {
+			w->other = true;
+			return -EFAULT;
+		}
+		la += chunk;
+		n -= chunk;
+	}
+	return 0;
+}
+
+static void discard_region_write(struct percpu *c, const struct insn *in)
+{
+	struct region_wctx w = { .access = vcpu_cpl() == 3 ? GACC_USER : 0 };
+	vcpu_guest_paging(&w.paging);
+	struct emu_regs regs = { 0 };
+	vcpu_emu_load(c, &regs);
+	u64 rip = regs.rip;
+	struct emu_mem mem = { region_read, region_write, &w };
+	int r = emu_write_insn(&regs, in, &mem);
+	if (r == 0)
+		vcpu_emu_commit(c, &regs, rip);
+	else if (r == -EINVAL)
+		vcpu_inject_ud(c);
+	else if (r == -EMU_GP)
+		vcpu_inject_gp0(c);
+	else if (r == -EMU_NM)
+		vcpu_inject_exception(c, VEC_NM, false, 0);
+	else
+		vcpu_skip_bytes(c, in->len);
+}
+
 void exit_ept_violation(struct percpu *c)
 {
 	u64 q = vmcs_readl(VMCS_RO_EXIT_QUALIFICATION);
@@ -210,6 +266,14 @@ void exit_ept_violation(struct percpu *c)
 		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY) | GUEST_INTR_BLOCK_NMI);
 	if ((q & EPT_QUAL_WRITE) && (q & EPT_QUAL_GLA_VALID) && !(q & EPT_QUAL_GLA_XLATE)) {
 		exit_paging_write(c, gpa);
+		return;
+	}
+	if ((q & EPT_QUAL_WRITE) && (vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID) &&
+	    vapic_is_apic_page(gpa)) {
+		/* An event frame pushed onto the local APIC's page (a stack pointed there): the
+		 * instruction at RIP did not write it, and a frame in APIC registers cannot land. */
+		log_debug_rl("event delivery onto the APIC page at %llx: #DF", (unsigned long long)gpa);
+		processor_write_failed(c);
 		return;
 	}
 	if ((q & EPT_QUAL_WRITE) && vapic_handle_ept_write(c, gpa))
@@ -238,7 +302,7 @@ void exit_ept_violation(struct percpu *c)
 			return;
 		}
 		log_debug_rl("discarded a write to hypervisor memory at %llx", (unsigned long long)gpa);
-		vcpu_skip_bytes(c, in.len);
+		discard_region_write(c, &in);
 		return;
 	}
 	log_error_rl("EPT violation: GPA %llx, qualification %llx (%s%s%s), RIP %llx",

@@ -25,6 +25,8 @@ int vapic_init(struct ept *ept, u64 apic_base);
 /* The ICR low dword (and destination) the guest is writing: true if it was an INIT or
  * SIPI the hypervisor delivered itself; false: the caller writes the real ICR. */
 bool vapic_icr_write(struct percpu *c, u32 icr_lo, u32 dest, bool x2apic);
+/* Is gpa in the write-protected xAPIC page? */
+bool vapic_is_apic_page(u64 gpa);
 /* A guest write that hit the write-protected xAPIC page (EPT violation): emulate it. */
 bool vapic_handle_ept_write(struct percpu *c, u64 gpa);
 /* On the way back to the guest: a pending virtual INIT puts this vCPU into its INIT state

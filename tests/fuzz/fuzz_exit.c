@@ -997,9 +997,12 @@ static bool sse_store_at_rip(bool *vex)
 		b[i] = *gptr(g);
 	}
 	int i = 0;
+	bool mandatory = false; /* a 66, F2 or F3 prefix: the SSE forms; without one, MMX */
 	while (i < 14 && (b[i] == 0x66 || b[i] == 0xf2 || b[i] == 0xf3 || b[i] == 0x2e || b[i] == 0x36 || b[i] == 0x3e ||
-			  b[i] == 0x26 || b[i] == 0x64 || b[i] == 0x65 || b[i] == 0x67 || (lm && (b[i] & 0xf0) == 0x40)))
+			  b[i] == 0x26 || b[i] == 0x64 || b[i] == 0x65 || b[i] == 0x67 || (lm && (b[i] & 0xf0) == 0x40))) {
+		mandatory |= b[i] == 0x66 || b[i] == 0xf2 || b[i] == 0xf3;
 		i++;
+	}
 	u8 op;
 	if (lm && (b[i] == 0xc5 || b[i] == 0xc4)) {
 		if (b[i] == 0xc4 && (b[i + 1] & 0x1f) != 1)
@@ -1010,7 +1013,7 @@ static bool sse_store_at_rip(bool *vex)
 		op = b[i + 1];
 		*vex = false;
 		/* MMX forms (no 66/F3 prefix) of 7E 7F E7, and D6 without 66, are not SSE stores */
-		if ((op == 0x7e || op == 0x7f || op == 0xe7 || op == 0xd6) && i == 0)
+		if ((op == 0x7e || op == 0x7f || op == 0xe7 || op == 0xd6) && !mandatory)
 			return false;
 	} else {
 		return false;

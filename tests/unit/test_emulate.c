@@ -1408,6 +1408,24 @@ static void test_legacy_modes_by_hand(void **state)
 	assert_int_equal(EMU("\xff\x17", INSN_MODE_16, &r), 0);
 	assert_int_equal(r.rip, 0x1234);
 	assert_int_equal(flat_get(0x201fe, 2), 0x52);
+	/* 64-bit mode: CALL rax (FF D0) to a non-canonical address is #GP(0) with nothing
+	 * pushed and nothing changed; with CR4.LA57 the 57-bit form is canonical. */
+	r = (struct emu_regs){ .gpr = { [0] = 0x0000800000000000ULL, [4] = 0x20000 }, .rip = 0x50,
+			       .rflags = 0x2 };
+	memset(fl.mem + 0x1fff0 - 0x10000, 0x5a, 16);
+	struct emu_regs r0 = r;
+	assert_int_equal(EMU("\xff\xd0", INSN_MODE_64, &r), -EMU_GP);
+	assert_memory_equal(&r, &r0, sizeof(r));
+	assert_int_equal(flat_get(0x1fff8, 8), 0x5a5a5a5a5a5a5a5aULL);
+	r.gpr[0] = 0xffff7fffffffffffULL;
+	assert_int_equal(EMU("\xff\xd0", INSN_MODE_64, &r), -EMU_GP);
+	r.gpr[0] = 0x00007ffffffff000ULL;
+	assert_int_equal(EMU("\xff\xd0", INSN_MODE_64, &r), 0);
+	assert_int_equal(r.rip, 0x00007ffffffff000ULL);
+	r = r0;
+	r.cr4 = CR4_LA57;
+	assert_int_equal(EMU("\xff\xd0", INSN_MODE_64, &r), 0);
+	assert_int_equal(r.rip, 0x0000800000000000ULL);
 	/* 16-bit mode: PUSH [bp+2] defaults to SS. */
 	r = (struct emu_regs){ .gpr = { [5] = 0x10, [4] = 0x200 }, .rip = 0x50, .rflags = 0x2,
 			       .seg_base = { [2] = 0x20000, [3] = 0x18000 } };
