@@ -133,7 +133,7 @@ static void check_controls(const struct vmx_caps *k, const struct ctls *x, struc
 	CHECK(ept || !(x->proc2 & PROC2_UNRESTRICTED_GUEST), CTL_UG_NEEDS_EPT);
 	CHECK(ept || !(x->proc2 & (PROC2_ENABLE_PML | PROC2_MODE_BASED_EXEC)), CTL_PML);
 	if (x->proc2 & PROC2_SUBPAGE_WRITE_PERM) {
-		/* SPP needs EPT; the SPPTP is 4-KByte aligned below MAXPHYADDR (SPP-FACTS.md). */
+		/* SPP needs EPT; the SPPTP is 4-KByte aligned below MAXPHYADDR (docs/SPP.md). */
 		CHECK(ept && addr_ok(read_opt(VMCS_CTRL_SPPTP), PAGE_SIZE, k->phys_bits), CTL_SPP);
 	}
 	if (x->proc2 & PROC2_ENABLE_VMFUNC) {

@@ -1,7 +1,7 @@
 /*
  * Cross-CPU EPT invalidation ("shootdown"). After a change that can narrow guest write
  * permissions (EPT W, bit 61, the SPPT), every processor must drop translations cached
- * for the EPT before the hypercall returns (SDM 28.4.3; SPP-FACTS.md section 7).
+ * for the EPT before the hypercall returns (SDM 28.4.3; docs/SPP.md section 7).
  *
  * The initiator bumps a generation, INVEPTs itself, and sends an NMI to every other
  * processor that can be running guest code. NMIs exit (NMI exiting is on), so the target

@@ -1,12 +1,12 @@
 /*
- * The SPPT builder (see sppt.h). Entry formats, SPP-FACTS.md section 4 (the SDM's own SPP
+ * The SPPT builder (see sppt.h). Entry formats, docs/SPP.md section 4 (the SDM's own SPP
  * section was not at hand; the facts come from Bochs 2.7 paging.cc and KVM's SPP series):
  *   L4/L3/L2: SPPT_VALID (bit 0) | next table's hpa in bits N-1:12; reserved: 11:1, 51:N,
  *             63:52, so reserved = ~(addr_mask | SPPT_VALID).
  *   L1:       bit 2i = sub-page i writable; odd bits (SPPT_LEAF_ODD_BITS) reserved.
  * Validity is checked before reserved bits, so a not-valid entry is a miss whatever else it
  * holds; an invalidated L2 entry keeps its address, which is how the leaf table survives
- * sppt_invalidate_2m() (KVM's lazy mode, SPP-FACTS.md section 7).
+ * sppt_invalidate_2m() (KVM's lazy mode, docs/SPP.md section 7).
  */
 #include "spp/sppt.h"
 

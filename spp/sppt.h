@@ -1,25 +1,25 @@
 /*
  * The Sub-Page Permission Table (SPPT) the processor walks for SPP-eligible writes
- * (SPP-FACTS.md section 4): four levels indexed like 4-level EPT (L4 gpa bits 47:39, L3 38:30,
+ * (docs/SPP.md section 4): four levels indexed like 4-level EPT (L4 gpa bits 47:39, L3 38:30,
  * L2 29:21, L1 20:12). Non-leaf entries hold bit 0 = valid and bits N-1:12 = host-physical
  * address of the next table (N = MAXPHYADDR); every other bit is reserved. A leaf (L1) entry
  * is a 64-bit vector, bit 2i = write permission of 128-byte sub-page i, odd bits reserved.
  * A not-valid non-leaf entry is an SPP miss, a reserved bit an SPP misconfiguration (both
- * VM exit 66, SPP-FACTS.md section 5).
+ * VM exit 66, docs/SPP.md section 5).
  *
  * This module owns the tables (4 KiB pages from the pmm) and their contents; what each
  * page's vector should be comes from the caller (the permission store), passed as maps or
  * through a map_of callback. Two ways to keep it current:
  *   eager: sppt_prepare() (may fail) then sppt_set() (cannot fail) per changed page;
  *   lazy:  sppt_invalidate_2m() after changing a block, sppt_fill_2m() on the SPP miss
- *          (KVM's scheme, SPP-FACTS.md section 7).
+ *          (KVM's scheme, docs/SPP.md section 7).
  * A leaf table is created with every vector all-writable, so pages the caller never set read
  * as unprotected. Leaf tables of blocks without protected pages can be unlinked and freed
  * later (sppt_unlink_2m, then INVEPT, then sppt_reclaim), and with them L2/L3 tables left
  * empty. The root stays.
  *
  * None of these functions executes INVEPT: after a change the caller owes an INVEPT on every
- * CPU using the SPPT before relying on it (SPP-FACTS.md section 7). Not thread-safe: the
+ * CPU using the SPPT before relying on it (docs/SPP.md section 7). Not thread-safe: the
  * caller serialises all calls (the processor may walk concurrently; every entry that links a
  * table is written with one store after the table below it is complete).
  * Guest-physical addresses must be below 2^48 (SPPT_GPA_LIMIT); gfn = gpa >> 12.
@@ -92,7 +92,7 @@ int sppt_repair(struct sppt *t, u64 gpa, u32 (*map_of)(void *ctx, u64 gfn), void
 
 /* Test builds and tests: sets a reserved bit (bit 1) in the L2 entry (level 2) or in the
  * leaf vector (level 1) for gpa. 0, -EINVAL (level, gpa) or -EFAULT (no table there).
- * A reserved bit in a not-valid L2 entry still reads as a miss (SPP-FACTS.md section 4). */
+ * A reserved bit in a not-valid L2 entry still reads as a miss (docs/SPP.md section 4). */
 int sppt_inject_misconfig(struct sppt *t, u64 gpa, int level);
 
 /* Unlinks the leaf table of gfn's 2 MiB block (its L2 entry becomes 0), and the L2 and L3

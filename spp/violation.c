@@ -4,7 +4,7 @@
  * An EPT violation on such a page (hardware SPP denied the write, or - software path -
  * the page is mapped without write access) is recognised from the permission store, not
  * from the qualification: hardware gives SPP-denied writes no qualification bit of their
- * own (SPP-FACTS.md section 5). The instruction is decoded and emulated (hv/emulate.c);
+ * own (docs/SPP.md section 5). The instruction is decoded and emulated (hv/emulate.c);
  * the backend below applies its stores byte by byte: writable bytes land, protected bytes
  * keep their value (DENY) or land and are reported (TRACK), and the guest continues after
  * the instruction. What the emulator does not cover is discarded and reported (kind 3).

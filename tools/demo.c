@@ -4,7 +4,7 @@
  * page, and prints which sub-pages kept their bytes (a 32-cell map), the events the
  * hypervisor reported, and its statistics.
  *
- * Bochs 2.7 caches a page as writable after one SPP-allowed write (SPP-FACTS.md section 10,
+ * Bochs 2.7 caches a page as writable after one SPP-allowed write (docs/SPP.md section 10,
  * bug 1), so the demo INVLPGs the page before each sub-page's writes: what it shows is
  * what the hypervisor enforced, not an emulator artefact.
  */

@@ -289,7 +289,7 @@ static EFI_STATUS cmd_protect(const struct tc_cmd *c)
 
 static void wr8(volatile uint8_t *p, uint8_t v)
 {
-	/* Bochs 2.7 may keep a page writable in its TLB after an allowed write (SPP-FACTS.md
+	/* Bochs 2.7 may keep a page writable in its TLB after an allowed write (docs/SPP.md
 	 * section 10, bug 1): flush the page so the write is checked against the current map. */
 	invlpg((const void *)p);
 	*p = v;

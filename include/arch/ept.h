@@ -1,6 +1,6 @@
 /*
  * EPT and SPPT entry formats (Intel SDM Vol. 3C section 28.3.2, Tables 28-1..28-6 for EPT;
- * SPP-FACTS.md sections 2-4 for the SPPT, whose SDM section was not at hand).
+ * docs/SPP.md sections 2-4 for the SPPT, whose SDM section was not at hand).
  */
 #ifndef ARCH_EPT_H
 #define ARCH_EPT_H

@@ -219,7 +219,7 @@
 #define EPT_QUAL_GLA_XLATE    (1ULL << 8)
 #define EPT_QUAL_NMI_UNBLOCK  (1ULL << 12)
 
-/* SPP-related event (exit reason 66) qualification, SPP-FACTS.md section 5 */
+/* SPP-related event (exit reason 66) qualification, docs/SPP.md section 5 */
 #define SPP_QUAL_MISS         (1ULL << 11)
 #define SPP_QUAL_NMI_UNBLOCK  (1ULL << 12)
 

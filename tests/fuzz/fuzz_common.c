@@ -112,7 +112,7 @@ void gwrite(u64 gpa, const void *src, u64 len)
 	memcpy(gptr(gpa), src, len);
 	set_poison(gpa, len, true);
 }
-/* ---- independent walkers (SDM 28.3.2 for EPT; SPP-FACTS.md section 4 for the SPPT) ---- */
+/* ---- independent walkers (SDM 28.3.2 for EPT; docs/SPP.md section 4 for the SPPT) ---- */
 
 
 const u64 *table_at(u64 addr, const char *what)

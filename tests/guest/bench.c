@@ -150,7 +150,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		}
 		res[n++] = summarize("denied write (8 bytes)", overhead);
 		/* An allowed write to the same page (sub-page 1): INVLPG first so Bochs' TLB does
-		 * not remember an earlier allowed write (SPP-FACTS.md section 10, bug 1). */
+		 * not remember an earlier allowed write (docs/SPP.md section 10, bug 1). */
 		for (int i = 0; i < SAMPLES; i++) {
 			invlpg((void *)probe);
 			uint64_t t0 = rdtsc();

@@ -3,7 +3,7 @@
  * Entry contents (gpa of the first protected byte, RIP of the writing instruction, vCPU APIC
  * ID, kind, bytes), the full-ring rule (dropped counts, nothing is overwritten), consumption
  * through tail, turning reporting off, replacing the ring, one vector invocation per event.
- * Every probe write is preceded by INVLPG (SPP-FACTS.md 10, bug 1). Built alone as
+ * Every probe write is preceded by INVLPG (docs/SPP.md section 10, bug 1). Built alone as
  * spp_events.efi, or included by spp_all.c.
  */
 #include "spp_util.h"

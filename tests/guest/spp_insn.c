@@ -9,7 +9,7 @@
  *
  * Page layout: sub-pages 1 and 3 of the test page are protected, the rest writable. The
  * operand T is at +144 (sub-page 1, 16-byte aligned). String tests start in sub-page 1 and
- * run into writable sub-page 2 (never back into a protected one: SPP-FACTS.md 10 bug 1 would
+ * run into writable sub-page 2 (never back into a protected one: docs/SPP.md section 10 bug 1 would
  * let Bochs 2.7 skip the check after the first allowed write). Every probe is preceded by
  * INVLPG of the page. Built alone as spp_insn.efi, or included by spp_all.c.
  */

@@ -35,7 +35,7 @@ static void suite_large(void)
 	else
 		sskip("software mode has no SPPT", "sppt_pages > 0 (software mode: %llu)",
 		      (unsigned long long)b.v[TESSEL_STAT_SPPT_PAGES]);
-	/* protected write first (SPP-FACTS.md 10, bug 1), then the writable half */
+	/* protected write first (docs/SPP.md section 10, bug 1), then the writable half */
 	uint64_t old = *(volatile uint64_t *)(m + 1000);
 	probe_store(m + 1000, ~old, 8);
 	probe_store(m + 3000, 0x0123456789abcdefull, 8);

@@ -3,7 +3,7 @@
  * build's hook HC_TEST_SPPT_MISCONFIG (build/tessel-test.efi): RBX = GPA of a protected page,
  * RCX = 2 puts a reserved bit into the SPPT L2 entry of its 2 MiB block, so the next write
  * there raises an SPP-misconfiguration exit that the hypervisor must repair. Level 1 (odd bits
- * of the leaf vector) is not tested: Bochs 2.7 ignores them (SPP-FACTS.md 10, bug 2). After
+ * of the leaf vector) is not tested: Bochs 2.7 ignores them (docs/SPP.md section 10, bug 2). After
  * the repair the page's permissions must be exactly as set: the protected write denied
  * (memory unchanged), the writable write landed, spp_misconfigs counted. In software mode
  * the hook returns -ENODEV. Every write is preceded by INVLPG.
@@ -36,7 +36,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		suite_end();
 		guest_finish();
 	}
-	tap_diag("level 1 (leaf odd bits) is not tested: Bochs 2.7 does not detect it (SPP-FACTS.md 10 bug 2)");
+	tap_diag("level 1 (leaf odd bits) is not tested: Bochs 2.7 does not detect it (docs/SPP.md section 10 bug 2)");
 	pat_fill(p, PAGE, 0x4d);
 	int64_t s = set1(p, ~1u, 0); /* bytes 0..127 protected */
 	struct stats a, b, c;

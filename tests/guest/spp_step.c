@@ -20,7 +20,7 @@
  *  5. an AP reading the protected sub-pages never sees a change while the BSP's FXSAVEs are
  *     stepped (and undone) on the same page.
  * Areas that overlap protected sub-pages start in a protected one: Bochs 2.7 checks only the
- * first access of an instruction and then caches the page as writable (SPP-FACTS.md 10, bugs 1
+ * first access of an instruction and then caches the page as writable (docs/SPP.md section 10, bugs 1
  * and 4), so in hardware mode the outcome of a save starting in a writable sub-page is the
  * emulator's (ABI.md 4.2: "the processor decides"); that case is checked in software mode only.
  * Every probe write is preceded by INVLPG of its page. Outcomes are judged by memory contents.

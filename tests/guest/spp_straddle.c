@@ -34,7 +34,7 @@ static unsigned run(uint8_t *p, uint8_t *exp, uint32_t map, unsigned size, int p
 		unsigned edge = b * 128;
 		for (unsigned off = edge - size + 1; off < edge; off++) {
 			/* Hardware mode: the processor decides a write whose first byte is writable
-			 * (Bochs 2.7 checks only that byte's sub-page, SPP-FACTS.md section 10); one
+			 * (Bochs 2.7 checks only that byte's sub-page, docs/SPP.md section 10); one
 			 * that starts in a protected sub-page exits and must change no protected byte. */
 			if (protected_only && ((map >> (off / 128)) & 1))
 				continue;

@@ -1,5 +1,5 @@
 /*
- * An independent SPPT walker for the host tests, written from SPP-FACTS.md section 4 (SPPT
+ * An independent SPPT walker for the host tests, written from docs/SPP.md section 4 (SPPT
  * format; Bochs 2.7 paging.cc spp_walk and the KVM SPP documentation), not from spp/sppt.c.
  * It decodes raw entries with its own masks, so a mistake in include/arch/ept.h or
  * spp/sppt.c cannot cancel itself out. Tables are read through hpa_to_ptr() (the fake
@@ -12,7 +12,7 @@
  *   - a valid non-leaf entry with any of bits 11:1, 51:MAXPHYADDR or 63:52 set is an SPP
  *     misconfiguration; otherwise bits MAXPHYADDR-1:12 address the next table;
  *   - the leaf is a 64-bit vector: an odd bit set is a misconfiguration (per SDM/KVM; Bochs
- *     2.7 ignores it, SPP-FACTS.md section 10 item 2), else bit 2i grants writes to the
+ *     2.7 ignores it, docs/SPP.md section 10 item 2), else bit 2i grants writes to the
  *     128-byte sub-page i = gpa bits 11:7.
  */
 #ifndef TESTS_SPPT_WALKER_H

@@ -7,7 +7,7 @@
  *   points, so a combined program (spp_all.c) always reports exactly the plan it announced.
  * - Pages: allocation, map SET/GET wrappers on single pages, HC_STATS snapshots.
  * - Probes: single-instruction stores of 1/2/4/8 bytes, each preceded by INVLPG of the page.
- *   Bochs 2.7 caches a page as writable after one SPP-allowed write (SPP-FACTS.md 10, bug 1);
+ *   Bochs 2.7 caches a page as writable after one SPP-allowed write (docs/SPP.md section 10, bug 1);
  *   the INVLPG makes every probe write go through the SPP check again, so a test can neither
  *   pass nor fail because of that emulator bug. Outcomes are always judged by memory contents.
  * - Events: ring setup/drain/inspection, and a counting handler for the notification vector.

@@ -98,7 +98,7 @@ static void demo_write(struct test_page *tp, unsigned off, const char *what)
 	uint64_t rip = store(tp->va + off, v, 8);
 	bool landed = !memcmp(tp->va + off, &v, 8);
 
-	hv_nop(); /* SPP-FACTS.md 10.1, as in probe() */
+	hv_nop(); /* docs/SPP.md section 10.1, as in probe() */
 	printf("demo: 8-byte write at +0x%03x (%s sub-page %2u), insn at 0x%llx: %s\n", off, what,
 	       off / SUBPAGE, (unsigned long long)rip,
 	       landed ? "landed" : "memory unchanged (write denied)");

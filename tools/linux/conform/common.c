@@ -165,7 +165,7 @@ int ioc(int fd, unsigned long req, void *arg)
 
 /*
  * A VM exit. Bochs 2.7 keeps the write permission an SPP-allowed write obtained, for the
- * whole page, until the next VM exit (SPP-FACTS.md 10.1). Without one between an allowed
+ * whole page, until the next VM exit (docs/SPP.md section 10.1). Without one between an allowed
  * write and a write to a protected sub-page of the same page, the second write could land
  * unseen by the hypervisor: a test could then pass or fail because of Bochs, not Tessel.
  */

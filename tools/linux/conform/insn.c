@@ -193,7 +193,7 @@ static uint64_t fxsave64_at(void *area)
  * exit, ABI.md section 7): the writable sub-page is filled, the protected ones are not, and
  * the guest continues after the instruction with RCX 0. Starting in the writable sub-page
  * instead would let Bochs 2.7's hardware mode run on into the second protected sub-page
- * without an exit (SPP-FACTS.md 10.1).
+ * without an exit (docs/SPP.md section 10.1).
  */
 void test_rep_stos(void)
 {

@@ -29,14 +29,14 @@
  * with hardware SPP and once in software mode and the ok/not ok lines of both runs must be
  * identical, so descriptions are fixed text; addresses, modes and values go to "# " lines.
  *
- * Bochs 2.7 caches the write permission SPP grants for a whole page (SPP-FACTS.md 10.1):
+ * Bochs 2.7 caches the write permission SPP grants for a whole page (docs/SPP.md section 10.1):
  * after an allowed write into a page, a write to a protected sub-page of that page can land
  * without a VM exit until the next exit. probe() therefore follows every store with a NOP
  * hypercall. Writes stay inside one 128-byte sub-page, except those whose first byte is
  * protected (the straddle test, REP STOS/MOVS, FXSAVE64): both modes then exit on that first
  * byte and the hypervisor handles the whole instruction, checking every byte. A write that
  * started in a writable sub-page and ran into a protected one would differ between the modes
- * on Bochs 2.7 (SPP-FACTS.md 10.1 and 10.4), so no test makes one.
+ * on Bochs 2.7 (docs/SPP.md section 10.1 and 10.4), so no test makes one.
  */
 #include "conform.h"
 
