@@ -112,10 +112,8 @@ int vmx_caps_check(const struct vmx_caps *c, void (*report)(void *ctx, const cha
 			}
 		}
 	}
-	if (!(c->misc & VMX_MISC_ACTIVITY_WAIT_SIPI)) {
-		report(ctx, "activity state 'wait-for-SIPI' (IA32_VMX_MISC bit 8)");
-		missing++;
-	}
+	/* No wait-for-SIPI activity state needed (older KVM and QEMU's named models lack it):
+	 * a vCPU after INIT waits for its SIPI in root mode, hv/vapic.c. */
 	if ((c->basic >> 50 & 0xf) != 6) {
 		report(ctx, "write-back memory type for the VMCS (IA32_VMX_BASIC bits 53:50)");
 		missing++;

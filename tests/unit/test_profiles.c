@@ -25,9 +25,8 @@ static void check_now(const char *what)
 
 static bool setup_runs(const struct vmx_profile *p)
 {
-	/* Profiles refused only for wait-for-SIPI still get a VMCS (vmx_cpu_start does not
-	 * re-check); the ones without secondary controls cannot. */
-	return !p->refusal || strstr(p->refusal, "wait-for-SIPI");
+	/* The ones without secondary controls get no VMCS (no EPT). */
+	return !p->refusal;
 }
 
 struct reasons { char text[1024]; int n; };

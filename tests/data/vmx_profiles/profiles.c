@@ -199,7 +199,6 @@ const struct vmx_profile vmx_profiles[] = {
 		.vmfunc = 0x0000000000000001ULL,
 		.phys_bits = 46,
 		.pdpe1gb = true,
-		.refusal = "activity state 'wait-for-SIPI' (IA32_VMX_MISC bit 8)",
 	},
 	{
 		.name = "kvm-nested-icelake",
@@ -266,7 +265,6 @@ const struct vmx_profile vmx_profiles[] = {
 		.vmfunc = 0x0000000000000001ULL,
 		.phys_bits = 46,
 		.pdpe1gb = true,
-		.refusal = "activity state 'wait-for-SIPI' (IA32_VMX_MISC bit 8)",
 	},
 };
 const size_t vmx_profile_count = sizeof(vmx_profiles) / sizeof(vmx_profiles[0]);
