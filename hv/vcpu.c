@@ -31,10 +31,22 @@ void vcpu_set_gpr(struct percpu *c, unsigned reg, u64 v)
  * 20.1.4); a set bit would make the VM entry itself fail. Without unrestricted guest,
  * CR0.PE is always 1 (the CR0 fixed bits), so testing PE alone is the same rule.
  */
+/* Fault-class exceptions (SDM Vol. 3A Table 6-1): #DE #BR #UD #NM #TS #NP #SS #GP #PF #MF
+ * #AC #XM #VE #CP. #DB is a fault or a trap by cause, #BP and #OF are traps, #DF and #MC aborts. */
+#define FAULT_VECTORS ((1U << 0) | (1U << 5) | (1U << 6) | (1U << 7) | (1U << 10) | (1U << 11) | \
+		       (1U << 12) | (1U << 13) | (1U << 14) | (1U << 16) | (1U << 17) | (1U << 19) | \
+		       (1U << 20) | (1U << 21))
+
 void vcpu_inject_event(struct percpu *c, u32 info, u32 error)
 {
 	if ((info & INTR_INFO_DELIVER_CODE) && !(vmcs_readl(VMCS_GUEST_CR0) & CR0_PE))
 		info &= ~INTR_INFO_DELIVER_CODE;
+	/* The processor delivers a fault with RF = 1 in the RFLAGS image it pushes (SDM Vol. 3A
+	 * 17.3.1.1), so a guest's handler returns past an instruction breakpoint at the faulting
+	 * instruction; VM entry pushes the guest RFLAGS field as it is (SDM 26.6.1.2). */
+	if ((info & INTR_TYPE_MASK) == INTR_TYPE_HW_EXCEPTION && ((FAULT_VECTORS >> (info & 31)) & 1) &&
+	    (info & INTR_VECTOR_MASK) < 32)
+		vmcs_writel(VMCS_GUEST_RFLAGS, vmcs_readl(VMCS_GUEST_RFLAGS) | RFLAGS_RF);
 	if (info & INTR_INFO_DELIVER_CODE)
 		vmcs_write32(VMCS_CTRL_ENTRY_EXC_ERROR_CODE, error);
 	vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, info);

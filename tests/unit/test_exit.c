@@ -16,6 +16,7 @@
 #include <arch/vmx.h>
 #include "hv/abi.h"
 #include "hv/exit.h"
+#include "hv/vcpu.h"
 #include "hv/hypercall.h"
 #include "hv/percpu.h"
 #include "hv/vmcs.h"
@@ -297,6 +298,33 @@ static void assert_gp_for_mode(void)
 	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
 }
 
+/* A fault the hypervisor injects pushes RFLAGS with RF = 1, as the processor's own faults do
+ * (SDM 17.3.1.1); traps, aborts, NMIs and interrupts leave RF as it was. */
+static void test_faults_push_rf(void **state)
+{
+	(void)state;
+	static const struct { u8 vec; bool rf; } cases[] = {
+		{ 13, true }, { 6, true }, { 14, true }, { 7, true }, { 0, true }, { 17, true },
+		{ 8, false }, { 3, false }, { 4, false }, { 18, false }, { 1, false },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED | RFLAGS_IF);
+		vcpu_inject_exception(&cpu, cases[i].vec, cases[i].vec == 13 || cases[i].vec == 14 || cases[i].vec == 8, 0);
+		assert_int_equal(!!(fake_vmcs_get(VMCS_GUEST_RFLAGS) & RFLAGS_RF), cases[i].rf);
+	}
+	/* Through a handler: WRMSR of an unlisted MSR raises #GP with RF set. */
+	fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED);
+	regs.gpr[GPR_CX] = 0x4b564d00;
+	exit_wrmsr(&cpu);
+	assert_int_equal((u32)fake_vmcs_get(VMCS_CTRL_ENTRY_INTR_INFO) & INTR_VECTOR_MASK, 13);
+	assert_true(fake_vmcs_get(VMCS_GUEST_RFLAGS) & RFLAGS_RF);
+	/* An external interrupt or NMI: RF untouched. */
+	fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED | RFLAGS_IF);
+	vcpu_inject_event(&cpu, INTR_INFO_VALID | INTR_TYPE_EXT_INTR | 0x40, 0);
+	vcpu_inject_event(&cpu, INTR_INFO_VALID | INTR_TYPE_NMI | 2, 0);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RFLAGS) & RFLAGS_RF, 0);
+}
+
 static void test_real_mode_faults_have_no_error_code(void **state)
 {
 	(void)state;
@@ -346,6 +374,7 @@ int main(void)
 		cmocka_unit_test_setup(test_msr_policy, setup),
 		cmocka_unit_test_setup(test_cr4_vmxe_is_refused, setup),
 		cmocka_unit_test_setup(test_real_mode_faults_have_no_error_code, setup),
+		cmocka_unit_test_setup(test_faults_push_rf, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
