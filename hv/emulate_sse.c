@@ -25,7 +25,7 @@ int emu_do_sse(struct emu *e)
 		break;
 	case 0x29: case 0x2b: /* MOVAPS/MOVAPD, MOVNTPS/MOVNTPD */
 		if (!np_or_66)
-			return -EOPNOTSUPP;
+			return -EINVAL; /* F3/F2: no such instruction on Intel processors (#UD) */
 		n = vl;
 		align = true;
 		break;
@@ -55,7 +55,7 @@ int emu_do_sse(struct emu *e)
 		break;
 	case 0x13: case 0x17: /* MOVLPS/MOVLPD, MOVHPS/MOVHPD: low or high quadword */
 		if (!np_or_66)
-			return -EOPNOTSUPP;
+			return -EINVAL; /* F3/F2: undefined (#UD) */
 		n = 8;
 		skip = in->opcode == 0x17 ? 8 : 0;
 		l0 = true;

@@ -1426,6 +1426,15 @@ static void test_legacy_modes_by_hand(void **state)
 	r.cr4 = CR4_LA57;
 	assert_int_equal(EMU("\xff\xd0", INSN_MODE_64, &r), 0);
 	assert_int_equal(r.rip, 0x0000800000000000ULL);
+	/* F3/F2 0F 2B and 0F 29/13/17 have no Intel instruction (MOVNTSS/SD are AMD's SSE4a):
+	 * #UD, nothing written, whatever the memory operand. */
+	r = (struct emu_regs){ .gpr = { [0] = 0x20000 }, .rip = 0x50, .rflags = 0x2, .cr4 = GUEST_SSE_CR4,
+			       .xcr0 = GUEST_SSE_XCR0 };
+	assert_int_equal(EMU("\xf3\x0f\x2b\x00", INSN_MODE_64, &r), -EINVAL);
+	assert_int_equal(EMU("\xf2\x0f\x2b\x00", INSN_MODE_64, &r), -EINVAL);
+	assert_int_equal(EMU("\xf3\x0f\x29\x00", INSN_MODE_64, &r), -EINVAL);
+	assert_int_equal(EMU("\xf2\x0f\x17\x00", INSN_MODE_64, &r), -EINVAL);
+	assert_int_equal(r.rip, 0x50);
 	/* 16-bit mode: PUSH [bp+2] defaults to SS. */
 	r = (struct emu_regs){ .gpr = { [5] = 0x10, [4] = 0x200 }, .rip = 0x50, .rflags = 0x2,
 			       .seg_base = { [2] = 0x20000, [3] = 0x18000 } };
