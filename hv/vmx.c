@@ -227,6 +227,15 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 		log_error("cpu %u: %s", c->index, why);
 		return -ENODEV;
 	}
+	/* The BSP's capabilities (read at core init) decided the controls, the EPT and the SPP
+	 * mode for every CPU: this one must have the same. */
+	struct vmx_caps mine;
+	vmx_caps_read(&mine);
+	const char *differs = vmx_caps_differ(&mine, &vmx_caps);
+	if (differs) {
+		log_error("cpu %u: VMX capabilities differ from the bootstrap processor's: %s", c->index, differs);
+		return -ENODEV;
+	}
 	wrmsr(MSR_IA32_GS_BASE, (u64)(uintptr_t)c);
 
 	/* CR0/CR4 as VMX operation requires (Appendix A.7/A.8), and OSXSAVE so the host can

@@ -132,3 +132,26 @@ bool vmx_has_vpid(void)
 bool vmx_has_ept_1g(void) { return (vmx_caps.ept_vpid & EPT_CAP_1G) != 0; }
 
 bool vmx_has_mtf(void) { return vmx_allows(vmx_caps.proc, PROC_MONITOR_TRAP_FLAG); }
+
+const char *vmx_caps_differ(const struct vmx_caps *a, const struct vmx_caps *b)
+{
+#define DIFF(f, what) if (a->f != b->f) return what
+	DIFF(basic, "IA32_VMX_BASIC (VMCS revision, memory type, TRUE controls)");
+	DIFF(true_ctls, "IA32_VMX_BASIC bit 55 (TRUE control MSRs)");
+	DIFF(pin, "pin-based controls (IA32_VMX_[TRUE_]PINBASED_CTLS)");
+	DIFF(proc, "processor-based controls (IA32_VMX_[TRUE_]PROCBASED_CTLS)");
+	DIFF(proc2, "secondary processor-based controls (IA32_VMX_PROCBASED_CTLS2)");
+	DIFF(exit, "VM-exit controls (IA32_VMX_[TRUE_]EXIT_CTLS)");
+	DIFF(entry, "VM-entry controls (IA32_VMX_[TRUE_]ENTRY_CTLS)");
+	DIFF(misc, "IA32_VMX_MISC");
+	DIFF(ept_vpid, "EPT and VPID capabilities (IA32_VMX_EPT_VPID_CAP)");
+	DIFF(vmfunc, "VM functions (IA32_VMX_VMFUNC)");
+	DIFF(cr0_fixed0, "IA32_VMX_CR0_FIXED0");
+	DIFF(cr0_fixed1, "IA32_VMX_CR0_FIXED1");
+	DIFF(cr4_fixed0, "IA32_VMX_CR4_FIXED0");
+	DIFF(cr4_fixed1, "IA32_VMX_CR4_FIXED1");
+	DIFF(phys_bits, "MAXPHYADDR (CPUID 0x80000008)");
+	DIFF(has_1g_host_pages, "1 GiB pages (CPUID 0x80000001)");
+#undef DIFF
+	return NULL;
+}

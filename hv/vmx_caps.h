@@ -29,6 +29,12 @@ void vmx_caps_read(struct vmx_caps *c);
 /* Calls report() once per missing requirement; returns how many are missing. */
 int vmx_caps_check(const struct vmx_caps *c, void (*report)(void *ctx, const char *reason), void *ctx);
 
+/* NULL when two processors' capabilities are the same, else the first that differs. One
+ * VMCS setup, one EPT and one set of decisions serve every processor: a processor (a hybrid
+ * part's other core type, a firmware that set one up differently) whose capabilities differ
+ * from the BSP's is refused rather than run on the BSP's assumptions. */
+const char *vmx_caps_differ(const struct vmx_caps *a, const struct vmx_caps *b);
+
 /* Adjust a desired control value to the allowed settings; false if a desired bit is not allowed. */
 bool vmx_adjust_ctls(u64 allowed, u32 desired, u32 *out);
 

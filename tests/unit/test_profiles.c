@@ -83,6 +83,49 @@ static void test_first_launch(void **state)
 	}
 }
 
+/* A processor whose capabilities differ from the BSP's (a hybrid part's other core type,
+ * firmware that set one up differently) is refused before VMXON, with the difference named;
+ * the same capabilities start. */
+static void test_other_cpu_capabilities(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < vmx_profile_count; i++) {
+		const struct vmx_profile *p = &vmx_profiles[i];
+		if (!setup_runs(p))
+			continue;
+		ps_setup(p); /* the BSP's capabilities are vmx_caps now */
+		ps_teardown();
+		static const struct { u32 msr; u64 flip; const char *name; } diffs[] = {
+			{ MSR_IA32_VMX_PROCBASED_CTLS2, 1ULL << 33 /* allowed-1: enable EPT */, "secondary" },
+			{ MSR_IA32_VMX_EPT_VPID_CAP, 1ULL << 17 /* 1 GiB EPT pages */, "EPT and VPID" },
+			{ MSR_IA32_VMX_MISC, 0x1f /* preemption-timer rate */, "IA32_VMX_MISC" },
+			{ MSR_IA32_VMX_CR4_FIXED1, 1ULL << 23 /* CET */, "CR4_FIXED1" },
+		};
+		for (size_t k = 0; k < sizeof(diffs) / sizeof(diffs[0]); k++) {
+			fake_reset();
+			ps_load_profile(p);
+			struct vmx_caps bsp = vmx_caps;
+			fake_phys_init(PS_PHYS_BASE, PS_PHYS_SIZE);
+			pmm_init(hpa(PS_PHYS_BASE), PS_PHYS_SIZE);
+			memset(&ps_cpu, 0, sizeof(ps_cpu));
+			ps_cpu.self = &ps_cpu;
+			ps_cpu.regs = &ps_regs;
+			ps_cpu.index = 1;
+			ps_cpu.vmxon = pmm_alloc_page();
+			ps_cpu.vmcs = pmm_alloc_page();
+			fake_msr_set(diffs[k].msr, fake_msr_get(diffs[k].msr) ^ diffs[k].flip);
+			fake_io_output_clear();
+			s64 rc = vmx_cpu_start(&ps_cpu, &ps_launch);
+			assert_int_equal(rc, -ENODEV);
+			assert_int_equal(fake_vmxon_region().v, 0); /* refused before VMXON */
+			assert_non_null(strstr(fake_io_output(), "differ from the bootstrap processor's"));
+			assert_non_null(strstr(fake_io_output(), diffs[k].name));
+			assert_memory_equal(&vmx_caps, &bsp, sizeof(bsp)); /* the BSP's view is unchanged */
+			ps_teardown();
+		}
+	}
+}
+
 /* Guest MOV to CR0/CR4 through the real exit handler (qualification Table 27-3). */
 static void mov_to_cr(unsigned cr, u64 v)
 {
@@ -198,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_first_launch),
 		cmocka_unit_test(test_first_launch_over_junk),
+		cmocka_unit_test(test_other_cpu_capabilities),
 		cmocka_unit_test(test_init_sipi_and_mode_switches),
 		cmocka_unit_test(test_injection_protected_mode),
 		cmocka_unit_test(test_injection_real_mode),
