@@ -209,22 +209,34 @@ static u64 bootstrap_tables(u64 *next_free, u64 image_pa, u64 image_size)
 	return (u64)(uintptr_t)pml4;
 }
 
-static void fill_memory_map(struct tessel_boot_info *bi)
+/* Fills the boot information's RAM ranges; false when the region is not wholly reserved in
+ * the firmware's map (tessel_region_cover), which the OS could then reclaim. */
+static bool fill_memory_map(struct tessel_boot_info *bi)
 {
 	UINTN count, key, dsize;
 	UINT32 dver;
 	EFI_MEMORY_DESCRIPTOR *map = LibMemoryMap(&count, &key, &dsize, &dver);
+	u64 reserved = 0, other = 0;
 	bi->mem_count = 0;
 	bi->mem_dropped = 0;
 	for (UINTN i = 0; map && i < count; i++) {
 		EFI_MEMORY_DESCRIPTOR *d = (EFI_MEMORY_DESCRIPTOR *)((u8 *)map + i * dsize);
 		tessel_mem_add(bi, d->PhysicalStart, d->NumberOfPages, d->Type);
+		tessel_region_cover(bi->region_base, bi->region_size, d->PhysicalStart, d->NumberOfPages, d->Type,
+				    &reserved, &other);
 	}
 	if (map)
 		FreePool(map);
+	if (reserved != bi->region_size || other) {
+		say("tessel: the region %lx-%lx is not reserved in the firmware's memory map (%lu bytes reserved, "
+		    "%lu of other types): the OS could reclaim it; not starting", (unsigned long)bi->region_base,
+		    (unsigned long)(bi->region_base + bi->region_size), (unsigned long)reserved, (unsigned long)other);
+		return false;
+	}
 	if (bi->mem_dropped)
 		say("tessel: the memory map has more than %u separate RAM ranges: %u left out "
 		    "(the hypervisor treats them as not RAM)", TESSEL_MAX_MEM_RANGES, bi->mem_dropped);
+	return true;
 }
 
 static u64 find_rsdp(void)
@@ -333,7 +345,11 @@ static s64 load_region(struct core_region *cr, UINTN ncpu, UINTN bsp, EFI_MP_SER
 		*ri = (struct tessel_region_info){ TESSEL_REGION_MAGIC, region, size };
 		BS->InstallConfigurationTable((EFI_GUID *)&region_guid, ri);
 	}
-	fill_memory_map(bi);
+	if (!fill_memory_map(bi)) {
+		BS->InstallConfigurationTable((EFI_GUID *)&region_guid, NULL);
+		BS->FreePages(region, pages);
+		return -EINVAL;
+	}
 
 	cr->region = region;
 	cr->pages = pages;

@@ -117,6 +117,27 @@ static inline void tessel_mem_add(struct tessel_boot_info *bi, u64 base, u64 pag
 	bi->mem[bi->mem_count++] = (struct tessel_mem_range){ base, pages, type, 0 };
 }
 
+/*
+ * The hypervisor's region must stay out of the OS's hands after ExitBootServices: in the
+ * firmware's final memory map every byte of it must be EfiReservedMemoryType (boot-services
+ * types are reclaimed by the OS, runtime types get mapped and may be handed to the OS's
+ * allocator, conventional memory is the OS's). Called per descriptor: adds the bytes of
+ * [rbase, rbase + rsize) the descriptor covers to *reserved or, for any other type, *other.
+ * The region is safe when *reserved == rsize and *other == 0.
+ */
+static inline void tessel_region_cover(u64 rbase, u64 rsize, u64 base, u64 pages, u32 type, u64 *reserved,
+				       u64 *other)
+{
+	u64 end = base + pages * 4096, rend = rbase + rsize;
+	if (!pages || end <= rbase || base >= rend)
+		return;
+	u64 n = (end < rend ? end : rend) - (base > rbase ? base : rbase);
+	if (type == EFI_MT_RESERVED)
+		*reserved += n;
+	else
+		*other += n;
+}
+
 typedef s64 (*tessel_core_entry_t)(u64 op, u64 arg, struct tessel_launch *launch);
 
 #endif

@@ -108,6 +108,48 @@ static void test_overlaps_merge(void **state)
 	assert_int_equal(memmap_ram_top(), 0x310000);
 }
 
+/* The loader refuses to start unless every byte of the region is EfiReservedMemoryType in the
+ * firmware's map (boot/main.c fill_memory_map). */
+static bool region_ok(const struct tessel_mem_range *m, unsigned n, u64 rbase, u64 rsize)
+{
+	u64 reserved = 0, other = 0;
+	for (unsigned i = 0; i < n; i++)
+		tessel_region_cover(rbase, rsize, m[i].base, m[i].pages, m[i].type, &reserved, &other);
+	return reserved == rsize && other == 0;
+}
+
+static void test_region_must_be_reserved(void **state)
+{
+	(void)state;
+	const u64 R = 0x9e00000, S = 0x2000000;
+	const struct tessel_mem_range exact[] = {
+		{ 0, 0x9e00, EFI_MT_CONVENTIONAL, 0 }, { R, S >> 12, EFI_MT_RESERVED, 0 },
+		{ R + S, 0x100, EFI_MT_BS_DATA, 0 },
+	};
+	assert_true(region_ok(exact, 3, R, S));
+	/* Two reserved descriptors that together cover it (firmware merges or splits freely). */
+	const struct tessel_mem_range split[] = {
+		{ R - 0x1000, 0x801, EFI_MT_RESERVED, 0 }, { R + 0x800000, (S - 0x800000) >> 12, EFI_MT_RESERVED, 0 },
+	};
+	assert_true(region_ok(split, 2, R, S));
+	/* A page of it left conventional, boot-services or runtime: refused. */
+	static const u32 bad_types[] = { EFI_MT_CONVENTIONAL, EFI_MT_BS_DATA, EFI_MT_RT_DATA, EFI_MT_LOADER_DATA };
+	for (unsigned t = 0; t < 4; t++) {
+		const struct tessel_mem_range m[] = {
+			{ R, (S >> 12) - 1, EFI_MT_RESERVED, 0 }, { R + S - 0x1000, 1, bad_types[t], 0 },
+		};
+		assert_false(region_ok(m, 2, R, S));
+	}
+	/* Not described at all (a hole in the map): refused. */
+	const struct tessel_mem_range hole[] = { { R, (S >> 12) / 2, EFI_MT_RESERVED, 0 } };
+	assert_false(region_ok(hole, 1, R, S));
+	/* A conventional descriptor overlapping a reserved one (a corrupt map): refused. */
+	const struct tessel_mem_range overlap[] = {
+		{ R, S >> 12, EFI_MT_RESERVED, 0 }, { R + 0x1000, 1, EFI_MT_CONVENTIONAL, 0 },
+	};
+	assert_false(region_ok(overlap, 2, R, S));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -115,6 +157,7 @@ int main(void)
 		cmocka_unit_test(test_loader_packs_the_map),
 		cmocka_unit_test(test_too_many_runs_is_said),
 		cmocka_unit_test(test_overlaps_merge),
+		cmocka_unit_test(test_region_must_be_reserved),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
