@@ -176,11 +176,12 @@ int vtd_pt_prepare(struct vtd_pt *pt, u64 gpa)
 	return 0;
 }
 
-bool vtd_pt_set_writable(struct vtd_pt *pt, u64 gpa, bool writable)
+/* Sets or clears W in the leaf for gpa if it is at `want_level`; true if it changed. */
+static bool set_leaf_writable(struct vtd_pt *pt, u64 gpa, u32 want_level, bool writable)
 {
 	u32 level;
 	u64 *e = lookup(pt, gpa, &level);
-	if (!e || level != 1)
+	if (!e || level != want_level)
 		return false;
 	u64 v = writable ? (*e | VTD_SL_W) : (*e & ~VTD_SL_W);
 	if (v == *e)
@@ -189,15 +190,12 @@ bool vtd_pt_set_writable(struct vtd_pt *pt, u64 gpa, bool writable)
 	return true;
 }
 
+bool vtd_pt_set_writable(struct vtd_pt *pt, u64 gpa, bool writable)
+{
+	return set_leaf_writable(pt, gpa, 1, writable);
+}
+
 bool vtd_pt_set_block_writable(struct vtd_pt *pt, u64 gpa, bool writable)
 {
-	u32 level;
-	u64 *e = lookup(pt, gpa, &level);
-	if (!e || level != 2)
-		return false;
-	u64 v = writable ? (*e | VTD_SL_W) : (*e & ~VTD_SL_W);
-	if (v == *e)
-		return false;
-	store(e, v);
-	return true;
+	return set_leaf_writable(pt, gpa, 2, writable);
 }

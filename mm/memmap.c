@@ -88,6 +88,20 @@ bool memmap_hide(u64 base, u64 size)
 	return true;
 }
 
+/* Index of the first RAM range that ends after gpa (ram_count if none): binary search. */
+static u32 first_ending_after(u64 gpa)
+{
+	u32 lo = 0, hi = ram_count;
+	while (lo < hi) {
+		u32 mid = (lo + hi) / 2;
+		if (ram[mid].end <= gpa)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 bool memmap_is_ram(u64 gpa, u64 len)
 {
 	if (!len || gpa + len < gpa || memmap_in_hv(gpa, len))
@@ -98,14 +112,7 @@ bool memmap_is_ram(u64 gpa, u64 len)
 	u32 l = __atomic_load_n(&last, __ATOMIC_RELAXED);
 	if (l < ram_count && ram[l].start <= gpa && gpa + len <= ram[l].end)
 		return true;
-	u32 lo = 0, hi = ram_count;
-	while (lo < hi) {
-		u32 mid = (lo + hi) / 2;
-		if (ram[mid].end <= gpa)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	u32 lo = first_ending_after(gpa);
 	bool ok = lo < ram_count && ram[lo].start <= gpa && gpa + len <= ram[lo].end;
 	if (ok)
 		__atomic_store_n(&last, lo, __ATOMIC_RELAXED);
@@ -122,15 +129,7 @@ u64 memmap_ram_top(void)
 static u64 host_ram_bytes(u64 base, u64 end)
 {
 	u64 n = 0;
-	u32 lo = 0, hi = ram_count;
-	while (lo < hi) {
-		u32 mid = (lo + hi) / 2;
-		if (ram[mid].end <= base)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (u32 i = lo; i < ram_count && ram[i].start < end; i++)
+	for (u32 i = first_ending_after(base); i < ram_count && ram[i].start < end; i++)
 		n += MIN(ram[i].end, end) - MAX(ram[i].start, base);
 	if (hv_start < end && hv_end > base)
 		n += MIN(hv_end, end) - MAX(hv_start, base);
