@@ -19,6 +19,29 @@ int emu_do_sse(struct emu *e)
 	u8 buf[32];
 	u64 la;
 
+	/* The guest's own state decides whether an instruction of these rows exists at all (SDM
+	 * Vol. 2 2.3.10 and Table 2-21 for VEX; the SSE and MMX exception classes): checked
+	 * first, for every form of the row (also the ones not emulated below, and register
+	 * forms), because the processor checked it before the access that exited, and the bytes
+	 * decoded here may not be the ones it ran (another vCPU rewrote them, or a stale TLB
+	 * entry fetched other bytes). MMX forms (no 66/F2/F3 prefix on 7E/7F/E7) do not need
+	 * CR4.OSFXSR. */
+	switch (in->opcode) {
+	case 0x11: case 0x13: case 0x17: case 0x29: case 0x2b: case 0x7e: case 0x7f: case 0xd6: case 0xe7:
+		break;
+	default:
+		return -EOPNOTSUPP; /* not a store row of this file (0F xx reaches here by default) */
+	}
+	bool mmx = !in->vex && mp == 0 && (in->opcode == 0x7e || in->opcode == 0x7f || in->opcode == 0xe7);
+	if (in->vex) {
+		if (!(e->r.cr4 & CR4_OSXSAVE) || (e->r.xcr0 & 6) != 6)
+			return -EINVAL;
+	} else if ((e->r.cr0 & CR0_EM) || (!mmx && !(e->r.cr4 & CR4_OSFXSR))) {
+		return -EINVAL;
+	}
+	if (e->r.cr0 & CR0_TS)
+		return -EMU_NM;
+
 	switch (in->opcode) {
 	case 0x11: /* MOVUPS/MOVUPD, MOVSS (F3), MOVSD (F2); VEX.L is ignored for the scalars */
 		n = np_or_66 ? vl : mp == 0xf3 ? 4 : 8;
@@ -66,21 +89,9 @@ int emu_do_sse(struct emu *e)
 	/* #UD: LOCK; VEX stores need vvvv = 1111b (SDM Vol. 2 2.3.6) and some need L = 0. */
 	if (in->lock || (in->vex && (in->vex_vvvv || (l0 && in->vex_l))))
 		return -EINVAL;
-	/* The guest's own state decides whether the instruction exists (SDM Vol. 2 2.3.10 and
-	 * Table 2-21 for VEX, 2.3.x "Exceptions Type" for legacy SSE): the processor checked this
-	 * before the access that exited, but the bytes decoded here may not be the ones it ran
-	 * (another vCPU rewrote them, or a stale TLB entry fetched other bytes). */
-	if (in->vex) {
-		if (!(e->r.cr4 & CR4_OSXSAVE) || (e->r.xcr0 & 6) != 6)
-			return -EINVAL;
-	} else if ((e->r.cr0 & CR0_EM) || !(e->r.cr4 & CR4_OSFXSR)) {
-		return -EINVAL;
-	}
-	if (e->r.cr0 & CR0_TS)
-		return -EMU_NM;
 	/* A register destination writes no memory: it cannot have caused the exit (the bytes
-	 * changed under the decode), and is nothing to emulate. Checked after the guest-state
-	 * checks, so an instruction the guest could not run at all still gets its fault. */
+	 * changed under the decode), and is nothing to emulate. (After the guest-state checks
+	 * above, so an instruction the guest could not run at all still gets its fault.) */
 	if (!in->has_mem)
 		return -EOPNOTSUPP;
 	la = emu_mem_la(e);

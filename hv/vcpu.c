@@ -59,6 +59,13 @@ void vcpu_inject_exception(struct percpu *c, u8 vector, bool has_error, u32 erro
 	vcpu_inject_event(c, has_error ? info | INTR_INFO_DELIVER_CODE : info, error);
 }
 
+u64 vcpu_rip_wrap(u64 rip)
+{
+	if (vcpu_long_mode())
+		return rip;
+	return (vmcs_read32(VMCS_GUEST_CS_AR) & SEG_AR_DB) ? (u32)rip : (rip & 0xffff);
+}
+
 __noreturn void vcpu_stop(struct percpu *c, const char *why)
 {
 	c->halted = true;

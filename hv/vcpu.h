@@ -18,10 +18,18 @@ void vcpu_set_gpr(struct percpu *c, unsigned reg, u64 v);
  * every instruction exit takes this path. */
 #define PENDING_DBG_BS (1ULL << 14) /* SDM Table 24-4: single-step pending */
 
+/* RIP after an instruction that ended past a 64 KiB boundary: outside 64-bit mode the
+ * instruction pointer wraps at the code segment's size (EIP at 2^32, IP at 2^16; SDM Vol. 1
+ * 3.5 and 3.6), and VM entry refuses a RIP above 2^32 there (SDM 26.3.1.4). */
+u64 vcpu_rip_wrap(u64 rip);
+
 static inline void vcpu_skip_bytes(struct percpu *c, u64 len)
 {
 	(void)c;
-	vmcs_writel(VMCS_GUEST_RIP, vmcs_readl(VMCS_GUEST_RIP) + len);
+	u64 old = vmcs_readl(VMCS_GUEST_RIP), rip = old + len;
+	if (unlikely((rip ^ old) >> 16))
+		rip = vcpu_rip_wrap(rip);
+	vmcs_writel(VMCS_GUEST_RIP, rip);
 	u32 intr = vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY);
 	if (intr & (GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS))
 		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, intr & ~(GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS));

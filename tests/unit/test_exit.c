@@ -298,6 +298,28 @@ static void assert_gp_for_mode(void)
 	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
 }
 
+/* An instruction skipped past the end of the code segment's address space: EIP wraps at 2^32,
+ * IP at 2^16; only 64-bit mode has a 64-bit RIP (a RIP above 2^32 outside it fails VM entry). */
+static void test_rip_wraps_outside_64bit(void **state)
+{
+	(void)state;
+	static const struct { u64 efer; u32 cs_ar; u64 rip, want; } cases[] = {
+		{ 0, 0xc09b, 0xfffffffeULL, 0x1 },                        /* 32-bit code */
+		{ 0, 0x009b, 0xfffeULL, 0x1 },                            /* 16-bit code */
+		{ EFER_LMA | EFER_LME, 0xa09b, 0xfffffffeULL, 0x100000001ULL }, /* 64-bit */
+		{ EFER_LMA | EFER_LME, 0xc09b, 0xfffffffeULL, 0x1 },      /* compatibility mode */
+		{ 0, 0xc09b, 0x1fffeULL, 0x20001ULL },                    /* 32-bit, crossing 64 KiB */
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fake_vmcs_set(VMCS_GUEST_IA32_EFER, cases[i].efer);
+		fake_vmcs_set(VMCS_GUEST_CS_AR, cases[i].cs_ar);
+		fake_vmcs_set(VMCS_GUEST_RIP, cases[i].rip);
+		regs.gpr[GPR_AX] = HC_NOP;
+		exit_vmcall(&cpu);
+		assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), cases[i].want);
+	}
+}
+
 /* A fault the hypervisor injects pushes RFLAGS with RF = 1, as the processor's own faults do
  * (SDM 17.3.1.1); traps, aborts, NMIs and interrupts leave RF as it was. */
 static void test_faults_push_rf(void **state)
@@ -375,6 +397,7 @@ int main(void)
 		cmocka_unit_test_setup(test_cr4_vmxe_is_refused, setup),
 		cmocka_unit_test_setup(test_real_mode_faults_have_no_error_code, setup),
 		cmocka_unit_test_setup(test_faults_push_rf, setup),
+		cmocka_unit_test_setup(test_rip_wraps_outside_64bit, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
