@@ -955,12 +955,13 @@ static bool movs_operands(u64 *src, u64 *dst)
 				    !(fake_vmcs_get(VMCS_GUEST_RFLAGS) & RFLAGS_VM) ? 4 : 2;
 	u64 rip = fake_vmcs_get(VMCS_GUEST_RIP), la = lm ? rip : (u32)(fake_vmcs_get(VMCS_GUEST_CS_BASE) + rip), g;
 	u64 seg = fake_vmcs_get(VMCS_GUEST_DS_BASE);
+	unsigned asz0 = asz;
 	for (int i = 0; i < 15; i++, la++) {
 		if (walk_ok(la, false, false, true, &g) != 1 || !model_is_ram(g, 1))
 			return false;
 		u8 b = *gptr(g);
-		if (b == 0x67)
-			asz = lm ? 4 : asz ^ 6;
+		if (b == 0x67) /* repeated prefixes count once (SDM Vol. 2 2.1.1) */
+			asz = lm ? 4 : asz0 ^ 6;
 		else if (b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65) {
 			static const u32 f[] = { VMCS_GUEST_ES_BASE, VMCS_GUEST_CS_BASE, VMCS_GUEST_SS_BASE, VMCS_GUEST_DS_BASE };
 			seg = b >= 0x64 ? fake_vmcs_get(b == 0x64 ? VMCS_GUEST_FS_BASE : VMCS_GUEST_GS_BASE)
