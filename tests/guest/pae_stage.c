@@ -24,7 +24,11 @@
  *   5  a read of A's window (not present in PD1b): #PF;
  *   6  MOV CR0 with PG = 0 and NE = 1 (emulated again: NE changes);
  *   7  CR3 = PDPT C, whose second PDPTE is present with bit 1 (reserved) set, MOV CR0 with
- *      PG = 1 and NE = 0 (emulated): #GP(0), CR0 unchanged.
+ *      PG = 1 and NE = 0 (emulated): #GP(0), CR0 unchanged;
+ *   8  CR3 = PDPT D, whose third PDPTE is not present and has reserved bits set (they only
+ *      count in a present entry, SDM 4.4.1), PG = 1 with NE = 0 (emulated): no fault;
+ *   9  a read through D's second PDPTE (B's page directory) works;
+ *  10  paging off and NE = 1 (emulated) before the way back.
  * A 32-bit IDT in the trampoline records the vector of every exception per step and resumes
  * at the step's end. Then it returns to long mode, restores everything it changed, and the
  * common hostile post-checks follow.
@@ -33,12 +37,12 @@
 #include "arch.h"
 #include "hostile.h"
 
-#define N_TESTS (9 + HOSTILE_POSTCHECK_POINTS)
+#define N_TESTS (10 + HOSTILE_POSTCHECK_POINTS)
 
 /* The trampoline page (offsets from its base T, which is below 1 GiB). */
 #define PS_CUR     0xd08 /* u8 the current step */
 #define PS_VEC     0xd10 /* u8[16] vector per step, 0xff = none */
-#define PS_VAL     0xd20 /* u32[8] values the steps read */
+#define PS_VAL     0xe20 /* u32[16] values the steps read */
 #define PS_CR0     0xd40
 #define PS_CR3     0xd48
 #define PS_CR4     0xd50
@@ -60,6 +64,7 @@
 #define PS_PDPT_A  0xdf0 /* u32 */
 #define PS_PDPT_B  0xdf4
 #define PS_PDPT_C  0xdf8
+#define PS_PDPT_D  0xdfc
 #define PS_WIN_A   0xe00 /* u32 the data page through A's second PDPTE */
 #define PS_WIN_B   0xe04 /* u32 the data page through B's second PDPTE */
 #define PS_MAGIC2  0xe08 /* u32 what step 4 writes */
@@ -81,6 +86,10 @@
 #define V_CR0_OFF  4 /* CR0 after step 6 */
 #define V_CR0_GP   5 /* CR0 after step 7 */
 #define V_CR0_HW   6 /* CR0 after step 0 */
+#define V_CR0_D    7 /* CR0 after step 8 */
+#define V_READ_D   8 /* step 9 */
+#define N_VALS     9
+#define N_STEPS    11
 #define SENTINEL   0x5a5a5a5au
 
 #define MAGIC  0x50414531u /* "PAE1" */
@@ -96,8 +105,8 @@
 /* One step: record n as the current step, resume after it on an exception. */
 #define STEP(n) \
 	"	movb $" #n ", " S(PS_CUR) "(%edi)\n" \
-	"	lea (9" #n "f - ps_blob_start)(%edi), %eax; mov %eax, " S(PS_RESUME) "(%edi)\n"
-#define END(n) "9" #n ":\n"
+	"	lea (9" #n "9f - ps_blob_start)(%edi), %eax; mov %eax, " S(PS_RESUME) "(%edi)\n"
+#define END(n) "9" #n "9:\n"
 #define VAL(i) S(PS_VAL) "+4*" #i "(%edi)"
 
 /* void ps_excursion(uint64_t base): runs the blob copied at base (< 1 GiB). */
@@ -190,10 +199,22 @@ __asm__(
 	"	mov %cr0, %eax; or $0x80000000, %eax; and $0xffffffdf, %eax; mov %eax, %cr0\n"
 	END(7)
 	"	mov %cr0, %eax; mov %eax, " VAL(5) "\n"
-	/* paging off and NE set, whatever happened above (8 records a fault on the way) */
+	/* 8: CR3 = D (reserved bits only in a PDPTE that is not present), PG on with NE
+	 * cleared: no fault */
 	STEP(8)
+	"	mov " S(PS_PDPT_D) "(%edi), %eax; mov %eax, %cr3\n"
 	"	mov %cr0, %eax; and $0x7fffffff, %eax; or $0x20, %eax; mov %eax, %cr0\n"
+	"	mov %cr0, %eax; or $0x80000000, %eax; and $0xffffffdf, %eax; mov %eax, %cr0\n"
 	END(8)
+	"	mov %cr0, %eax; mov %eax, " VAL(7) "\n"
+	/* 9: read through D's second PDPTE (B's page directory) */
+	STEP(9)
+	"	mov " S(PS_WIN_B) "(%edi), %esi; mov (%esi), %eax; mov %eax, " VAL(8) "\n"
+	END(9)
+	/* paging off and NE set, whatever happened above (10 records a fault on the way) */
+	STEP(10)
+	"	mov %cr0, %eax; and $0x7fffffff, %eax; or $0x20, %eax; mov %eax, %cr0\n"
+	END(10)
 	/* back to long mode: CR4, CR3, EFER.LME, CR0 as they were */
 	"	mov " S(PS_CR4) "(%edi), %eax; mov %eax, %cr4\n"
 	"	mov " S(PS_CR3) "(%edi), %eax; mov %eax, %cr3\n"
@@ -248,6 +269,7 @@ enum { P_TRAMP, P_PDPT, P_PD0, P_PD1A, P_PD1B, P_DATA, P_COUNT };
 
 #define PDPTE_P   1ull
 #define PDPTE_RSVD_RW (1ull << 1) /* reserved in a PAE PDPTE (SDM Table 4-8) */
+#define PDPTE_RSVD_NP 0x1e6ull  /* bits 2:1 and 8:5, P = 0 */
 #define PDE_2M    0x83ull         /* P, R/W, PS */
 #define GIB       0x40000000u
 #define MIB2      0x200000u
@@ -298,7 +320,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 			mem_set(pg[i], 0, 4096);
 		mem_copy(t, ps_blob_start, (uint64_t)(ps_blob_end - ps_blob_start));
 		mem_set(t + PS_VEC, 0xff, 16);
-		for (unsigned i = 0; i < 8; i++)
+		for (unsigned i = 0; i < N_VALS; i++)
 			put32(t + PS_VAL + 4 * i, SENTINEL);
 		uint8_t *gdt = t + PS_GDT;
 		put64(gdt + SEL_CODE64, 0x00af9a000000ffffULL);
@@ -326,17 +348,21 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 			pd0[i] = (i << 21) | PDE_2M;
 		pd1a[0] = region | PDE_2M;
 		pd1b[1] = region | PDE_2M;
-		/* Three PDPTs in one page, 32 bytes each (CR3 bits 31:5 in PAE paging, SDM 4.4). */
-		uint64_t *a = (uint64_t *)pg[P_PDPT], *b = a + 4, *c = a + 8;
+		/* Four PDPTs in one page, 32 bytes each (CR3 bits 31:5 in PAE paging, SDM 4.4). */
+		uint64_t *a = (uint64_t *)pg[P_PDPT], *b = a + 4, *c = a + 8, *d = a + 12;
 		a[0] = (uint64_t)(uintptr_t)pd0 | PDPTE_P;
 		a[1] = (uint64_t)(uintptr_t)pd1a | PDPTE_P;
 		b[0] = a[0];
 		b[1] = (uint64_t)(uintptr_t)pd1b | PDPTE_P;
 		c[0] = a[0];
 		c[1] = (uint64_t)(uintptr_t)pd1b | PDPTE_P | PDPTE_RSVD_RW;
+		d[0] = a[0];
+		d[1] = b[1];
+		d[2] = PDPTE_RSVD_NP; /* not present: its other bits are ignored */
 		put32(t + PS_PDPT_A, (uint32_t)(uintptr_t)a);
 		put32(t + PS_PDPT_B, (uint32_t)(uintptr_t)b);
 		put32(t + PS_PDPT_C, (uint32_t)(uintptr_t)c);
+		put32(t + PS_PDPT_D, (uint32_t)(uintptr_t)d);
 		put32(t + PS_WIN_A, win_a);
 		put32(t + PS_WIN_B, win_b);
 		put32(t + PS_MAGIC2, MAGIC2);
@@ -346,18 +372,18 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	}
 	tap_ok(ok, "the BSP went to 32-bit PAE paging and came back to long mode");
 
-	uint8_t vec[9];
-	uint32_t val[8];
-	for (unsigned i = 0; i < 9; i++)
+	uint8_t vec[N_STEPS];
+	uint32_t val[N_VALS];
+	for (unsigned i = 0; i < N_STEPS; i++)
 		vec[i] = ok ? t[PS_VEC + i] : 0xee;
-	for (unsigned i = 0; i < 8; i++)
+	for (unsigned i = 0; i < N_VALS; i++)
 		val[i] = ok ? *(volatile uint32_t *)(t + PS_VAL + 4 * i) : 0;
-	for (unsigned i = 0; i < 9; i++)
+	for (unsigned i = 0; i < N_STEPS; i++)
 		tap_diag("step %u: exception %s", i, vec_name(vec[i]));
-	tap_diag("data page 0x%x, windows A 0x%x B 0x%x; CR0 after step 0 %x, 2 %x, 6 %x, 7 %x", data_pa, win_a,
-		 win_b, val[V_CR0_HW], val[V_CR0_EMU], val[V_CR0_OFF], val[V_CR0_GP]);
-	tap_diag("read through A 0x%x, through B 0x%x, A's window under B 0x%x (0x%x = not read)", val[V_READ_A],
-		 val[V_READ_B], val[V_READ_OLD], SENTINEL);
+	tap_diag("data page 0x%x, windows A 0x%x B 0x%x; CR0 after step 0 %x, 2 %x, 6 %x, 7 %x, 8 %x", data_pa,
+		 win_a, win_b, val[V_CR0_HW], val[V_CR0_EMU], val[V_CR0_OFF], val[V_CR0_GP], val[V_CR0_D]);
+	tap_diag("read through A 0x%x, through B 0x%x, A's window under B 0x%x, through D 0x%x (0x%x = not read)",
+		 val[V_READ_A], val[V_READ_B], val[V_READ_OLD], val[V_READ_D], SENTINEL);
 
 	tap_ok(ok && vec[0] == 0xff && vec[1] == 0xff && (val[V_CR0_HW] & CR0_PG) && val[V_READ_A] == MAGIC,
 	       "the processor's MOV to CR0 entered PAE paging; a read through the second PDPTE works");
@@ -371,8 +397,11 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	       "the old PDPT's mapping is gone after the emulated MOV: #PF");
 	tap_ok(ok && vec[6] == 0xff && (val[V_CR0_OFF] & (CR0_PG | CR0_NE)) == CR0_NE,
 	       "an emulated MOV to CR0 (NE set) left paging: CR0 reads PG = 0, NE = 1");
-	tap_ok(ok && vec[7] == 13 && vec[8] == 0xff && (val[V_CR0_GP] & (CR0_PG | CR0_NE)) == CR0_NE,
+	tap_ok(ok && vec[7] == 13 && (val[V_CR0_GP] & (CR0_PG | CR0_NE)) == CR0_NE,
 	       "an emulated MOV to CR0 into PAE paging with a reserved bit in a present PDPTE: #GP, CR0 unchanged");
+	tap_ok(ok && vec[8] == 0xff && vec[9] == 0xff && vec[10] == 0xff && (val[V_CR0_D] & CR0_PG) &&
+		       val[V_READ_D] == MAGIC,
+	       "reserved bits in a PDPTE that is not present do not fault; its PDPT translates");
 	if (ok)
 		uefi_call_wrapper(BS->FreePages, 2, base, P_COUNT);
 	hostile_postcheck(&g, "PAE stage");
