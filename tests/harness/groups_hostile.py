@@ -147,3 +147,21 @@ HOSTILE_GROUPS += [
          expect=[('hypervisor started', _P['started'])],
          reject=HOSTILE_REJECT),
 ]
+
+
+# ---- issue 10: emulated MOV to CR0 entering 32-bit PAE paging (tests/guest/pae_stage.c) ----
+# A MOV to CR0 that changes NE (VMX-fixed to 1) exits; when it enters PAE paging the
+# hypervisor loads the four PDPTEs into the VMCS (SDM 4.4.1, 26.3.2.4) or raises #GP(0) for
+# a reserved bit in a present one (hv/exit_cr.c). On both Bochs models Tessel runs on.
+def _pae_stage(name, model):
+    return dict(name=name, emu='bochs', model=model, cpus=2,
+                cfg=cfg('# issue 10: emulated CR0 writes in a 32-bit PAE stage', 'next=\\tests\\pae_stage.efi'),
+                tap=True, timeout=240,
+                expect=[('hypervisor started', _P['started'])],
+                reject=HOSTILE_REJECT)
+
+
+HOSTILE_GROUPS += [
+    _pae_stage('pae-stage-icelake', 'corei7_icelake_u'),
+    _pae_stage('pae-stage-skylake', 'corei7_skylake_x'),
+]

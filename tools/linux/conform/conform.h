@@ -14,7 +14,7 @@
 #include "tessel.h"
 #include "tessel_ioctl.h"
 
-#define PLAN 149 /* TAP points: every run reports exactly these, in the same order */
+#define PLAN 157 /* TAP points: every run reports exactly these, in the same order */
 
 #define PAGE_BYTES 4096u
 #define SUBPAGE TESSEL_SPP_SUBPAGE_SIZE
@@ -181,6 +181,10 @@ void test_sse_store(void);
 void test_push(void);
 void test_fxsave(void);
 void test_overflow(void);
+
+/* ---- cpu.c: CPUID, XCR0 and AVX on every vCPU ---- */
+
+void test_cpu_features(void);
 
 /* ---- bench.c ---- */
 

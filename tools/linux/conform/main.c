@@ -21,6 +21,7 @@
  *                 the rollback of a failed call on a page other holders protect
  *   insn.c        the instruction scenarios (REP STOS/MOVS, locked RMW, SSE, PUSH, FXSAVE64)
  *                 with their asm wrappers, and the ring overflow
+ *   cpu.c         CPUID.1:ECX (OSXSAVE), CPUID.7:ECX (OSPKE), XGETBV and AVX on every CPU
  *   bench.c       the bench and demo modes
  *   main.c        the modes, the order of the scenarios and the plan's bookkeeping
  *
@@ -76,6 +77,7 @@ int main(int argc, char **argv)
 	test_lock();
 	test_wakeup();
 	test_vcpus();
+	test_cpu_features();
 	test_release();
 	test_remap();
 	test_dontneed();
