@@ -32,6 +32,9 @@ bool vapic_handle_ept_write(struct percpu *c, u64 gpa);
 /* On the way back to the guest: a pending virtual INIT puts this vCPU into its INIT state
  * and waits here for the SIPI (returns when the vCPU should enter the guest again). */
 void vapic_check_init(struct percpu *c);
+/* The local APIC reset an INIT does (SDM 10.4.7.3), on this CPU's APIC; its mode and base
+ * are kept (vapic.c). */
+void vapic_init_reset_apic(void);
 /* WRMSR IA32_APIC_BASE by the guest (the MSR policy routes it here): 0, or -EINVAL: the
  * write raises #GP(0). The hypervisor's NMI/IPI paths depend on the APIC staying enabled at
  * a base it knows: disabling, moving the base and invalid transitions are refused (see

@@ -99,6 +99,12 @@ static inline void write_dr6(u64 v) { __asm__ __volatile__("mov %0, %%dr6" : : "
 
 static inline u64 read_dr7(void) { u64 v; __asm__ __volatile__("mov %%dr7, %0" : "=r"(v)); return v; }
 
+/* The breakpoint address registers: the guest's own (MOV DR does not exit), reset by INIT. */
+static inline void write_dr0_3(u64 v)
+{
+	__asm__ __volatile__("mov %0, %%dr0; mov %0, %%dr1; mov %0, %%dr2; mov %0, %%dr3" : : "r"(v));
+}
+
 static inline u64 read_rflags(void) { u64 v; __asm__ __volatile__("pushfq; popq %0" : "=r"(v)); return v; }
 
 struct __packed desc_ptr { u16 limit; u64 base; };

@@ -224,5 +224,7 @@ static inline void nmi_unblock(void) {}
 extern u64 fake_dr6;
 static inline u64 read_dr6(void) { return fake_dr6; }
 static inline void write_dr6(u64 v) { fake_dr6 = v; }
+extern u64 fake_dr0_3[4];
+static inline void write_dr0_3(u64 v) { for (int i = 0; i < 4; i++) fake_dr0_3[i] = v; }
 
 #endif
