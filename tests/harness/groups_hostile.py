@@ -147,3 +147,14 @@ HOSTILE_GROUPS += [
          expect=[('hypervisor started', _P['started'])],
          reject=HOSTILE_REJECT),
 ]
+
+# Issue 10, INIT/SIPI (tests/guest/hostile_sipi.c): the BSP sends the AP INIT, SIPI, SIPI back
+# to back through the ICR; the AP must start once, at the first SIPI's vector (a SIPI sent
+# before the AP parked is latched, the second is ignored), a SIPI without INIT starts nothing,
+# and MP services get the AP back.
+HOSTILE_GROUPS.append(dict(
+    name='hostile-sipi', emu='bochs', cpus=2,
+    cfg=cfg('# hostile: INIT-SIPI-SIPI with no delays', 'next=\\tests\\hostile_sipi.efi'),
+    tap=True, timeout=240,
+    expect=[('hypervisor started', _P['started'])],
+    reject=HOSTILE_REJECT))
