@@ -255,6 +255,28 @@ void vapic_init_reset_apic(void)
 	apic_write_reg(base, APIC_SVR, 0xff);
 }
 
+volatile u32 vapic_reset_traces;
+static volatile bool reset_trace[TESSEL_MAX_CPUS];
+
+void vapic_exit_trace_slow(struct percpu *c)
+{
+	if (!__atomic_exchange_n(&reset_trace[c->index], false, __ATOMIC_SEQ_CST))
+		return;
+	__atomic_sub_fetch(&vapic_reset_traces, 1, __ATOMIC_SEQ_CST);
+	log_info_rl("BSP after INIT: first VM exit (reason %u) at CS %x base %llx, RIP %llx",
+		    (unsigned)c->exit_reason, (unsigned)vmcs_read16(VMCS_GUEST_CS_SEL),
+		    (unsigned long long)vmcs_readl(VMCS_GUEST_CS_BASE), (unsigned long long)vmcs_readl(VMCS_GUEST_RIP));
+}
+
+void vapic_init_all(struct percpu *c)
+{
+	for (u32 i = 0; i < percpu_count; i++) {
+		struct percpu *t = percpu_array[i];
+		if (__atomic_load_n(&t->launched, __ATOMIC_ACQUIRE) && !t->halted)
+			deliver(c, t, MODE_INIT, 0);
+	}
+}
+
 void vapic_check_init(struct percpu *c)
 {
 	while (unlikely(__atomic_load_n(&c->vinit_pending, __ATOMIC_SEQ_CST))) {
@@ -266,6 +288,8 @@ void vapic_check_init(struct percpu *c)
 			vcpu_init_state(c);
 			vapic_init_reset_apic();
 			log_info_rl("INIT to the bootstrap processor: it restarts at the reset vector FFFFFFF0");
+			if (!__atomic_exchange_n(&reset_trace[c->index], true, __ATOMIC_SEQ_CST))
+				__atomic_add_fetch(&vapic_reset_traces, 1, __ATOMIC_SEQ_CST);
 			return;
 		}
 		__atomic_store_n(&c->wait_sipi, true, __ATOMIC_SEQ_CST);

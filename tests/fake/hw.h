@@ -158,7 +158,11 @@ u8 fake_inb(u16 port);
 void fake_outw(u16 port, u16 v);
 static inline void outb(u16 port, u8 v) { fake_outb(port, v); }
 static inline u8 inb(u16 port) { return fake_inb(port); }
+/* Wider reads: byte by byte, little-endian. */
+static inline u16 inw(u16 port) { return (u16)(fake_inb(port) | (fake_inb((u16)(port + 1)) << 8)); }
+static inline u32 inl(u16 port) { return inw(port) | ((u32)inw((u16)(port + 2)) << 16); }
 static inline void outw(u16 port, u16 v) { fake_outw(port, v); }
+static inline void outl(u16 port, u32 v) { outw(port, (u16)v); outw((u16)(port + 2), (u16)(v >> 16)); }
 
 void fake_cpu_halt(void);
 void fake_irq_disable(void);
