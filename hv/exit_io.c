@@ -38,7 +38,7 @@
 #define RST_CNT_FULL  (1U << 3)
 #define KBC_PULSE_RESET 0xfe
 
-/* Exit qualification for I/O instructions (SDM Vol. 3C Table 28-5). */
+/* Exit qualification for I/O instructions (SDM Vol. 3C Table 27-5, as numbered elsewhere in this tree). */
 #define IOQ_SIZE(q)  ((unsigned)((q) & 7) + 1)
 #define IOQ_IN       (1U << 3)
 #define IOQ_STRING   (1U << 4)
