@@ -70,6 +70,7 @@ const exit_handler_t exit_handlers[EXIT_REASON_MAX] = {
 	[EXIT_REASON_INIT] = exit_init_signal,
 	[EXIT_REASON_SIPI] = exit_sipi,
 	[EXIT_REASON_TASK_SWITCH] = exit_task_switch,
+	[EXIT_REASON_IO] = exit_io,
 	[EXIT_REASON_INTR_WINDOW] = exit_intr_window,
 	[EXIT_REASON_NMI_WINDOW] = exit_nmi_window,
 	[EXIT_REASON_CPUID] = exit_cpuid,
@@ -162,6 +163,7 @@ void vmx_handle_exit(struct guest_regs *regs)
 	c->exit_reason = EXIT_REASON_BASIC(reason);
 	c->event_injected = false;
 	c->exits++;
+	vapic_exit_trace(c);
 
 	if (unlikely(!c->entered)) {
 		/* The first exit on this CPU: was the first VM entry itself the failure? */

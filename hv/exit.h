@@ -19,6 +19,7 @@ void vcpu_init_state(struct percpu *c);
 void vcpu_sipi_state(struct percpu *c, u8 vector);
 void exit_sipi(struct percpu *c);
 void exit_triple_fault(struct percpu *c);
+void exit_io(struct percpu *c);
 void exit_task_switch(struct percpu *c);
 void exit_vmx_insn(struct percpu *c);
 void exit_vmcall(struct percpu *c);

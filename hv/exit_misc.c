@@ -72,7 +72,14 @@ static void set_real_mode_seg(u32 sel_f, u32 base_f, u32 limit_f, u32 ar_f, u16 
 	set_real_mode_seg(VMCS_GUEST_##name##_SEL, VMCS_GUEST_##name##_BASE, VMCS_GUEST_##name##_LIMIT, \
 			  VMCS_GUEST_##name##_AR, sel, base, ar)
 
-/* The processor state after INIT (SDM Vol. 3A Table 9-1), in the VMCS. */
+/*
+ * The processor state after INIT (SDM Vol. 3A Table 9-1), in the VMCS and, for what VMX does
+ * not switch, in the registers of this CPU (the target runs this itself): DR0-DR3 = 0 and
+ * DR6 = FFFF0FF0H (MOV DR does not exit, so they are the guest's own). The x87/MMX/SSE
+ * state and MXCSR are left as they are, as INIT does (SDM 9.1.1: "the internal caches,
+ * MSRs, MTRRs, and x87 FPU/MMX/SSE state are left unchanged"); XCR0 goes back to 1
+ * (Table 9-1). The local APIC reset is hv/vapic.c's (vapic_init_reset_apic).
+ */
 void vcpu_init_state(struct percpu *c)
 {
 	const u64 cr0 = CR0_ET | CR0_CD | CR0_NW;
@@ -99,6 +106,8 @@ void vcpu_init_state(struct percpu *c)
 	vmcs_writel(VMCS_GUEST_RSP, 0);
 	vmcs_writel(VMCS_GUEST_RFLAGS, RFLAGS_FIXED);
 	vmcs_writel(VMCS_GUEST_DR7, 0x400);
+	write_dr0_3(0);
+	write_dr6(0xffff0ff0ULL);
 	vmcs_write64(VMCS_GUEST_IA32_DEBUGCTL, 0);
 	vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, 0);
 	vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, 0);
@@ -132,10 +141,12 @@ void vcpu_sipi_state(struct percpu *c, u8 vector)
 	log_info_rl("SIPI: the guest starts this CPU in real mode at %llx", (unsigned long long)vector << 12);
 }
 
-/* A real INIT VM exit takes the same path as a virtual INIT (hv/vapic.c). */
+/* A real INIT VM exit takes the same path as a virtual INIT (hv/vapic.c): a new INIT cycle
+ * in which only a SIPI sent from now on counts. */
 void exit_init_signal(struct percpu *c)
 {
-	c->vinit_pending = true;
+	__atomic_store_n(&c->vsipi_vector, -1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&c->vinit_pending, true, __ATOMIC_SEQ_CST);
 }
 
 /* Only reachable if a vCPU were in the wait-for-SIPI activity state, which Tessel never

@@ -118,6 +118,11 @@ static s64 core_init(struct tessel_boot_info *bi)
 	memset(hpa_to_ptr(ff_page), 0xff, PAGE_SIZE);
 	vmx_msr_bitmap_init(hpa_to_ptr(bitmap));
 	vmx_global.msr_bitmap = bitmap;
+	vmx_global.io_bitmap_a = pmm_alloc_page();
+	vmx_global.io_bitmap_b = pmm_alloc_page();
+	if (!vmx_global.io_bitmap_a.v || !vmx_global.io_bitmap_b.v)
+		return -ENOMEM;
+	vmx_io_bitmap_init(hpa_to_ptr(vmx_global.io_bitmap_a), hpa_to_ptr(vmx_global.io_bitmap_b));
 
 	mtrr_read(&mtrr, vmx_caps.phys_bits);
 	struct ept_params ep = {

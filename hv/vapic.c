@@ -108,10 +108,33 @@ bool vapic_nmi_arrived(struct percpu *c)
 	return guest || !hv;
 }
 
+/*
+ * The INIT/SIPI handshake between a sender and the target (SDM Vol. 3A 8.4.4.1, 10.4.7.3,
+ * 10.6.1): a SIPI is accepted only by a processor in wait-for-SIPI, and only the first one
+ * counts. Under Tessel "wait-for-SIPI" starts when the INIT is sent, not when the target has
+ * taken its kick NMI and parked (vapic_check_init): Linux sends its first SIPI ~10 us after
+ * the INIT (its second one 200 us later, and none at all on some paths), and under nested KVM
+ * the target needs an L0 wake-up before it parks, so a SIPI in that window must be latched.
+ *
+ *   sender, INIT:  vsipi_vector = -1, then vinit_pending = true, then the kick NMI;
+ *   sender, SIPI:  if vinit_pending || wait_sipi: vsipi_vector -1 -> vector (first one wins);
+ *   target:        wait_sipi = true, then each round vinit_pending = false and read
+ *                  vsipi_vector; it starts at the vector once it is >= 0, and takes the INIT
+ *                  again if vinit_pending was set anew after it last cleared it.
+ *
+ * At every moment of a cycle one of vinit_pending or wait_sipi is set (the target sets
+ * wait_sipi before it clears vinit_pending), so a SIPI sent after the INIT is never lost. A
+ * SIPI with no INIT cycle in progress is dropped; one from an earlier cycle cannot start a
+ * later one because each INIT resets vsipi_vector first, and a vector already latched stays
+ * until the next INIT, so later SIPIs of the same cycle are ignored. The one ordering this
+ * cannot sort out is a SIPI and an INIT sent at the same moment from two other CPUs: the
+ * SIPI may count for the new cycle; the hardware gives no ordering between them either.
+ */
 static void deliver(struct percpu *from, struct percpu *t, u32 mode, u8 vector)
 {
 	if (mode == MODE_INIT) {
-		__atomic_store_n(&t->vinit_pending, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&t->vsipi_vector, -1, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&t->vinit_pending, true, __ATOMIC_SEQ_CST);
 		if (t != from)
 			vapic_send_nmi(t); /* an NMI always exits: the kick */
 		return;
@@ -125,9 +148,10 @@ static void deliver(struct percpu *from, struct percpu *t, u32 mode, u8 vector)
 		}
 		return;
 	}
-	/* A SIPI only counts for a processor waiting for one (SDM 10.6.1). */
+	/* A SIPI only counts for a processor in wait-for-SIPI (SDM 10.6.1), which here
+	 * includes an INIT sent and not yet taken. */
 	s32 none = -1;
-	if (__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE))
+	if (__atomic_load_n(&t->wait_sipi, __ATOMIC_SEQ_CST) || __atomic_load_n(&t->vinit_pending, __ATOMIC_SEQ_CST))
 		__atomic_compare_exchange_n(&t->vsipi_vector, &none, (s32)vector, false, __ATOMIC_SEQ_CST,
 					    __ATOMIC_SEQ_CST);
 }
@@ -165,28 +189,130 @@ bool vapic_icr_write(struct percpu *c, u32 icr_lo, u32 dest, bool x2apic)
 	return any;
 }
 
+/*
+ * The local APIC part of INIT (SDM Vol. 3A 10.4.7.3: after INIT the APIC is in its power-up
+ * state except for its ID, arbitration ID and, 10.12.5.1, its xAPIC/x2APIC mode and
+ * IA32_APIC_BASE). The guest's INIT is virtual, so the hypervisor resets what software sees,
+ * on the target itself: TPR 0, every LVT entry masked, the timer stopped, SVR 0xFF (software
+ * disabled), xAPIC DFR/LDR, ESR, and the in-service bits (EOIs). A software-disabled APIC
+ * still sends and takes NMIs and INIT/SIPI (10.4.7.2), so the hypervisor's kicks and
+ * shootdowns keep working; IA32_APIC_BASE is not touched. Not reset: IRR (software cannot
+ * clear it; a request pending there is delivered once the guest enables the APIC again).
+ */
+#define APIC_TPR    0x080
+#define APIC_EOI    0x0b0
+#define APIC_LDR    0x0d0
+#define APIC_DFR    0x0e0
+#define APIC_SVR    0x0f0
+#define APIC_ISR    0x100
+#define APIC_ESR    0x280
+#define APIC_CMCI   0x2f0
+#define APIC_LVTT   0x320
+#define APIC_TMICT  0x380
+#define APIC_TDCR   0x3e0
+#define APIC_LVT_MASKED (1U << 16)
+static const u16 apic_lvts[] = { APIC_CMCI, APIC_LVTT, 0x330, 0x340, 0x350, 0x360, 0x370 };
+
+static void apic_write_reg(u64 base, u32 off, u32 v)
+{
+	if (base & APIC_BASE_X2APIC)
+		(void)wrmsr_safe(0x800 + (off >> 4), v); /* an absent LVT (CMCI, thermal) is #GP */
+	else
+		mmio_write32((base & 0xfffff000ULL) + off, v);
+}
+
+static u32 apic_read_reg(u64 base, u32 off)
+{
+	if (base & APIC_BASE_X2APIC)
+		return (u32)rdmsr(0x800 + (off >> 4));
+	return mmio_read32((base & 0xfffff000ULL) + off);
+}
+
+void vapic_init_reset_apic(void)
+{
+	u64 base = rdmsr(MSR_IA32_APIC_BASE);
+	if (!(base & APIC_BASE_ENABLE))
+		return;
+	for (unsigned i = 0; i < sizeof(apic_lvts) / sizeof(apic_lvts[0]); i++)
+		apic_write_reg(base, apic_lvts[i], APIC_LVT_MASKED);
+	apic_write_reg(base, APIC_TMICT, 0);
+	apic_write_reg(base, APIC_TDCR, 0);
+	apic_write_reg(base, APIC_TPR, 0);
+	if (!(base & APIC_BASE_X2APIC)) { /* x2APIC: LDR is read-only, DFR gone (10.12.1.2) */
+		apic_write_reg(base, APIC_DFR, 0xffffffffU);
+		apic_write_reg(base, APIC_LDR, 0);
+	}
+	/* One EOI clears the highest in-service bit; at most 256 of them. */
+	for (int n = 0; n < 256; n++) {
+		bool any = false;
+		for (u32 r = 0; r < 8 && !any; r++)
+			any = apic_read_reg(base, APIC_ISR + r * 0x10) != 0;
+		if (!any)
+			break;
+		apic_write_reg(base, APIC_EOI, 0);
+	}
+	apic_write_reg(base, APIC_ESR, 0);
+	apic_write_reg(base, APIC_SVR, 0xff);
+}
+
+volatile u32 vapic_reset_traces;
+static volatile bool reset_trace[TESSEL_MAX_CPUS];
+
+void vapic_exit_trace_slow(struct percpu *c)
+{
+	if (!__atomic_exchange_n(&reset_trace[c->index], false, __ATOMIC_SEQ_CST))
+		return;
+	__atomic_sub_fetch(&vapic_reset_traces, 1, __ATOMIC_SEQ_CST);
+	log_info_rl("BSP after INIT: first VM exit (reason %u) at CS %x base %llx, RIP %llx",
+		    (unsigned)c->exit_reason, (unsigned)vmcs_read16(VMCS_GUEST_CS_SEL),
+		    (unsigned long long)vmcs_readl(VMCS_GUEST_CS_BASE), (unsigned long long)vmcs_readl(VMCS_GUEST_RIP));
+}
+
+void vapic_init_all(struct percpu *c)
+{
+	for (u32 i = 0; i < percpu_count; i++) {
+		struct percpu *t = percpu_array[i];
+		if (__atomic_load_n(&t->launched, __ATOMIC_ACQUIRE) && !t->halted)
+			deliver(c, t, MODE_INIT, 0);
+	}
+}
+
 void vapic_check_init(struct percpu *c)
 {
-	if (likely(!c->vinit_pending))
-		return;
-	c->vsipi_vector = -1;
-	__atomic_store_n(&c->wait_sipi, true, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&c->vinit_pending, false, __ATOMIC_RELEASE);
-	vcpu_init_state(c);
-	log_debug("INIT: waiting for SIPI");
-	/* Wait here, in root mode: NMIs still reach the host handler (shootdowns). A second
-	 * INIT while waiting changes nothing. */
-	while (__atomic_load_n(&c->vsipi_vector, __ATOMIC_ACQUIRE) < 0) {
-		cpu_relax();
-		if (c->vinit_pending)
-			c->vinit_pending = false;
+	while (unlikely(__atomic_load_n(&c->vinit_pending, __ATOMIC_SEQ_CST))) {
+		if (rdmsr(MSR_IA32_APIC_BASE) & APIC_BASE_BSP) {
+			/* The bootstrap processor does not wait for a SIPI: after INIT it starts at
+			 * the reset vector, CS.base 0xFFFF0000 and IP 0xFFF0 (SDM Vol. 3A 9.1, 8.4.1),
+			 * which vcpu_init_state sets. The firmware then runs again from its start. */
+			__atomic_store_n(&c->vinit_pending, false, __ATOMIC_SEQ_CST);
+			vcpu_init_state(c);
+			vapic_init_reset_apic();
+			log_info_rl("INIT to the bootstrap processor: it restarts at the reset vector FFFFFFF0");
+			if (!__atomic_exchange_n(&reset_trace[c->index], true, __ATOMIC_SEQ_CST))
+				__atomic_add_fetch(&vapic_reset_traces, 1, __ATOMIC_SEQ_CST);
+			return;
+		}
+		__atomic_store_n(&c->wait_sipi, true, __ATOMIC_SEQ_CST);
+		vcpu_init_state(c);
+		vapic_init_reset_apic();
+		log_debug("INIT: waiting for SIPI");
+		/* Wait here, in root mode: NMIs still reach the host handler (shootdowns). An INIT
+		 * while waiting only restarts the wait: its sender reset vsipi_vector. */
+		s32 v;
+		for (;;) {
+			__atomic_store_n(&c->vinit_pending, false, __ATOMIC_SEQ_CST);
+			v = __atomic_load_n(&c->vsipi_vector, __ATOMIC_SEQ_CST);
+			if (v >= 0)
+				break;
+			cpu_relax();
+		}
+		/* Not into the guest while another CPU has the world stopped (spp/step.c). */
+		spp_step_park_exit(c);
+		invept(INVEPT_ALL_CONTEXT, 0); /* shootdowns skipped this CPU while it waited */
+		c->nmi_pending = false;
+		vcpu_sipi_state(c, (u8)v);
+		/* An INIT that came after the SIPI: the loop takes it before any guest code runs. */
 	}
-	u8 vector = (u8)c->vsipi_vector;
-	/* Not into the guest while another CPU has the world stopped (spp/step.c). */
-	spp_step_park_exit(c);
-	invept(INVEPT_ALL_CONTEXT, 0); /* shootdowns skipped this CPU while it waited */
-	c->nmi_pending = false;
-	vcpu_sipi_state(c, vector);
 }
 
 /* ---- the write-protected xAPIC page ---- */

@@ -32,6 +32,21 @@ bool vapic_handle_ept_write(struct percpu *c, u64 gpa);
 /* On the way back to the guest: a pending virtual INIT puts this vCPU into its INIT state
  * and waits here for the SIPI (returns when the vCPU should enter the guest again). */
 void vapic_check_init(struct percpu *c);
+/* After an INIT to the BSP, its first VM exit is logged (where it runs: the firmware's reset
+ * path), once per INIT: the proof a reset reached the reset vector. Called on every exit. */
+extern volatile u32 vapic_reset_traces;
+void vapic_exit_trace_slow(struct percpu *c);
+static inline void vapic_exit_trace(struct percpu *c)
+{
+	if (unlikely(vapic_reset_traces))
+		vapic_exit_trace_slow(c);
+}
+/* INIT# to every vCPU, the caller's included (a soft reset, hv/exit_io.c): the BSP restarts
+ * at the reset vector, the APs wait for their SIPI. */
+void vapic_init_all(struct percpu *c);
+/* The local APIC reset an INIT does (SDM 10.4.7.3), on this CPU's APIC; its mode and base
+ * are kept (vapic.c). */
+void vapic_init_reset_apic(void);
 /* WRMSR IA32_APIC_BASE by the guest (the MSR policy routes it here): 0, or -EINVAL: the
  * write raises #GP(0). The hypervisor's NMI/IPI paths depend on the APIC staying enabled at
  * a base it knows: disabling, moving the base and invalid transitions are refused (see

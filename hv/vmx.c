@@ -138,12 +138,19 @@ static void setup_host_state(struct percpu *c)
 	vmcs_writel(VMCS_HOST_RIP, (u64)(uintptr_t)vmx_exit_entry);
 }
 
+/* The reset ports exit (hv/exit_io.c): a guest's reset goes through the hypervisor. */
+static void setup_io_bitmaps(void)
+{
+	vmcs_write64(VMCS_CTRL_IO_BITMAP_A, vmx_global.io_bitmap_a.v);
+	vmcs_write64(VMCS_CTRL_IO_BITMAP_B, vmx_global.io_bitmap_b.v);
+}
+
 static bool setup_controls(struct percpu *c, u64 guest_efer, u64 guest_cr0, u64 guest_cr4)
 {
 	const struct vmx_caps *k = &vmx_caps;
 	u32 pin, proc, proc2, exit, entry;
 	bool ok = vmx_adjust_ctls(k->pin, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS, &pin);
-	ok &= vmx_adjust_ctls(k->proc, PROC_USE_MSR_BITMAPS | PROC_ACTIVATE_SECONDARY, &proc);
+	ok &= vmx_adjust_ctls(k->proc, PROC_USE_MSR_BITMAPS | PROC_USE_IO_BITMAPS | PROC_ACTIVATE_SECONDARY, &proc);
 	u32 want2 = PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST;
 	/* Instructions that #UD in a guest unless their "enable" control is set. */
 	const u32 optional2 = PROC2_ENABLE_RDTSCP | PROC2_ENABLE_INVPCID | PROC2_ENABLE_XSAVES | PROC2_ENABLE_USER_WAIT;
@@ -182,6 +189,7 @@ static bool setup_controls(struct percpu *c, u64 guest_efer, u64 guest_cr0, u64 
 	vmcs_write32(VMCS_CTRL_ENTRY_MSR_LOAD_COUNT, 0);
 	vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, 0);
 	vmcs_write64(VMCS_CTRL_MSR_BITMAP, vmx_global.msr_bitmap.v);
+	setup_io_bitmaps();
 	vmcs_write64(VMCS_CTRL_EPTP, vmx_global.eptp);
 	if (proc2 & PROC2_ENABLE_VPID)
 		vmcs_write16(VMCS_CTRL_VPID, c->index + 1);

@@ -8,6 +8,7 @@
 struct vmx_global {
 	u64 eptp;
 	hpa_t msr_bitmap;
+	hpa_t io_bitmap_a, io_bitmap_b;
 	hpa_t host_cr3;
 };
 extern struct vmx_global vmx_global;
@@ -18,6 +19,8 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l);
 
 /* Fill the MSR bitmap: which MSR reads/writes exit (hv/exit_msr.c decides what happens). */
 void vmx_msr_bitmap_init(u8 *bitmap);
+/* Fill the I/O bitmaps A (ports 0-7FFF) and B: only the reset ports exit (hv/exit_io.c). */
+void vmx_io_bitmap_init(u8 *a, u8 *b);
 
 /* NASM (hv/entry.asm) */
 void vmx_exit_entry(void);

@@ -99,6 +99,12 @@ static inline void write_dr6(u64 v) { __asm__ __volatile__("mov %0, %%dr6" : : "
 
 static inline u64 read_dr7(void) { u64 v; __asm__ __volatile__("mov %%dr7, %0" : "=r"(v)); return v; }
 
+/* The breakpoint address registers: the guest's own (MOV DR does not exit), reset by INIT. */
+static inline void write_dr0_3(u64 v)
+{
+	__asm__ __volatile__("mov %0, %%dr0; mov %0, %%dr1; mov %0, %%dr2; mov %0, %%dr3" : : "r"(v));
+}
+
 static inline u64 read_rflags(void) { u64 v; __asm__ __volatile__("pushfq; popq %0" : "=r"(v)); return v; }
 
 struct __packed desc_ptr { u16 limit; u64 base; };
@@ -123,6 +129,9 @@ DEFINE_SEG(gs)
 
 static inline void outb(u16 port, u8 v) { __asm__ __volatile__("outb %0, %1" : : "a"(v), "Nd"(port)); }
 static inline u8 inb(u16 port) { u8 v; __asm__ __volatile__("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline u16 inw(u16 port) { u16 v; __asm__ __volatile__("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline void outl(u16 port, u32 v) { __asm__ __volatile__("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline u32 inl(u16 port) { u32 v; __asm__ __volatile__("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline void outw(u16 port, u16 v) { __asm__ __volatile__("outw %0, %1" : : "a"(v), "Nd"(port)); }
 
 /*

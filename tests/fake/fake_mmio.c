@@ -53,3 +53,4 @@ u32 fake_mmio_read32(u64 addr)
 }
 
 u64 fake_dr6 = 0xffff0ff0ULL;
+u64 fake_dr0_3[4];

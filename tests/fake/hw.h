@@ -158,7 +158,11 @@ u8 fake_inb(u16 port);
 void fake_outw(u16 port, u16 v);
 static inline void outb(u16 port, u8 v) { fake_outb(port, v); }
 static inline u8 inb(u16 port) { return fake_inb(port); }
+/* Wider reads: byte by byte, little-endian. */
+static inline u16 inw(u16 port) { return (u16)(fake_inb(port) | (fake_inb((u16)(port + 1)) << 8)); }
+static inline u32 inl(u16 port) { return inw(port) | ((u32)inw((u16)(port + 2)) << 16); }
 static inline void outw(u16 port, u16 v) { fake_outw(port, v); }
+static inline void outl(u16 port, u32 v) { outw(port, (u16)v); outw((u16)(port + 2), (u16)(v >> 16)); }
 
 void fake_cpu_halt(void);
 void fake_irq_disable(void);
@@ -224,5 +228,7 @@ static inline void nmi_unblock(void) {}
 extern u64 fake_dr6;
 static inline u64 read_dr6(void) { return fake_dr6; }
 static inline void write_dr6(u64 v) { fake_dr6 = v; }
+extern u64 fake_dr0_3[4];
+static inline void write_dr0_3(u64 v) { for (int i = 0; i < 4; i++) fake_dr0_3[i] = v; }
 
 #endif

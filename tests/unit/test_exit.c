@@ -51,7 +51,7 @@ static const unsigned expected_reasons[] = {
 	EXIT_REASON_VMRESUME, EXIT_REASON_VMWRITE, EXIT_REASON_VMXOFF, EXIT_REASON_VMXON, EXIT_REASON_CR_ACCESS,
 	EXIT_REASON_RDMSR, EXIT_REASON_WRMSR, EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG,
 	EXIT_REASON_INVEPT, EXIT_REASON_INVVPID, EXIT_REASON_WBINVD, EXIT_REASON_XSETBV, EXIT_REASON_VMFUNC,
-	EXIT_REASON_SPP, EXIT_REASON_PREEMPT_TIMER,
+	EXIT_REASON_SPP, EXIT_REASON_PREEMPT_TIMER, EXIT_REASON_IO,
 };
 
 static bool is_expected(unsigned r)
@@ -75,6 +75,61 @@ static void test_dispatch_bounds(void **state)
 	assert_null(exit_lookup(EXIT_REASON_MAX));
 	assert_null(exit_lookup(0xffffffffU));
 	assert_int_equal(ARRAY_SIZE(exit_handlers), EXIT_REASON_MAX);
+}
+
+/* ---- the reset ports (hv/exit_io.c) ---- */
+
+static void io_exit(u16 port, unsigned size, bool in, u64 rax)
+{
+	regs.gpr[GPR_AX] = rax;
+	fake_vmcs_set(VMCS_RO_EXIT_QUALIFICATION, ((u64)port << 16) | (size - 1) | (in ? 8U : 0U));
+	fake_vmcs_set(VMCS_RO_EXIT_INSN_LEN, 1);
+	fake_vmcs_set(VMCS_GUEST_RIP, 0x1000);
+	cpu.vinit_pending = false;
+	exit_io(&cpu);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1001);
+}
+
+/* The last value written to port since record `from`; -1 if none. */
+static long io_last(u16 port, size_t from)
+{
+	long v = -1;
+	for (size_t i = from; i < fake_io_log_count(); i++)
+		if (fake_io_log(i)->port == port)
+			v = fake_io_log(i)->value;
+	return v;
+}
+
+static void test_reset_ports(void **state)
+{
+	(void)state;
+	cpu.launched = true;
+	/* Soft reset through 0xCF9: INIT to every vCPU, nothing reaches the chipset. */
+	io_exit(0xcf9, 1, false, 0x04);
+	assert_true(cpu.vinit_pending);
+	assert_int_equal(cpu.vsipi_vector, -1);
+	assert_int_equal(io_last(0xcf9, 0), -1);
+	/* Other values of 0xCF9, and the PCI configuration address at 0xCF8 (32-bit, overlaps
+	 * 0xCF9): to the hardware unchanged. */
+	io_exit(0xcf9, 1, false, 0x02);
+	assert_false(cpu.vinit_pending);
+	io_exit(0xcf8, 4, false, 0x80001234);
+	assert_false(cpu.vinit_pending);
+	assert_int_equal(io_last(0xcf9, 0), 0x02);
+	assert_int_equal(io_last(0xcf8, 0), 0x1234);
+	assert_int_equal(io_last(0xcfa, 0), 0x8000);
+	/* The keyboard controller's pulse reset: INIT; its status read: passed through. */
+	io_exit(0x64, 1, false, 0xfe);
+	assert_true(cpu.vinit_pending);
+	fake_io_set_in(0x64, 0x1c);
+	io_exit(0x64, 1, true, 0xabcdef00ULL);
+	assert_int_equal(regs.gpr[GPR_AX], 0xabcdef1cULL);
+	assert_false(cpu.vinit_pending);
+	/* Port 0x92: bit 0 (fast reset) is an INIT, the other bits (A20) still go out. */
+	fake_io_set_in(0x92, 0x02);
+	io_exit(0x92, 1, false, 0x03);
+	assert_true(cpu.vinit_pending);
+	assert_int_equal(io_last(0x92, 0), 0x02);
 }
 
 static void test_hypercall_validation(void **state)
@@ -390,6 +445,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_dispatch_bounds, setup),
 		cmocka_unit_test_setup(test_hypercall_validation, setup),
+		cmocka_unit_test_setup(test_reset_ports, setup),
 		cmocka_unit_test_setup(test_vmcall_exit_registers, setup),
 		cmocka_unit_test_setup(test_skip_ends_sti_blocking_and_single_steps, setup),
 		cmocka_unit_test_setup(test_cpuid_policy, setup),

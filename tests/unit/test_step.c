@@ -948,6 +948,7 @@ static void test_sipi_while_world_stopped_waits_for_resume(void **state)
 {
 	(void)state;
 	add_ap();
+	ap.vsipi_vector = -1; /* what the INIT's sender does first (hv/vapic.c deliver) */
 	ap.vinit_pending = true;
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, ap_park, NULL), 0);

@@ -20,6 +20,7 @@
 #include "hv/percpu.h"
 #include "hv/vapic.h"
 #include "hv/vmx_caps.h"
+#include <arch/vmcs_fields.h>
 #include "spp/spp.h"
 
 #define XAPIC_BASE 0xfee00000ULL
@@ -218,6 +219,192 @@ static void test_shootdown_skips_parked_vcpu(void **state)
 	assert_int_equal(nmis_to_ap, 0);
 }
 
+/* ---- INIT and SIPI ---- */
+
+#define INIT_ICR   ((5U << 8) | (1U << 14))
+#define SIPI_ICR(v) ((6U << 8) | (1U << 14) | (v))
+
+static volatile bool target_started;
+static volatile u8 target_vector;
+
+/* The target vCPU on its own thread: its way back into the guest after the kick. */
+static void *target_thread(void *arg)
+{
+	struct percpu *t = arg;
+	fake_cpu_local_set(t);
+	vapic_check_init(t);
+	u64 base = fake_vmcs_get(VMCS_GUEST_CS_BASE);
+	target_vector = (u8)(base >> 12);
+	__atomic_store_n(&target_started, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static bool wait_started(int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		if (__atomic_load_n(&target_started, __ATOMIC_SEQ_CST))
+			return true;
+		struct timespec ts = { 0, 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return __atomic_load_n(&target_started, __ATOMIC_SEQ_CST);
+}
+
+/* Runs the AP's vapic_check_init on a thread and returns the vector it started at; if it
+ * is still waiting after 500 ms, it is released with SIPI 0xee (which a test never sends
+ * otherwise) so the test ends either way. */
+static u8 run_target(pthread_t *th, bool started_already)
+{
+	if (!started_already && !wait_started(500))
+		assert_true(vapic_icr_write(&bsp, SIPI_ICR(0xee), 1, true));
+	assert_true(wait_started(5000));
+	pthread_join(*th, NULL);
+	return target_vector;
+}
+
+static void start_target(pthread_t *th)
+{
+	target_started = false;
+	target_vector = 0;
+	assert_int_equal(pthread_create(th, NULL, target_thread, &ap), 0);
+}
+
+static void ap_is_not_bsp(void)
+{
+	/* The fake MSRs are one set for both threads: the AP's view (BSP flag clear). */
+	fake_msr_set(MSR_IA32_APIC_BASE, XAPIC_BASE | APIC_BASE_ENABLE);
+}
+
+static void test_sipi_before_target_parks_is_latched(void **state)
+{
+	(void)state;
+	ap_is_not_bsp();
+	/* INIT, then the SIPI at once: the AP has not taken its kick yet (Linux's ~10 us). */
+	assert_true(vapic_icr_write(&bsp, INIT_ICR, 1, true));
+	vapic_icr_write(&bsp, SIPI_ICR(0x9a), 1, true);
+	pthread_t th;
+	start_target(&th);
+	assert_int_equal(run_target(&th, false), 0x9a); /* was: the SIPI dropped, AP waits */
+	assert_false(ap.wait_sipi);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_CS_SEL), 0x9a00);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0);
+}
+
+static void test_two_early_sipis_first_counts(void **state)
+{
+	(void)state;
+	ap_is_not_bsp();
+	assert_true(vapic_icr_write(&bsp, INIT_ICR, 1, true));
+	vapic_icr_write(&bsp, SIPI_ICR(0x9a), 1, true);
+	vapic_icr_write(&bsp, SIPI_ICR(0x9b), 1, true);
+	pthread_t th;
+	start_target(&th);
+	assert_int_equal(run_target(&th, false), 0x9a);
+	/* A SIPI once the AP runs again changes nothing. */
+	vapic_icr_write(&bsp, SIPI_ICR(0x9c), 1, true);
+	assert_int_equal(ap.vsipi_vector, 0x9a);
+}
+
+static void test_sipi_without_init_ignored(void **state)
+{
+	(void)state;
+	ap_is_not_bsp();
+	/* A SIPI to a running AP, then a whole INIT-SIPI cycle (vector 0x10): neither the
+	 * stray SIPI nor the old cycle's vector may start the next INIT cycle. */
+	ap.vsipi_vector = -1;
+	vapic_icr_write(&bsp, SIPI_ICR(0x55), 1, true);
+	assert_true(vapic_icr_write(&bsp, INIT_ICR, 1, true));
+	pthread_t th;
+	start_target(&th);
+	assert_false(wait_started(100)); /* waits: the stray SIPI was not latched */
+	assert_true(ap.wait_sipi);
+	vapic_icr_write(&bsp, SIPI_ICR(0x10), 1, true);
+	assert_int_equal(run_target(&th, true), 0x10);
+	/* The next INIT: the AP waits again although vector 0x10 is still recorded. */
+	assert_true(vapic_icr_write(&bsp, INIT_ICR, 1, true));
+	start_target(&th);
+	assert_false(wait_started(100));
+	vapic_icr_write(&bsp, SIPI_ICR(0x20), 1, true);
+	assert_int_equal(run_target(&th, true), 0x20);
+}
+
+static void test_init_after_sipi_runs_again(void **state)
+{
+	(void)state;
+	ap_is_not_bsp();
+	/* INIT, SIPI, INIT before the AP parked: the AP must wait for a SIPI of the second
+	 * INIT, not start at the first cycle's vector. */
+	assert_true(vapic_icr_write(&bsp, INIT_ICR, 1, true));
+	vapic_icr_write(&bsp, SIPI_ICR(0x30), 1, true);
+	assert_true(vapic_icr_write(&bsp, INIT_ICR, 1, true));
+	pthread_t th;
+	start_target(&th);
+	assert_false(wait_started(100));
+	vapic_icr_write(&bsp, SIPI_ICR(0x40), 1, true);
+	assert_int_equal(run_target(&th, true), 0x40);
+}
+
+static void test_init_state_resets_debug_and_apic(void **state)
+{
+	(void)state;
+	ap_is_not_bsp();
+	for (int i = 0; i < 4; i++)
+		fake_dr0_3[i] = 0x1000 * (i + 1);
+	fake_dr6 = 0xffff4ff1ULL;
+	fake_mmio_write32(XAPIC_BASE + 0xf0, 0x1ff);     /* SVR: enabled, spurious vector 0xff */
+	fake_mmio_write32(XAPIC_BASE + 0x350, 0x700);    /* LINT0 ExtINT, unmasked */
+	fake_mmio_write32(XAPIC_BASE + 0x320, 0x200ec);  /* timer periodic, vector 0xec */
+	fake_mmio_write32(XAPIC_BASE + 0x80, 0x20);      /* TPR */
+	assert_true(vapic_icr_write(&bsp, INIT_ICR, 1, true));
+	vapic_icr_write(&bsp, SIPI_ICR(0x9a), 1, true);
+	pthread_t th;
+	start_target(&th);
+	assert_int_equal(run_target(&th, false), 0x9a);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(fake_dr0_3[i], 0);
+	assert_int_equal(fake_dr6, 0xffff0ff0ULL);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_DR7), 0x400);
+	assert_int_equal(fake_mmio_read32(XAPIC_BASE + 0xf0), 0xff); /* software-disabled */
+	assert_int_equal(fake_mmio_read32(XAPIC_BASE + 0x350), 1U << 16);
+	assert_int_equal(fake_mmio_read32(XAPIC_BASE + 0x320), 1U << 16);
+	assert_int_equal(fake_mmio_read32(XAPIC_BASE + 0x80), 0);
+	/* The mode and base are kept (SDM 10.12.5.1). */
+	assert_int_equal(fake_msr_get(MSR_IA32_APIC_BASE), XAPIC_BASE | APIC_BASE_ENABLE);
+}
+
+static void *bsp_target_thread(void *arg)
+{
+	(void)arg;
+	fake_cpu_local_set(&bsp);
+	vapic_check_init(&bsp);
+	__atomic_store_n(&target_started, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_init_to_bsp_goes_to_reset_vector(void **state)
+{
+	(void)state;
+	/* The AP sends the BSP an INIT (BOOT_BASE: the BSP flag is set): the BSP does not wait
+	 * for a SIPI, it starts at the reset vector. */
+	fake_vmcs_set(VMCS_GUEST_RIP, 0x1234);
+	fake_cpu_local_set(&ap);
+	assert_true(vapic_icr_write(&ap, INIT_ICR, 0, true));
+	fake_cpu_local_set(&bsp);
+	target_started = false;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bsp_target_thread, NULL), 0);
+	bool started = wait_started(500);
+	if (!started) /* release it so the test ends: was the old behaviour */
+		vapic_icr_write(&ap, SIPI_ICR(0xee), 0, true);
+	assert_true(wait_started(5000));
+	pthread_join(th, NULL);
+	assert_true(started);
+	assert_false(bsp.wait_sipi);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_CS_SEL), 0xf000);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_CS_BASE), 0xffff0000ULL);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0xfff0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -230,6 +417,12 @@ int main(void)
 		T(test_guest_nmi_ipi_survives_merge),
 		T(test_shootdown_waits_for_target_invept),
 		T(test_shootdown_skips_parked_vcpu),
+		T(test_sipi_before_target_parks_is_latched),
+		T(test_two_early_sipis_first_counts),
+		T(test_sipi_without_init_ignored),
+		T(test_init_after_sipi_runs_again),
+		T(test_init_state_resets_debug_and_apic),
+		T(test_init_to_bsp_goes_to_reset_vector),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
