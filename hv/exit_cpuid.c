@@ -74,8 +74,7 @@ void exit_cpuid(struct percpu *c)
 		/* The guest's CR4 (SDM 25.3, 24.6.6): the bits it owns are in the guest CR4 field
 		 * (a MOV to CR4 that changes only those does not exit, so the read shadow keeps
 		 * whatever it held); the bits the hypervisor owns read from the shadow. */
-		u64 cr4 = (vmcs_readl(VMCS_GUEST_CR4) & ~c->cr4_guest_mask) |
-			  (vmcs_readl(VMCS_CTRL_CR4_READ_SHADOW) & c->cr4_guest_mask);
+		u64 cr4 = vcpu_guest_cr4(c);
 		cpuid_hide(leaf, sub, &a, &b, &cx, &d);
 		if (leaf == 1) {
 			cx &= ~(CPUID1_ECX_VMX | CPUID1_ECX_OSXSAVE);

@@ -19,20 +19,6 @@ static void flush_guest_tlb(struct percpu *c)
 		invvpid(INVVPID_SINGLE_CONTEXT, (u16)(c->index + 1));
 }
 
-/* The guest's view of CR0/CR4: the bits it owns from the guest field, the others from the
- * read shadow (SDM 25.3). */
-static u64 guest_cr0(const struct percpu *c)
-{
-	return (vmcs_readl(VMCS_GUEST_CR0) & ~c->cr0_guest_mask) |
-	       (vmcs_readl(VMCS_CTRL_CR0_READ_SHADOW) & c->cr0_guest_mask);
-}
-
-static u64 guest_cr4(const struct percpu *c)
-{
-	return (vmcs_readl(VMCS_GUEST_CR4) & ~c->cr4_guest_mask) |
-	       (vmcs_readl(VMCS_CTRL_CR4_READ_SHADOW) & c->cr4_guest_mask);
-}
-
 /* PAE paging outside IA-32e mode: a MOV to CR0 or CR4 that enters it or changes how it
  * translates loads the four PDPTEs from CR3, and raises #GP(0), changing nothing, when a
  * present one has a reserved bit set (SDM Vol. 3A 4.4.1). With EPT, VM entry takes the
@@ -70,7 +56,7 @@ static bool guest_set_cr0(struct percpu *c, u64 val)
 {
 	if ((val >> 32) || ((val & CR0_PG) && !(val & CR0_PE)) || ((val & CR0_NW) && !(val & CR0_CD)))
 		return false;
-	u64 old = vmcs_readl(VMCS_GUEST_CR0), oldv = guest_cr0(c);
+	u64 old = vmcs_readl(VMCS_GUEST_CR0), oldv = vcpu_guest_cr0(c);
 	u64 efer = vmcs_read64(VMCS_GUEST_IA32_EFER);
 	u64 cr4 = vmcs_readl(VMCS_GUEST_CR4);
 	bool pg_on = (val & CR0_PG) && !(old & CR0_PG), pg_off = !(val & CR0_PG) && (old & CR0_PG);
@@ -109,7 +95,7 @@ static bool guest_set_cr0(struct percpu *c, u64 val)
 static bool guest_set_cr4(struct percpu *c, u64 val)
 {
 	u64 allowed = vmx_caps.cr4_fixed1 & ~CR4_VMXE;
-	u64 old = guest_cr4(c), cr0 = guest_cr0(c), efer = vmcs_read64(VMCS_GUEST_IA32_EFER);
+	u64 old = vcpu_guest_cr4(c), cr0 = vcpu_guest_cr0(c), efer = vmcs_read64(VMCS_GUEST_IA32_EFER);
 	if (val & ~allowed)
 		return false;
 	/* SDM Vol. 2B MOV CR, #GP(0): clearing PAE in IA-32e mode; changing LA57 in IA-32e

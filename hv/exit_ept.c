@@ -245,13 +245,7 @@ static void discard_region_write(struct percpu *c, const struct insn *in)
 	int r = emu_write_insn(&regs, in, &mem);
 	if (r == 0)
 		vcpu_emu_commit(c, &regs, rip);
-	else if (r == -EINVAL)
-		vcpu_inject_ud(c);
-	else if (r == -EMU_GP)
-		vcpu_inject_gp0(c);
-	else if (r == -EMU_NM)
-		vcpu_inject_exception(c, VEC_NM, false, 0);
-	else
+	else if (!vcpu_inject_emu_fault(c, r))
 		vcpu_skip_bytes(c, in->len);
 }
 

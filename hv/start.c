@@ -22,6 +22,7 @@
 #include "hypercall.h"
 #include "log.h"
 #include "start.h"
+#include "vcpu.h"
 #include "vmcs.h"
 #include "vmx.h"
 
@@ -62,10 +63,7 @@ static void vmx_cpu_leave(struct percpu *c)
 	u64 rip = vmcs_readl(VMCS_GUEST_RIP) + vmcs_read32(VMCS_RO_EXIT_INSN_LEN);
 	u64 rsp = vmcs_readl(VMCS_GUEST_RSP);
 	/* The control registers as the guest sees them (the bits VMX fixes come from the shadows). */
-	u64 cr0 = (vmcs_readl(VMCS_GUEST_CR0) & ~c->cr0_guest_mask) |
-		  (vmcs_readl(VMCS_CTRL_CR0_READ_SHADOW) & c->cr0_guest_mask);
-	u64 cr4 = (vmcs_readl(VMCS_GUEST_CR4) & ~c->cr4_guest_mask) |
-		  (vmcs_readl(VMCS_CTRL_CR4_READ_SHADOW) & c->cr4_guest_mask);
+	u64 cr0 = vcpu_guest_cr0(c), cr4 = vcpu_guest_cr4(c);
 	u64 pat = vmcs_read64(VMCS_GUEST_IA32_PAT);
 	struct guest_regs regs = *c->regs;
 	regs.gpr[GPR_AX] = TESSEL_LEFT_VMX;

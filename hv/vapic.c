@@ -374,13 +374,7 @@ bool vapic_handle_ept_write(struct percpu *c, u64 gpa)
 	int r = emu_write_insn(&regs, &in, &mem);
 	if (r == 0)
 		vcpu_emu_commit(c, &regs, rip);
-	else if (r == -EINVAL)
-		vcpu_inject_ud(c); /* what the instruction raises natively (LOCK, SSE state): nothing stored */
-	else if (r == -EMU_GP)
-		vcpu_inject_gp0(c);
-	else if (r == -EMU_NM)
-		vcpu_inject_exception(c, VEC_NM, false, 0);
-	else
+	else if (!vcpu_inject_emu_fault(c, r)) /* a native fault (LOCK, SSE state): nothing stored */
 		vcpu_skip_bytes(c, in.len); /* not a plain store: dropped, as for read-only MMIO */
 	return true;
 }

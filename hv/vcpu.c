@@ -66,6 +66,31 @@ u64 vcpu_rip_wrap(u64 rip)
 	return (vmcs_read32(VMCS_GUEST_CS_AR) & SEG_AR_DB) ? (u32)rip : (rip & 0xffff);
 }
 
+bool vcpu_inject_emu_fault(struct percpu *c, int status)
+{
+	if (status == -EINVAL)
+		vcpu_inject_ud(c);
+	else if (status == -EMU_GP)
+		vcpu_inject_gp0(c);
+	else if (status == -EMU_NM)
+		vcpu_inject_exception(c, VEC_NM, false, 0);
+	else
+		return false;
+	return true;
+}
+
+u64 vcpu_guest_cr0(const struct percpu *c)
+{
+	return (vmcs_readl(VMCS_GUEST_CR0) & ~c->cr0_guest_mask) |
+	       (vmcs_readl(VMCS_CTRL_CR0_READ_SHADOW) & c->cr0_guest_mask);
+}
+
+u64 vcpu_guest_cr4(const struct percpu *c)
+{
+	return (vmcs_readl(VMCS_GUEST_CR4) & ~c->cr4_guest_mask) |
+	       (vmcs_readl(VMCS_CTRL_CR4_READ_SHADOW) & c->cr4_guest_mask);
+}
+
 __noreturn void vcpu_stop(struct percpu *c, const char *why)
 {
 	c->halted = true;

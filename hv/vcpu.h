@@ -62,6 +62,13 @@ static inline unsigned vcpu_cpl(void)
 void vcpu_inject_event(struct percpu *c, u32 info, u32 error);
 /* A hardware exception; has_error is ignored in real mode (see vcpu_inject_event). */
 void vcpu_inject_exception(struct percpu *c, u8 vector, bool has_error, u32 error);
+/* The exception an emulator status stands for (hv/emulate.h: -EINVAL #UD, -EMU_GP #GP(0),
+ * -EMU_NM #NM), injected; false for any other status (the caller decides). */
+bool vcpu_inject_emu_fault(struct percpu *c, int status);
+/* The guest's view of CR0/CR4: the bits it owns from the guest field, the bits the
+ * hypervisor owns from the read shadow (SDM 25.3). */
+u64 vcpu_guest_cr0(const struct percpu *c);
+u64 vcpu_guest_cr4(const struct percpu *c);
 static inline void vcpu_inject_ud(struct percpu *c) { vcpu_inject_exception(c, 6, false, 0); }
 static inline void vcpu_inject_gp0(struct percpu *c) { vcpu_inject_exception(c, 13, true, 0); }
 /* Stop this vCPU after an unexpected exit: dump the VMCS, halt the CPU forever. */

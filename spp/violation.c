@@ -210,12 +210,8 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	} else if (r == -EFAULT && !w.mmio) {
 		vcpu_emu_commit_gprs(c, &regs); /* a REP keeps the progress it made before the fault */
 		inject_pf(c, w.fault_la, w.pfec);
-	} else if (r == -EINVAL) {
-		vcpu_inject_ud(c);
-	} else if (r == -EMU_GP) {
-		vcpu_inject_gp0(c);
-	} else if (r == -EMU_NM) {
-		vcpu_inject_exception(c, VEC_NM, false, 0);
+	} else if (vcpu_inject_emu_fault(c, r)) {
+		/* the instruction faults natively (#UD, #GP, #NM): nothing stored */
 	} else if (spp.mode == SPP_MODE_SW && !w.mmio &&
 		   spp_step_start(c, gpa >> PAGE_SHIFT, in.len, gpa, gla, in.map == 0 && in.opcode == 0x9c)) {
 		/* Not emulatable: run it once with the page writable (spp/step.c). */
