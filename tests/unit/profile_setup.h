@@ -48,6 +48,10 @@ static const struct vmx_profile *ps_profile;
  * data format is the processor's, SDM 24.2), so the setup must write every field the
  * processor reads. 0 leaves the fake's zeroed VMCS. */
 static u64 ps_vmcs_fill;
+/* Non-NULL: the setup runs as an AP (index 1) whose capability MSRs are the profile's while
+ * the BSP's capabilities (read at core init, deciding the VMCS setup for every CPU) are
+ * these: what vmx_cpu_start() sees on the other core type of a hybrid part. */
+static const struct vmx_caps *ps_bsp_caps;
 
 /* Filled by the vmx_launch() stub. */
 static unsigned ps_launches;
@@ -120,6 +124,8 @@ static s64 ps_setup_common(const struct vmx_profile *p, u64 dr7)
 	fake_phys_init(PS_PHYS_BASE, PS_PHYS_SIZE);
 	pmm_init(hpa(PS_PHYS_BASE), PS_PHYS_SIZE);
 	ps_load_profile(p);
+	if (ps_bsp_caps)
+		vmx_caps = *ps_bsp_caps;
 	if (ps_vmcs_fill)
 		for (u32 f = 0; f < FAKE_VMCS_FIELDS; f++)
 			fake_vmcs_set(f, ps_vmcs_fill);
@@ -153,6 +159,7 @@ static s64 ps_setup_common(const struct vmx_profile *p, u64 dr7)
 	memset(&ps_regs, 0, sizeof(ps_regs));
 	ps_cpu.self = &ps_cpu;
 	ps_cpu.regs = &ps_regs;
+	ps_cpu.index = ps_bsp_caps ? 1 : 0;
 	ps_cpu.vmxon = pmm_alloc_page();
 	ps_cpu.vmcs = pmm_alloc_page();
 	ps_cpu.stack_top = (u64)(uintptr_t)hpa_to_ptr(pmm_alloc_page()) + PAGE_SIZE;

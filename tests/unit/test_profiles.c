@@ -23,6 +23,195 @@ static void check_now(const char *what)
 	assert_entry_ok(&r, what);
 }
 
+static const struct vmx_profile *find_profile(const char *name)
+{
+	for (size_t i = 0; i < vmx_profile_count; i++)
+		if (!strcmp(vmx_profiles[i].name, name))
+			return &vmx_profiles[i];
+	fail_msg("no profile %s", name);
+	return NULL;
+}
+
+/*
+ * Derivations the profiles rely on, checked rather than trusted.
+ *
+ * 1. IA32_VMX_{PINBASED,PROCBASED,EXIT,ENTRY}_CTLS = the TRUE MSR with the default1 bits
+ *    forced to 1 (SDM Vol. 3D A.2, A.3.1-A.5): the allowed-1 words are the same. The Tiger
+ *    Lake dump has only the TRUE pin/proc MSRs; its non-TRUE ones are derived by this rule,
+ *    which every dumped MSR pair here must obey (Skylake, Skylake-X, Comet Lake, and Tiger
+ *    Lake's own exit/entry pairs).
+ */
+#define DEFAULT1_PIN   0x00000016U
+#define DEFAULT1_PROC  0x0401e172U
+#define DEFAULT1_EXIT  0x00036dffU
+#define DEFAULT1_ENTRY 0x000011ffU
+
+static u64 with_default1(u64 true_msr, u32 default1)
+{
+	return true_msr | default1 | ((u64)default1 << 32);
+}
+
+static void test_derivation_true_ctls(void **state)
+{
+	(void)state;
+	unsigned checked = 0;
+	for (size_t i = 0; i < vmx_profile_count; i++) {
+		const struct vmx_profile *p = &vmx_profiles[i];
+		if (!(p->basic & VMX_BASIC_TRUE_CTLS))
+			continue;
+		if (p->pin != with_default1(p->true_pin, DEFAULT1_PIN) ||
+		    p->proc != with_default1(p->true_proc, DEFAULT1_PROC) ||
+		    p->exit != with_default1(p->true_exit, DEFAULT1_EXIT) ||
+		    p->entry != with_default1(p->true_entry, DEFAULT1_ENTRY))
+			fail_msg("%s: a non-TRUE control MSR is not its TRUE MSR with the default1 bits set", p->name);
+		/* TRUE MSRs may only allow clearing default1 bits, never add must-be-1 bits. */
+		assert_int_equal((u32)p->true_pin & ~DEFAULT1_PIN, 0);
+		assert_int_equal((u32)p->true_proc & ~DEFAULT1_PROC, 0);
+		assert_int_equal((u32)p->true_exit & ~DEFAULT1_EXIT, 0);
+		assert_int_equal((u32)p->true_entry & ~DEFAULT1_ENTRY, 0);
+		checked++;
+	}
+	assert_true(checked >= 4);
+}
+
+/*
+ * 2. QEMU named models: QEMU's VMX feature words (target/i386/cpu.c, transcribed here by
+ *    SDM bit with QEMU's names) become, for a KVM guest, allowed-1 = features | KVM's
+ *    must-be-1 bits, allowed-0 = KVM's must-be-1 bits (make_vmx_msr_value), plus "host
+ *    address-space size" for a 64-bit guest. The Alder Lake stand-ins are SapphireRapids /
+ *    SierraForest minus exactly the bits their sources remove.
+ */
+#define B(n) (1U << (n))
+/* FEAT_VMX_PINBASED_CTLS: EXT_INTR_MASK, NMI_EXITING, VIRTUAL_NMIS, VMX_PREEMPTION_TIMER,
+ * POSTED_INTR */
+#define QEMU_PIN_2022 (B(0) | B(3) | B(5) | B(6) | B(7))
+/* FEAT_VMX_PROCBASED_CTLS: VIRTUAL_INTR_PENDING, USE_TSC_OFFSETING, HLT, INVLPG, MWAIT,
+ * RDPMC, RDTSC, CR3_LOAD, CR3_STORE, CR8_LOAD, CR8_STORE, TPR_SHADOW, VIRTUAL_NMI_PENDING,
+ * MOV_DR, UNCOND_IO, USE_IO_BITMAPS, MONITOR_TRAP_FLAG, USE_MSR_BITMAPS, MONITOR, PAUSE,
+ * ACTIVATE_SECONDARY_CONTROLS */
+#define QEMU_PROC_2022 (B(2) | B(3) | B(7) | B(9) | B(10) | B(11) | B(12) | B(15) | B(16) | B(19) | \
+			B(20) | B(21) | B(22) | B(23) | B(24) | B(25) | B(27) | B(28) | B(29) | B(30) | B(31))
+/* FEAT_VMX_SECONDARY_CTLS: VIRTUALIZE_APIC_ACCESSES, ENABLE_EPT, DESC, RDTSCP,
+ * VIRTUALIZE_X2APIC_MODE, ENABLE_VPID, WBINVD_EXITING, UNRESTRICTED_GUEST,
+ * APIC_REGISTER_VIRT, VIRTUAL_INTR_DELIVERY, RDRAND_EXITING, ENABLE_INVPCID, ENABLE_VMFUNC,
+ * SHADOW_VMCS, RDSEED_EXITING, ENABLE_PML, XSAVES */
+#define QEMU_PROC2_2022 (B(0) | B(1) | B(2) | B(3) | B(4) | B(5) | B(6) | B(7) | B(8) | B(9) | B(11) | \
+			 B(12) | B(13) | B(14) | B(16) | B(17) | B(20))
+/* FEAT_VMX_EXIT_CTLS: SAVE_DEBUG_CONTROLS, LOAD_IA32_PERF_GLOBAL_CTRL, ACK_INTR_ON_EXIT,
+ * SAVE/LOAD_IA32_PAT, SAVE/LOAD_IA32_EFER, SAVE_VMX_PREEMPTION_TIMER; + HOST_ADDR_SPACE_SIZE */
+#define QEMU_EXIT_2022 (B(2) | B(12) | B(15) | B(18) | B(19) | B(20) | B(21) | B(22) | B(9))
+/* FEAT_VMX_ENTRY_CTLS: LOAD_DEBUG_CONTROLS, IA32E_MODE, LOAD_IA32_PERF_GLOBAL_CTRL,
+ * LOAD_IA32_PAT, LOAD_IA32_EFER */
+#define QEMU_ENTRY_2022 (B(2) | B(9) | B(13) | B(14) | B(15))
+/* FEAT_VMX_EPT_VPID_CAPS: EXECONLY, PAGE_WALK_LENGTH_4, [PAGE_WALK_LENGTH_5], WB, 2MB, 1GB,
+ * INVEPT, AD_BITS, INVEPT_SINGLE/ALL_CONTEXT, INVVPID, INVVPID_SINGLE_ADDR / SINGLE_CONTEXT /
+ * ALL_CONTEXT / SINGLE_CONTEXT_NOGLOBALS */
+#define QEMU_EPT_PWL5 (1ULL << 7)
+#define QEMU_EPT_2022 ((1ULL << 0) | (1ULL << 6) | (1ULL << 14) | (1ULL << 16) | (1ULL << 17) | (1ULL << 20) | \
+		       (1ULL << 21) | (1ULL << 25) | (1ULL << 26) | (1ULL << 32) | (1ULL << 40) | (1ULL << 41) | \
+		       (1ULL << 42) | (1ULL << 43))
+/* KVM's must-be-1 bits of the TRUE MSRs (default1 minus CR3-load/store exiting, save/load
+ * debug controls). */
+#define KVM_TRUE_PIN   0x00000016U
+#define KVM_TRUE_PROC  0x04006172U
+#define KVM_TRUE_EXIT  0x00036dfbU
+#define KVM_TRUE_ENTRY 0x000011fbU
+
+static u64 qemu_msr(u32 features, u32 must1) { return ((u64)(features | must1) << 32) | must1; }
+
+static void test_derivation_qemu_models(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		u64 ept, drop_proc2, drop_ept;
+	} models[] = {
+		{ "qemu-sapphirerapids", QEMU_EPT_2022 | QEMU_EPT_PWL5, 0, 0 },
+		{ "qemu-graniterapids", QEMU_EPT_2022 | QEMU_EPT_PWL5, 0, 0 },
+		{ "qemu-sierraforest", QEMU_EPT_2022, 0, 0 },
+		/* SapphireRapids words without PML and 5-level EPT (hybrid P-core reports). */
+		{ "alderlake-p", QEMU_EPT_2022 | QEMU_EPT_PWL5, PROC2_ENABLE_PML, QEMU_EPT_PWL5 },
+		/* SierraForest words without PML (Gracemont reports). */
+		{ "alderlake-e", QEMU_EPT_2022, PROC2_ENABLE_PML, 0 },
+	};
+	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
+		const struct vmx_profile *p = find_profile(models[i].name);
+		assert_true(p->basic & VMX_BASIC_TRUE_CTLS);
+		if (p->true_pin != qemu_msr(QEMU_PIN_2022, KVM_TRUE_PIN) ||
+		    p->true_proc != qemu_msr(QEMU_PROC_2022, KVM_TRUE_PROC) ||
+		    p->true_exit != qemu_msr(QEMU_EXIT_2022, KVM_TRUE_EXIT) ||
+		    p->true_entry != qemu_msr(QEMU_ENTRY_2022, KVM_TRUE_ENTRY))
+			fail_msg("%s: control MSRs are not QEMU's feature words | KVM's must-be-1 bits", p->name);
+		if (p->proc2 != ((u64)(QEMU_PROC2_2022 & ~(u32)models[i].drop_proc2) << 32))
+			fail_msg("%s: secondary controls 0x%llx", p->name, (unsigned long long)p->proc2);
+		if (p->ept_vpid != (models[i].ept & ~models[i].drop_ept))
+			fail_msg("%s: EPT/VPID capabilities 0x%llx", p->name, (unsigned long long)p->ept_vpid);
+	}
+	/* The two stand-ins come out identical in every VMX capability MSR: what their sources
+	 * show for shipped hybrid parts (test_hybrid_pair). */
+	const struct vmx_profile *pc = find_profile("alderlake-p"), *ec = find_profile("alderlake-e");
+	assert_memory_equal(&pc->basic, &ec->basic, offsetof(struct vmx_profile, refusal) - offsetof(struct vmx_profile, basic));
+}
+
+/*
+ * A hybrid part runs the BSP's VMCS setup on both core types (hv/vmx.c: one setup, one EPT,
+ * one SPP mode; vmx_caps_differ() refuses an AP whose capabilities differ). What the sources
+ * show for shipped Alder Lake: the same VMX capabilities per core type (ACRN board inspector,
+ * Core i7-12700E, Core and Atom lists identical; Linux vmx flags equal on P- and E-cores, PML
+ * and 5-level EPT reported by neither), so the P/E stand-ins must start on each other's
+ * setup and pass the checker. Differences the sources show elsewhere -- a P-core-only die
+ * reporting PML (Core i5-12400), the server models' 5-level EPT on the P-core
+ * (SapphireRapids vs SierraForest) -- must be refused before VMXON with the MSR named.
+ */
+static s64 start_ap(const struct vmx_profile *bsp_p, const struct vmx_profile *ap_p)
+{
+	ps_setup(bsp_p);
+	struct vmx_caps bsp = vmx_caps;
+	ps_teardown();
+	ps_bsp_caps = &bsp;
+	s64 rc = ps_setup(ap_p);
+	ps_bsp_caps = NULL;
+	return rc;
+}
+
+static void test_hybrid_pair(void **state)
+{
+	(void)state;
+	const struct vmx_profile *pc = find_profile("alderlake-p"), *ec = find_profile("alderlake-e");
+	const struct vmx_profile *pairs[][2] = { { pc, ec }, { ec, pc } };
+	for (size_t i = 0; i < 2; i++) {
+		start_ap(pairs[i][0], pairs[i][1]);
+		if (strstr(fake_io_output(), "differ from the bootstrap processor's"))
+			fail_msg("%s AP refused under a %s BSP: %s", pairs[i][1]->name, pairs[i][0]->name, fake_io_output());
+		assert_int_equal(ps_launches, 1);
+		assert_entry_ok(&ps_launch_result, "the AP's first VMLAUNCH on the other core type's setup");
+		ps_teardown();
+	}
+	print_message("alderlake-p + alderlake-e: each starts on the other's setup\n");
+
+	/* A P-core-only die's firmware reporting PML, next to a Gracemont core. */
+	struct vmx_profile p_only = *pc;
+	p_only.name = "alderlake-p with PML (P-core-only die)";
+	p_only.proc2 |= (u64)PROC2_ENABLE_PML << 32;
+	static const struct { const char *bsp, *ap, *what; } refused[] = {
+		{ NULL, "alderlake-e", "secondary processor-based controls" },
+		{ "qemu-sapphirerapids", "qemu-sierraforest", "EPT and VPID capabilities" },
+		{ "qemu-sierraforest", "qemu-sapphirerapids", "EPT and VPID capabilities" },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		const struct vmx_profile *b = refused[i].bsp ? find_profile(refused[i].bsp) : &p_only;
+		s64 rc = start_ap(b, find_profile(refused[i].ap));
+		assert_int_equal(rc, -ENODEV);
+		assert_int_equal(ps_launches, 0);
+		assert_int_equal(fake_vmxon_region().v, 0); /* refused before VMXON */
+		assert_non_null(strstr(fake_io_output(), "differ from the bootstrap processor's"));
+		if (!strstr(fake_io_output(), refused[i].what))
+			fail_msg("%s AP under %s BSP: expected '%s' in: %s", refused[i].ap, b->name, refused[i].what,
+				 fake_io_output());
+		ps_teardown();
+	}
+}
+
 static bool setup_runs(const struct vmx_profile *p)
 {
 	/* The ones without secondary controls get no VMCS (no EPT). */
@@ -143,6 +332,7 @@ static void test_first_launch_over_junk(void **state)
 {
 	(void)state;
 	ps_vmcs_fill = 0xa5a5a5a5a5a5a5a5ULL;
+	unsigned rtit = 0;
 	for (size_t i = 0; i < vmx_profile_count; i++) {
 		const struct vmx_profile *p = &vmx_profiles[i];
 		if (!setup_runs(p))
@@ -154,9 +344,20 @@ static void test_first_launch_over_junk(void **state)
 		 * (SDM 25.1.3): junk there makes them exit, and Tessel has no handler. */
 		if (vmcs_read32(VMCS_CTRL_PROC_BASED2) & PROC2_ENABLE_XSAVES)
 			assert_int_equal(vmcs_read64(VMCS_CTRL_XSS_EXIT_BITMAP), 0);
+		/* Where the part offers them (Tiger Lake's dumped controls do; the older dumps
+		 * and QEMU's words do not), Intel PT is cleared on exit and loaded as 0 on entry,
+		 * and the loaded value is written, not left to the junk. */
+		if (vmx_allows(vmx_caps.exit, EXIT_CLEAR_IA32_RTIT_CTL))
+			assert_true(vmcs_read32(VMCS_CTRL_EXIT) & EXIT_CLEAR_IA32_RTIT_CTL);
+		if (vmx_allows(vmx_caps.entry, ENTRY_LOAD_IA32_RTIT_CTL)) {
+			assert_true(vmcs_read32(VMCS_CTRL_ENTRY) & ENTRY_LOAD_IA32_RTIT_CTL);
+			assert_int_equal(vmcs_read64(VMCS_GUEST_IA32_RTIT_CTL), 0);
+			rtit++;
+		}
 		ps_teardown();
 	}
 	ps_vmcs_fill = 0;
+	assert_true(rtit > 0); /* some profile exercises the PT controls */
 }
 
 static void test_init_sipi_and_mode_switches(void **state)
@@ -245,6 +446,9 @@ int main(void)
 		cmocka_unit_test(test_init_sipi_and_mode_switches),
 		cmocka_unit_test(test_injection_protected_mode),
 		cmocka_unit_test(test_injection_real_mode),
+		cmocka_unit_test(test_derivation_true_ctls),
+		cmocka_unit_test(test_derivation_qemu_models),
+		cmocka_unit_test(test_hybrid_pair),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
