@@ -126,6 +126,7 @@ static void test_derivation_qemu_models(void **state)
 		const char *name;
 		u64 ept, drop_proc2, drop_ept;
 	} models[] = {
+		{ "qemu-icelake-server-v5", QEMU_EPT_2022, 0, 0 },
 		{ "qemu-sapphirerapids", QEMU_EPT_2022 | QEMU_EPT_PWL5, 0, 0 },
 		{ "qemu-graniterapids", QEMU_EPT_2022 | QEMU_EPT_PWL5, 0, 0 },
 		{ "qemu-sierraforest", QEMU_EPT_2022, 0, 0 },

@@ -171,6 +171,38 @@ const struct vmx_profile vmx_profiles[] = {
 		.refusal = "processor-based control 'activate secondary controls'",
 	},
 	{
+		.name = "qemu-icelake-server-v5",
+		.source =
+			"QEMU target/i386/cpu.c named model \"Icelake-Server\" as QEMU has it now (qemu/qemu commit "
+			"0048035a), version 5 (\"XSAVES\": v4 adds vmx-rdseed-exit, vmx-pml, vmx-eptp-switching; v5 "
+			"vmx-xsaves): unlike the 2019 words above, the primary controls now include \"activate "
+			"secondary controls\" and the exit controls load PAT/EFER, so this is an Ice Lake (Sunny "
+			"Cove, the core of Ice Lake client too) profile Tessel accepts. Turned into MSR values for "
+			"a KVM guest as for the other QEMU models; VMX words then equal SierraForest's "
+			"(derivation tested). CR4_FIXED1 derived from the model's CPUID (LA57).",
+		.basic = 0x00d8100011e57ed0ULL,
+		.pin = 0x000000ff00000016ULL,
+		.proc = 0xfff9fffe0401e172ULL,
+		.exit = 0x007fffff00036dffULL,
+		.entry = 0x0000f3ff000011ffULL,
+		.true_pin = 0x000000ff00000016ULL,
+		.true_proc = 0xfff9fffe04006172ULL,
+		.true_exit = 0x007fffff00036dfbULL,
+		.true_entry = 0x0000f3ff000011fbULL,
+		.misc = 0x0000000020000065ULL,
+		.cr0f0 = 0x0000000080000021ULL,
+		.cr0f1 = 0x00000000ffffffffULL,
+		.cr4f0 = 0x0000000000002000ULL,
+		.cr4f1 = 0x0000000000773fffULL,
+		.vmcs_enum = 0x000000000000002eULL,
+		.proc2 = 0x00137bff00000000ULL,
+		.ept_vpid = 0x00000f0106334041ULL,
+		.vmfunc = 0x0000000000000001ULL,
+		.phys_bits = 46,
+		.pdpe1gb = true,
+		.refusal = NULL,
+	},
+	{
 		.name = "qemu-sapphirerapids",
 		.source =
 			"QEMU target/i386/cpu.c named model \"SapphireRapids\" as added by \"i386: Add new CPU model "
