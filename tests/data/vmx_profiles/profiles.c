@@ -303,8 +303,8 @@ const struct vmx_profile vmx_profiles[] = {
 		.source =
 			"PARTIAL DUMP + STAND-INS. Dumped (VirtualBox 6.1 VBox.log of a real Tiger Lake client, "
 			"Core i7-1165G7, posted in github.com/myspaghetti/macos-virtualbox issue #480, comment by "
-			"srinath-ramanujan, June 2021; the CPU is named by the log's host CPUID 0x80000002-4 brand "
-			"string '...65G7 @ 2.80GHz' and 0x80000008 EAX = 0x3027, i.e. MAXPHYADDR 39): "
+			"srinath-ramanujan, June 2021; the CPU is named by the end of the log's host brand string, "
+			"CPUID 0x80000004 '65G7 @ 2.80GHz', and 0x80000008 EAX = 0x3027, i.e. MAXPHYADDR 39): "
 			"IA32_VMX_ENTRY_CTLS 0x16ffff000011ff, IA32_VMX_EXIT_CTLS 0x137fffff00036dff, "
 			"IA32_VMX_TRUE_PINBASED_CTLS 0xff00000016, IA32_VMX_TRUE_PROCBASED_CTLS "
 			"0xfffbfffe04006172, IA32_VMX_TRUE_ENTRY_CTLS 0x16ffff000011fb, IA32_VMX_TRUE_EXIT_CTLS "
