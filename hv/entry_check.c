@@ -24,7 +24,6 @@
 #define PROC2_MODE_BASED_EXEC     (1U << 22)
 #define ENTRY_SMM                 (1U << 10)
 #define ENTRY_DEACT_DUAL_MONITOR  (1U << 11)
-#define EPT_CAP_PWL5              (1ULL << 7)
 #define VMX_MISC_ACTIVITY_HLT     (1ULL << 6)
 #define VMX_MISC_ACTIVITY_SHUTDOWN (1ULL << 7)
 #define VMX_MISC_INSN_LEN_ZERO    (1ULL << 30)

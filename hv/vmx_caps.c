@@ -133,25 +133,60 @@ bool vmx_has_ept_1g(void) { return (vmx_caps.ept_vpid & EPT_CAP_1G) != 0; }
 
 bool vmx_has_mtf(void) { return vmx_allows(vmx_caps.proc, PROC_MONITOR_TRAP_FLAG); }
 
+/*
+ * The control bits Tessel ever sets: statically in hv/vmx.c setup_controls(), or on the way
+ * (interrupt and NMI windows, MTF and the preemption timer for single steps, external-interrupt
+ * exiting while a step runs; hv/exit.c, spp/step.c). A new use of a control belongs here
+ * (test_profiles checks the static setup against these masks).
+ */
+#define USED_PIN (PIN_EXT_INTR_EXITING | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | PIN_PREEMPTION_TIMER)
+#define USED_PROC (PROC_INTR_WINDOW_EXITING | PROC_NMI_WINDOW_EXITING | PROC_USE_IO_BITMAPS | \
+		   PROC_MONITOR_TRAP_FLAG | PROC_USE_MSR_BITMAPS | PROC_ACTIVATE_SECONDARY)
+#define USED_PROC2 (PROC2_ENABLE_EPT | PROC2_ENABLE_RDTSCP | PROC2_ENABLE_VPID | PROC2_UNRESTRICTED_GUEST | \
+		    PROC2_ENABLE_INVPCID | PROC2_ENABLE_XSAVES | PROC2_SUBPAGE_WRITE_PERM | PROC2_ENABLE_USER_WAIT)
+#define USED_EXIT (EXIT_SAVE_DEBUG_CTLS | EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_IA32_PAT | EXIT_LOAD_IA32_PAT | \
+		   EXIT_SAVE_IA32_EFER | EXIT_LOAD_IA32_EFER | EXIT_CLEAR_IA32_RTIT_CTL)
+#define USED_ENTRY (ENTRY_LOAD_DEBUG_CTLS | ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_IA32_PAT | ENTRY_LOAD_IA32_EFER | \
+		    ENTRY_LOAD_IA32_RTIT_CTL)
+/* IA32_VMX_MISC: preemption-timer rate (4:0), LMA store (5), activity states (8:6), PT in VMX
+ * (14), VMWRITE to exit-information fields (29), injection with instruction length 0 (30). */
+#define USED_MISC (0x1fULL | VMX_MISC_UG_STORES_LMA | (7ULL << 6) | (1ULL << 14) | (1ULL << 29) | (1ULL << 30))
+/* IA32_VMX_EPT_VPID_CAP: the walk length, memory types, leaf sizes and invalidations used. */
+#define USED_EPT_VPID (EPT_CAP_PWL4 | EPT_CAP_MT_UC | EPT_CAP_MT_WB | EPT_CAP_2M | EPT_CAP_1G | EPT_CAP_INVEPT | \
+		       EPT_CAP_AD | EPT_CAP_INVEPT_SINGLE | EPT_CAP_INVEPT_ALL | VPID_CAP_INVVPID | \
+		       VPID_CAP_INVVPID_SINGLE | VPID_CAP_INVVPID_ALL)
+
+u32 vmx_used_ctls(unsigned word)
+{
+	static const u32 used[] = { USED_PIN, USED_PROC, USED_PROC2, USED_EXIT, USED_ENTRY };
+	return word < ARRAY_SIZE(used) ? used[word] : 0;
+}
+
+/* Allowed settings agree where Tessel's setup can tell: every must-be-1 bit (the setup sets
+ * them all), and the may-be-1 bits of the controls it uses. */
+static bool ctls_differ(u64 a, u64 b, u32 used)
+{
+	return (u32)a != (u32)b || ((a >> 32) & used) != ((b >> 32) & used);
+}
+
 const char *vmx_caps_differ(const struct vmx_caps *a, const struct vmx_caps *b)
 {
-#define DIFF(f, what) if (a->f != b->f) return what
-	DIFF(basic, "IA32_VMX_BASIC (VMCS revision, memory type, TRUE controls)");
-	DIFF(true_ctls, "IA32_VMX_BASIC bit 55 (TRUE control MSRs)");
-	DIFF(pin, "pin-based controls (IA32_VMX_[TRUE_]PINBASED_CTLS)");
-	DIFF(proc, "processor-based controls (IA32_VMX_[TRUE_]PROCBASED_CTLS)");
-	DIFF(proc2, "secondary processor-based controls (IA32_VMX_PROCBASED_CTLS2)");
-	DIFF(exit, "VM-exit controls (IA32_VMX_[TRUE_]EXIT_CTLS)");
-	DIFF(entry, "VM-entry controls (IA32_VMX_[TRUE_]ENTRY_CTLS)");
-	DIFF(misc, "IA32_VMX_MISC");
-	DIFF(ept_vpid, "EPT and VPID capabilities (IA32_VMX_EPT_VPID_CAP)");
-	DIFF(vmfunc, "VM functions (IA32_VMX_VMFUNC)");
-	DIFF(cr0_fixed0, "IA32_VMX_CR0_FIXED0");
-	DIFF(cr0_fixed1, "IA32_VMX_CR0_FIXED1");
-	DIFF(cr4_fixed0, "IA32_VMX_CR4_FIXED0");
-	DIFF(cr4_fixed1, "IA32_VMX_CR4_FIXED1");
-	DIFF(phys_bits, "MAXPHYADDR (CPUID 0x80000008)");
-	DIFF(has_1g_host_pages, "1 GiB pages (CPUID 0x80000001)");
+#define DIFF(cond, what) if (cond) return what
+	DIFF(a->basic != b->basic, "IA32_VMX_BASIC (VMCS revision, memory type, TRUE controls)");
+	DIFF(a->true_ctls != b->true_ctls, "IA32_VMX_BASIC bit 55 (TRUE control MSRs)");
+	DIFF(ctls_differ(a->pin, b->pin, USED_PIN), "pin-based controls (IA32_VMX_[TRUE_]PINBASED_CTLS)");
+	DIFF(ctls_differ(a->proc, b->proc, USED_PROC), "processor-based controls (IA32_VMX_[TRUE_]PROCBASED_CTLS)");
+	DIFF(ctls_differ(a->proc2, b->proc2, USED_PROC2), "secondary processor-based controls (IA32_VMX_PROCBASED_CTLS2)");
+	DIFF(ctls_differ(a->exit, b->exit, USED_EXIT), "VM-exit controls (IA32_VMX_[TRUE_]EXIT_CTLS)");
+	DIFF(ctls_differ(a->entry, b->entry, USED_ENTRY), "VM-entry controls (IA32_VMX_[TRUE_]ENTRY_CTLS)");
+	DIFF((a->misc ^ b->misc) & USED_MISC, "IA32_VMX_MISC");
+	DIFF((a->ept_vpid ^ b->ept_vpid) & USED_EPT_VPID, "EPT and VPID capabilities (IA32_VMX_EPT_VPID_CAP)");
+	DIFF(a->cr0_fixed0 != b->cr0_fixed0, "IA32_VMX_CR0_FIXED0");
+	DIFF(a->cr0_fixed1 != b->cr0_fixed1, "IA32_VMX_CR0_FIXED1");
+	DIFF(a->cr4_fixed0 != b->cr4_fixed0, "IA32_VMX_CR4_FIXED0");
+	DIFF(a->cr4_fixed1 != b->cr4_fixed1, "IA32_VMX_CR4_FIXED1");
+	DIFF(a->phys_bits != b->phys_bits, "MAXPHYADDR (CPUID 0x80000008)");
+	DIFF(a->has_1g_host_pages != b->has_1g_host_pages, "1 GiB pages (CPUID 0x80000001)");
 #undef DIFF
 	return NULL;
 }

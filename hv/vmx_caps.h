@@ -29,11 +29,17 @@ void vmx_caps_read(struct vmx_caps *c);
 /* Calls report() once per missing requirement; returns how many are missing. */
 int vmx_caps_check(const struct vmx_caps *c, void (*report)(void *ctx, const char *reason), void *ctx);
 
-/* NULL when two processors' capabilities are the same, else the first that differs. One
- * VMCS setup, one EPT and one set of decisions serve every processor: a processor (a hybrid
- * part's other core type, a firmware that set one up differently) whose capabilities differ
- * from the BSP's is refused rather than run on the BSP's assumptions. */
+/* NULL when two processors' capabilities agree in everything Tessel's setup depends on, else
+ * the first capability MSR that differs. One VMCS setup, one EPT and one set of decisions
+ * serve every processor: a processor (a hybrid part's other core type, a firmware that set
+ * one up differently) that differs there is refused rather than run on the BSP's assumptions.
+ * Features Tessel never enables (PML, 5-level EPT, VM functions, CR3-target and MSR-list
+ * counts) may differ: a hybrid part's core types do not have to agree on them. */
 const char *vmx_caps_differ(const struct vmx_caps *a, const struct vmx_caps *b);
+
+/* The may-be-1 bits of a control word Tessel ever sets (0 pin, 1 primary, 2 secondary,
+ * 3 exit, 4 entry). */
+u32 vmx_used_ctls(unsigned word);
 
 /* Adjust a desired control value to the allowed settings; false if a desired bit is not allowed. */
 bool vmx_adjust_ctls(u64 allowed, u32 desired, u32 *out);

@@ -81,6 +81,7 @@
 /* Appendix A.10: IA32_VMX_EPT_VPID_CAP */
 #define EPT_CAP_EXEC_ONLY         (1ULL << 0)
 #define EPT_CAP_PWL4              (1ULL << 6)
+#define EPT_CAP_PWL5              (1ULL << 7)
 #define EPT_CAP_MT_UC             (1ULL << 8)
 #define EPT_CAP_MT_WB             (1ULL << 14)
 #define EPT_CAP_2M                (1ULL << 16)

@@ -190,24 +190,59 @@ static void test_hybrid_pair(void **state)
 	}
 	print_message("alderlake-p + alderlake-e: each starts on the other's setup\n");
 
-	/* A P-core-only die's firmware reporting PML, next to a Gracemont core. */
-	struct vmx_profile p_only = *pc;
-	p_only.name = "alderlake-p with PML (P-core-only die)";
-	p_only.proc2 |= (u64)PROC2_ENABLE_PML << 32;
-	static const struct { const char *bsp, *ap, *what; } refused[] = {
-		{ NULL, "alderlake-e", "secondary processor-based controls" },
-		{ "qemu-sapphirerapids", "qemu-sierraforest", "EPT and VPID capabilities" },
-		{ "qemu-sierraforest", "qemu-sapphirerapids", "EPT and VPID capabilities" },
+	/* Differences in features Tessel never enables do not matter: a P-core-only die's
+	 * firmware reporting PML next to a Gracemont core, or 5-level EPT on one core type only.
+	 * Each starts and passes the checker. */
+	struct vmx_profile p_pml = *pc;
+	p_pml.name = "alderlake-p with PML (P-core-only die)";
+	p_pml.proc2 |= (u64)PROC2_ENABLE_PML << 32;
+	struct vmx_profile p_5l = *pc;
+	p_5l.name = "alderlake-p with 5-level EPT";
+	p_5l.ept_vpid |= EPT_CAP_PWL5;
+	const struct vmx_profile *accepted[][2] = {
+		{ &p_pml, ec },
+		{ ec, &p_pml },
+		{ &p_5l, ec },
+		{ ec, &p_5l },
 	};
+	for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+		start_ap(accepted[i][0], accepted[i][1]);
+		if (strstr(fake_io_output(), "differ from the bootstrap processor's"))
+			fail_msg("%s AP refused under a %s BSP: %s", accepted[i][1]->name, accepted[i][0]->name,
+				 fake_io_output());
+		assert_int_equal(ps_launches, 1);
+		assert_entry_ok(&ps_launch_result, "the AP's first VMLAUNCH beside an unused-feature difference");
+		ps_teardown();
+	}
+
+	/* Differences in what the setup uses are refused before VMXON, the MSR named: an E-core
+	 * without the VPID control the BSP uses, a different preemption-timer rate (single steps
+	 * are bounded with it), no 1 GiB EPT leaves (the EPT is built once, with them); and the
+	 * server models SapphireRapids and SierraForest, which differ in the CR4 bits VMX allows
+	 * (guest CR4 values valid on one would fail VM entry on the other). */
+	struct vmx_profile e_novpid = *ec, e_rate = *ec, e_no1g = *ec;
+	e_novpid.name = "alderlake-e without VPID";
+	e_novpid.proc2 &= ~((u64)PROC2_ENABLE_VPID << 32);
+	e_rate.name = "alderlake-e with another timer rate";
+	e_rate.misc ^= 1;
+	e_no1g.name = "alderlake-e without 1 GiB EPT pages";
+	e_no1g.ept_vpid &= ~EPT_CAP_1G;
+	static const char *const what[] = { "secondary processor-based controls", "IA32_VMX_MISC",
+					    "EPT and VPID capabilities", "IA32_VMX_CR4_FIXED1",
+					    "IA32_VMX_CR4_FIXED1" };
+	const struct vmx_profile *spr = find_profile("qemu-sapphirerapids"), *srf = find_profile("qemu-sierraforest");
+	const struct vmx_profile *bsps[] = { pc, pc, pc, spr, srf };
+	const struct vmx_profile *refused[] = { &e_novpid, &e_rate, &e_no1g, srf, spr };
+	if (!(pc->proc2 & ((u64)PROC2_ENABLE_VPID << 32)))
+		fail_msg("the alderlake-p stand-in offers no VPID: pick another used control");
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		const struct vmx_profile *b = refused[i].bsp ? find_profile(refused[i].bsp) : &p_only;
-		s64 rc = start_ap(b, find_profile(refused[i].ap));
+		s64 rc = start_ap(bsps[i], refused[i]);
 		assert_int_equal(rc, -ENODEV);
 		assert_int_equal(ps_launches, 0);
 		assert_int_equal(fake_vmxon_region().v, 0); /* refused before VMXON */
 		assert_non_null(strstr(fake_io_output(), "differ from the bootstrap processor's"));
-		if (!strstr(fake_io_output(), refused[i].what))
-			fail_msg("%s AP under %s BSP: expected '%s' in: %s", refused[i].ap, b->name, refused[i].what,
+		if (!strstr(fake_io_output(), what[i]))
+			fail_msg("%s AP under %s BSP: expected '%s' in: %s", refused[i]->name, bsps[i]->name, what[i],
 				 fake_io_output());
 		ps_teardown();
 	}
@@ -218,6 +253,32 @@ static bool setup_runs(const struct vmx_profile *p)
 	/* The ones without secondary controls get no VMCS (no EPT). */
 	return !p->refusal;
 }
+
+/* The controls the real setup writes stay inside the masks vmx_caps_differ() compares (and
+ * the must-be-1 bits): a control used without being added there would let a hybrid part's
+ * core type without it start, and fail its first VM entry. */
+static void test_used_controls(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < vmx_profile_count; i++) {
+		const struct vmx_profile *p = &vmx_profiles[i];
+		if (!setup_runs(p))
+			continue;
+		ps_setup(p);
+		const u64 allowed[] = { vmx_caps.pin, vmx_caps.proc, vmx_caps.proc2, vmx_caps.exit, vmx_caps.entry };
+		const u32 written[] = { vmcs_read32(VMCS_CTRL_PIN_BASED), vmcs_read32(VMCS_CTRL_PROC_BASED),
+					vmcs_read32(VMCS_CTRL_PROC_BASED2), vmcs_read32(VMCS_CTRL_EXIT),
+					vmcs_read32(VMCS_CTRL_ENTRY) };
+		for (unsigned w = 0; w < 5; w++) {
+			u32 v = written[w];
+			u32 extra = v & ~vmx_used_ctls(w) & ~(u32)allowed[w];
+			if (extra)
+				fail_msg("%s: control word %u sets %#x outside vmx_used_ctls()", p->name, w, extra);
+		}
+		ps_teardown();
+	}
+}
+
 
 struct reasons { char text[1024]; int n; };
 
@@ -450,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_derivation_true_ctls),
 		cmocka_unit_test(test_derivation_qemu_models),
 		cmocka_unit_test(test_hybrid_pair),
+		cmocka_unit_test(test_used_controls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
