@@ -76,9 +76,9 @@ static u16 block(const u8 *fadt, unsigned legacy_off, unsigned gas_off, bool *mm
 		const u8 *g = fadt + gas_off;
 		u64 addr = rd64(g + 4);
 		if (addr) {
-			if (g[0] == 1 && addr <= 0xffff) /* system I/O space */
-				return (u16)addr;
-			*mmio = true;
+			if (g[0] == 1) /* system I/O space */
+				return addr <= 0xffff ? (u16)addr : 0;
+			*mmio = true; /* system memory (or another space): not interceptable by port */
 			return 0;
 		}
 	}

@@ -12,8 +12,8 @@
  * S5, hibernation S4, S1, which keeps the processors' context; boot/acpi_sleep.c). The whole
  * write is dropped; the guest sees the sleep fail and come straight back: PM1a_STS reads
  * WAK_STS (bit 15) set, as after a wake, until the guest writes 1 to it. ACPICA waits for
- * WAK_STS after the write (acpi_hw_legacy_sleep), and Linux's do_suspend_lowlevel treats the
- * return from acpi_enter_sleep_state as a failed sleep and resumes. Everything else written
+ * WAK_STS after the write (acpi_hw_legacy_sleep) and returns; Linux's do_suspend_lowlevel then
+ * continues at its resume point and the kernel resumes as after a wake. Everything else written
  * to or read from these ports (SCI_EN, SLP_TYP alone, power off) reaches the hardware
  * unchanged.
  *

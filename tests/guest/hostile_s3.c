@@ -5,7 +5,7 @@
  * operation, with the hypervisor's region plain RAM. Tessel refuses the write (hv/pm1.c,
  * docs/ABI.md section 8): the write never reaches the chipset, the instruction after it
  * runs, and PM1a_STS reads WAK_STS set (as after a wake) until the guest clears it, so
- * ACPICA's wait for the wake ends and the OS resumes as from a failed sleep.
+ * ACPICA's wait for the wake ends and the OS resumes as after a wake.
  *
  * Bochs 2.7's PIIX4 model (iodev/acpi.cc) treats SLP_TYP 1 with SLP_EN as suspend to RAM:
  * it logs "ACPI control: suspend to ram" and resets the whole machine, so without the
