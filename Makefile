@@ -218,6 +218,7 @@ $(B)/unit/%: tests/unit/%.c $(B)/host/libtessel.a
 UNIT_LIBS_test_insn := -lZydis
 # Extra sources a unit test compiles directly (e.g. loader code outside the host library).
 UNIT_EXTRA_test_config := boot/config.c
+UNIT_EXTRA_test_pm1 := boot/acpi_sleep.c
 UNIT_EXTRA_test_tesselctl := tools/lib/tesselctl_parse.c
 UNIT_EXTRA_test_profiles := tests/data/vmx_profiles/profiles.c
 UNIT_EXTRA_test_entry_check := tests/data/vmx_profiles/profiles.c

@@ -10,6 +10,7 @@
 #include <efilib.h>
 #include <hw.h>
 #include <arch/ept.h>
+#include "boot/acpi_sleep.h"
 #include "boot/config.h"
 #include "boot/efi_mp.h"
 #include "boot/loader.h"
@@ -248,6 +249,46 @@ static u64 find_rsdp(void)
 	return 0;
 }
 
+static u32 pci_cfg_read(unsigned dev, unsigned fn, unsigned reg)
+{
+	outl(0xcf8, 0x80000000U | dev << 11 | fn << 8 | (reg & 0xfc));
+	return inl(0xcfc);
+}
+
+/* The ACPI sleep registers and sleep types for the core (boot/acpi_sleep.c, hv/pm1.c,
+ * docs/ABI.md section 8): from the FADT and the \_Sx packages, or without an FADT from the
+ * PIIX4 power management function (OVMF on Bochs installs no ACPI tables). */
+static void find_sleep(struct tessel_boot_info *bi)
+{
+	struct tessel_acpi_sleep *o = &bi->sleep;
+	struct acpi_sleep_scan s;
+	acpi_sleep_scan(bi->acpi_rsdp, o, &s);
+	if (!s.fadt) {
+		if (acpi_sleep_piix4(pci_cfg_read(1, 3, 0), pci_cfg_read(1, 3, 0x40), pci_cfg_read(1, 3, 0x80), o))
+			say("tessel: ACPI sleep: no FADT; PIIX4 PM1a_CNT %x PM1a_STS %x; sleep types passed %x; "
+			    "S3 (SLP_TYP %u) is refused", o->pm1a_cnt, o->pm1a_sts, o->allow_a, o->s3_a);
+		else
+			say("tessel: ACPI sleep: no FADT and no PIIX4: sleep requests (S3) are not intercepted");
+		return;
+	}
+	char sx[64];
+	size_t n = 0;
+	sx[0] = 0;
+	for (unsigned i = 0; i <= 5; i++)
+		if (s.known & (1U << i))
+			n += fmt_snprintf(sx + n, sizeof(sx) - n, " S%u=%u/%u", i, s.typ_a[i], s.typ_b[i]);
+	say("tessel: ACPI sleep: FADT%s PM1a_CNT %x PM1b_CNT %x PM1a_STS %x PM1b_STS %x; %u tables, \\_Sx packages:%s",
+	    s.hw_reduced ? " (hardware-reduced: sleep control/status registers)" : "", o->pm1a_cnt, o->pm1b_cnt,
+	    o->pm1a_sts, o->pm1b_sts, s.tables, n ? sx : " none");
+	if (!o->pm1a_cnt && !o->pm1b_cnt)
+		say("tessel: ACPI sleep: %s: sleep requests (S3) are not intercepted",
+		    s.mmio ? "the sleep control register is memory-mapped" :
+		    !(s.known & 0x28) ? "neither \\_S3 nor \\_S5 could be read" : "no sleep control register");
+	else
+		say("tessel: ACPI sleep: sleep types passed %x/%x; %s", o->allow_a, o->allow_b,
+		    o->s3_a != 0xff ? "S3 is refused" : "S3's type is unknown, every type but those is refused");
+}
+
 /* ---- starting the processors ---- */
 
 static struct tessel_launch launch_state[TESSEL_MAX_CPUS];
@@ -391,6 +432,8 @@ static s64 start_hypervisor(void)
 		return lr;
 	struct tessel_boot_info *bi = cr.bi;
 	u64 boot_cr3 = cr.boot_cr3;
+	find_sleep(bi);
+	u64 rsdp = bi->acpi_rsdp; /* bi is in the region: it reads 0xFF once the loader is a guest */
 
 	s64 r = tessel_launch(boot_cr3, core_entry_va, CORE_OP_INIT, (u64)(uintptr_t)bi, &launch_state[bsp]);
 	if (r) {
@@ -429,8 +472,14 @@ static s64 start_hypervisor(void)
 	}
 	if (!failure) {
 		s64 sealed = tessel_vmcall(TESSEL_HC_LOADER_SEAL);
-		if (!sealed)
+		if (!sealed) {
+			/* The hypervisor refuses S3 (hv/pm1.c); the OS should not offer it either. */
+			unsigned hidden = acpi_sleep_hide(rsdp);
+			if (hidden)
+				say("tessel: ACPI sleep: \\_S3 hidden from the OS (%u name segment%s renamed to TS3_)", hidden,
+				    hidden == 1 ? "" : "s");
 			return started;
+		}
 		say("tessel: the core refused to seal the start (status %ld)", (long)sealed);
 		failure = -EIO;
 	}

@@ -1,6 +1,8 @@
 /*
- * I/O instruction exits (reason 30): the reset ports. Only these ports are in the I/O bitmap
- * (vmx_io_bitmap_init); every other port goes to the hardware without an exit.
+ * I/O instruction exits (reason 30): the reset ports, and the ACPI PM1 sleep registers
+ * (hv/pm1.c: a sleep request the hypervisor would not survive, S3, is refused). Only these
+ * ports are in the I/O bitmap (vmx_io_bitmap_init); every other port goes to the hardware
+ * without an exit.
  *
  * A guest resets the machine through the chipset's reset control register 0xCF9, the fast
  * reset bit 0 of port 0x92 or the keyboard controller's pulse-reset command 0xFE at port 0x64.
@@ -26,6 +28,7 @@
 #include "drivers/platform.h"
 #include "exit.h"
 #include "log.h"
+#include "pm1.h"
 #include "vapic.h"
 #include "vcpu.h"
 #include "vmcs.h"
@@ -49,6 +52,7 @@ static void set_bit(u8 *a, u16 port)
 	a[port / 8] |= (u8)(1U << (port % 8));
 }
 
+/* Bitmap A covers ports 0-7FFF, B 8000-FFFF (SDM Vol. 3C 24.6.4); the reset ports are in A. */
 void vmx_io_bitmap_init(u8 *a, u8 *b)
 {
 	for (unsigned i = 0; i < 4096; i++)
@@ -56,6 +60,7 @@ void vmx_io_bitmap_init(u8 *a, u8 *b)
 	set_bit(a, PORT_KBC_CMD);
 	set_bit(a, PORT_SYSCTL_A);
 	set_bit(a, PORT_RST_CNT);
+	pm1_io_bitmap(a, b);
 }
 
 static void out_port(u16 port, unsigned size, u32 v)
@@ -91,13 +96,13 @@ void exit_io(struct percpu *c)
 	u16 port = IOQ_PORT(q);
 	unsigned size = IOQ_SIZE(q);
 	if (q & IOQ_STRING) {
-		log_warn_rl("string I/O at port %x (reset ports): dropped", port);
+		log_warn_rl("string I/O at port %x (reset or PM1 ports): dropped", port);
 		vcpu_skip_insn(c);
 		return;
 	}
 	u64 *rax = &c->regs->gpr[GPR_AX];
 	if (q & IOQ_IN) {
-		u32 v = in_port(port, size);
+		u32 v = pm1_in(port, size, in_port(port, size));
 		if (size == 4)
 			*rax = v; /* a 32-bit destination zero-extends (SDM Vol. 1 3.4.1.1) */
 		else if (size == 2)
@@ -108,6 +113,10 @@ void exit_io(struct percpu *c)
 		return;
 	}
 	u32 v = (u32)*rax;
+	if (pm1_out(port, size, v)) {
+		vcpu_skip_insn(c); /* refused: nothing reaches the chipset */
+		return;
+	}
 	int kind = size == 1 ? reset_kind(port, (u8)v) : 0;
 	vcpu_skip_insn(c);
 	if (kind == 2) {

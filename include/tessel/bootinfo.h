@@ -9,7 +9,7 @@
 #include <tessel/types.h>
 
 #define TESSEL_BOOTINFO_MAGIC 0x4f464e49544f4f42ULL /* "BOOTINFO" */
-#define TESSEL_BOOTINFO_VERSION 1
+#define TESSEL_BOOTINFO_VERSION 2
 #define TESSEL_MAX_CPUS 64
 #define TESSEL_MAX_MEM_RANGES 512
 
@@ -68,6 +68,19 @@ struct tessel_launch {
 	u64 cr3;    /* the firmware's CR3 */
 };
 
+/*
+ * The ACPI sleep registers (PM1 control and status blocks, ACPI 6.5 sections 4.8.3.1-4.8.3.2)
+ * the loader found (boot/acpi_sleep.c), for hv/pm1.c. A port of 0 is absent; with no control
+ * port at all nothing is intercepted. Bit t of allow_a/allow_b set: a write of SLP_TYP = t with
+ * SLP_EN to that control register goes to the chipset; any other sleep request is refused.
+ */
+struct tessel_acpi_sleep {
+	u16 pm1a_cnt, pm1b_cnt; /* PM1a/PM1b_CNT (16-bit registers) */
+	u16 pm1a_sts, pm1b_sts; /* PM1a/PM1b_STS (the first half of each PM1 event block) */
+	u8 allow_a, allow_b;    /* SLP_TYP values passed through (power off, hibernation, S1) */
+	u8 s3_a, s3_b;          /* S3's SLP_TYP values, for the log; 0xff if unknown */
+};
+
 struct tessel_boot_info {
 	u64 magic;
 	u32 version;
@@ -90,6 +103,7 @@ struct tessel_boot_info {
 	/* The RAM of the firmware's memory map only (the core needs nothing else from it),
 	 * adjacent descriptors merged: see tessel_mem_add(). */
 	struct tessel_mem_range mem[TESSEL_MAX_MEM_RANGES];
+	struct tessel_acpi_sleep sleep;
 };
 
 /*

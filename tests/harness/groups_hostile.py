@@ -179,3 +179,24 @@ HOSTILE_GROUPS.append(dict(
     tap=True, timeout=240,
     expect=[('hypervisor started', _P['started'])],
     reject=HOSTILE_REJECT))
+
+# ACPI S3 (tests/guest/hostile_s3.c, hv/pm1.c, docs/ABI.md section 8): a guest writes
+# SLP_TYP = S3 with SLP_EN to PM1a_CNT (16-bit, 8-bit to the high byte, 32-bit from two ports
+# below). Bochs 2.7 resets the machine on an S3 request; under Tessel the write is refused and
+# logged, PM1a_STS reads WAK_STS until cleared, and the power-off (S5) still goes through.
+# The loader has no ACPI tables on OVMF-under-Bochs and finds the PIIX4 PM block itself.
+S3_LOG = {
+    'loader': r'tessel: ACPI sleep: no FADT; PIIX4 PM1a_CNT b004 PM1a_STS b000; sleep types passed 1; '
+              r'S3 \(SLP_TYP 1\) is refused',
+    'core': r'I: pm1: PM1a_CNT b004 PM1b_CNT 0 PM1a_STS b000 PM1b_STS 0: sleep types 1/0 pass',
+    'refused': r'W: pm1: guest wrote [0-9a-f]+ to port b00[0-9a-f] \(PM1a_CNT\): sleep type 1 \(S3\) refused',
+}
+HOSTILE_GROUPS.append(dict(
+    name='hostile-s3', emu='bochs', cpus=2,
+    cfg=cfg('# hostile: ACPI S3 request through PM1a_CNT', 'next=\\tests\\hostile_s3.efi'),
+    tap=True, timeout=240,
+    expect=[('hypervisor started', _P['started']),
+            ('the loader found the PM1 control block and the S3 sleep type', S3_LOG['loader']),
+            ('the core took the PM1 registers', S3_LOG['core']),
+            ('the S3 request is refused on the log', S3_LOG['refused'])],
+    reject=HOSTILE_REJECT))

@@ -146,3 +146,26 @@ def _compare(logs):
 
 LINUX_GROUPS.append(dict(name='linux-compare', emu='check', check=_compare,
                          needs=['linux-native-icelake', 'linux-native-skylake', 'linux-hw', 'linux-sw']))
+
+# ---- linux-s3: ACPI S3 under Tessel (docs/ABI.md section 8, tools/linux/init mode s3) ----
+# The Bochs boots' ACPI tables are installed by the ACPI loader after Tessel has started, so
+# the loader's \_S3 hiding does not reach them: Linux offers "deep" (S3). Asked for it, the
+# kernel writes SLP_TYP = S3 with SLP_EN to PM1a_CNT; the hypervisor refuses it (Bochs would
+# reset the machine), ACPICA sees WAK_STS and Linux resumes with both CPUs; the protection
+# still holds afterwards (tessel-conform demo: the write to the protected sub-page is denied).
+_S3 = _bochs('linux-s3', ICELAKE, True)
+_S3.update(copy=[c if c[1] != 'cmdline.txt' else ('build/linux/cmdline-s3.txt', 'cmdline.txt') for c in _COPY],
+           tap=False, timeout=420, expect=[
+               ('hypervisor started', _STARTED),
+               ('Linux reached /init with 2 CPUs and the hypervisor flag on both',
+                r'^GUEST-LINUX-UP cpus=2 hypervisor-flag=2 mode=s3'),
+               ('the tables offer S3, so Linux offers deep', r'^GUEST-S3-STATES .*mem_sleep=\[.*deep'),
+               ('Linux is asked for S3', r'^GUEST-S3-ENTER mem_sleep=\[s2idle \[deep\]\]'),
+               ('the hypervisor refuses the S3 write',
+                r'pm1: guest wrote [0-9a-f]+ to port b004 \(PM1a_CNT\): sleep type 1 \(S3\) refused'),
+               ('Linux comes back from the refused sleep with both CPUs online', r'^GUEST-S3-BACK status=\d+ online=0-1'),
+               ('the protection holds afterwards (a write to a protected sub-page is denied)',
+                r'^demo: 8-byte write at \+0x900 \(protected sub-page 18\).*memory unchanged \(write denied\)'),
+               ('the driver loaded', r'^GUEST-DRIVER-LOADED mode=hardware'),
+               _DONE, _OFF])
+LINUX_GROUPS.append(_S3)

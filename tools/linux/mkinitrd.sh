@@ -15,3 +15,4 @@ cp "$out/efivarfs.ko" "$work/lib/tessel/efivarfs.ko"
 (cd "$work" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9) > "$out/initrd.img"
 # Bochs' TSC runs at ips (50 MHz in the harness); see tools/linux/README.md for each option.
 echo 'initrd=\initrd.img console=ttyS0,115200 cryptomgr.notests clearcpuid=pku,avx512f tsc=reliable tsc_early_khz=50000 quiet' > "$out/cmdline.txt"
+sed 's/ quiet$/ quiet tessel_init=s3/' "$out/cmdline.txt" > "$out/cmdline-s3.txt"
