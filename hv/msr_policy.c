@@ -192,10 +192,10 @@ static int efer_write(struct percpu *c, u32 msr, u64 val)
 	u64 old = vmcs_read64(VMCS_GUEST_IA32_EFER);
 	if (val & ~msr_policy_efer_allowed())
 		return -EINVAL;
-	val = (val & ~EFER_LMA) | (old & EFER_LMA);
 	if (((val ^ old) & EFER_LME) && (vcpu_guest_cr0(c) & CR0_PG))
 		return -EINVAL;
-	pin_msr_filter(c, msr, old, &val);
+	pin_msr_filter(c, msr, old, &val); /* reports the value as the guest wrote it */
+	val = (val & ~EFER_LMA) | (old & EFER_LMA);
 	vmcs_write64(VMCS_GUEST_IA32_EFER, val);
 	return 0;
 }
