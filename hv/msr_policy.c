@@ -154,7 +154,7 @@ static int misc_enable_write(struct percpu *c, u32 msr, u64 val)
 
 /* ---- MSRs a guest may pin (HC_PIN_MSR, hv/pin.c) ----
  * Their writes always exit, pinned or not: a pin then needs no change of the MSR bitmap while
- * other processors run the guest with it (SDM 25.11.4). They are written seldom (boot, CPU
+ * other processors run the guest with it (SDM 24.11.4). They are written seldom (boot, CPU
  * bring-up, resume), so the exit costs nothing measurable. A write the processor itself
  * would refuse raises #GP as without the pin; a valid write that a pin refuses is ignored
  * (hv/pin.c reports it). */
@@ -185,7 +185,7 @@ u64 msr_policy_efer_allowed(void)
 
 /* IA32_EFER lives in the VMCS guest field (loaded on entry, saved on exit, SDM 24.4.1), so
  * a write is emulated into it: reserved bits #GP; LMA is the processor's and a write leaves
- * it as it is; LME cannot change while paging is on (#GP, SDM Vol. 3A 10.8.5); the VM-entry
+ * it as it is; LME cannot change while paging is on (#GP, SDM Vol. 3A 9.8.5); the VM-entry
  * checks on LMA/LME (SDM 26.3.1.1) therefore keep holding. A pinned NXE stays set. */
 static int efer_write(struct percpu *c, u32 msr, u64 val)
 {
@@ -384,7 +384,7 @@ const struct msr_policy_entry msr_policy[] = {
 	DENY(MSR_IA32_LBR_FROM_IP_0, MSR_IA32_LBR_FROM_IP_0 + 31, "IA32_LBR_0..31_FROM_IP", "SDM 17.1 (arch LBR)",
 	     LBR_WHY),
 	DENY(MSR_IA32_LBR_TO_IP_0, MSR_IA32_LBR_TO_IP_0 + 31, "IA32_LBR_0..31_TO_IP", "SDM 17.1 (arch LBR)", LBR_WHY),
-	E(MSR_IA32_EFER, MSR_IA32_EFER, MSR_PASS, MSR_VIRT, NULL, efer_write, "IA32_EFER", "SDM 24.4.1, 24.5, 10.8.5",
+	E(MSR_IA32_EFER, MSR_IA32_EFER, MSR_PASS, MSR_VIRT, NULL, efer_write, "IA32_EFER", "SDM 24.4.1, 24.5, 9.8.5",
 	  "switched by VMX; writes exit (emulated into the VMCS field) so HC_PIN_MSR can pin NXE"),
 	E(MSR_IA32_STAR, MSR_IA32_FMASK, MSR_PASS, MSR_VIRT, NULL, syscall_write,
 	  "IA32_STAR, IA32_LSTAR, IA32_CSTAR, IA32_FMASK", "SDM 5.8.8",

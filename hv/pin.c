@@ -13,7 +13,7 @@
  * SIPI is skipped by the shootdown and syncs before it enters the guest (hv/vapic.c).
  *
  * MSRs: every pinnable MSR exits on WRMSR at all times (hv/msr_policy.c), so a pin needs no
- * bitmap change on running processors (SDM 25.11.4: the bitmap may only be modified while
+ * bitmap change on running processors (SDM 24.11.4: the bitmap may only be modified while
  * no processor using it is in VMX non-root operation).
  *
  * Pins are only added, under spp.lock; readers on the exit paths load them atomically.
