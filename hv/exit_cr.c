@@ -1,14 +1,17 @@
 /*
- * Control-register exits (reason 28, qualification Table 27-3). Only CR0/CR4 bits VMX
- * fixes are owned by the hypervisor (masks set in hv/vmx.c); a guest write that touches
- * them exits here. The guest's view lives in the read shadow; the real register keeps the
- * fixed bits. CR4.VMXE cannot be set by the guest (#GP, as on a processor without VMX).
+ * Control-register exits (reason 28, qualification Table 27-3). The hypervisor owns the
+ * CR0/CR4 bits VMX fixes (masks set in hv/vmx.c) and the bits the guest pinned (hv/pin.c,
+ * ABI 1.2); a guest write that changes an owned bit exits here. The guest's view of an owned
+ * bit lives in the read shadow; the real register keeps the fixed bits. CR4.VMXE cannot be
+ * set by the guest (#GP, as on a processor without VMX). A write that would clear an armed
+ * pinned bit takes effect with that bit kept set, and is reported (pin_report).
  */
 #include <hw.h>
 #include <arch/cpu.h>
 #include <arch/msr.h>
 #include "exit.h"
 #include "mm/guest_mem.h"
+#include "pin.h"
 #include "vcpu.h"
 #include "vmcs.h"
 #include "vmx_caps.h"
@@ -52,8 +55,11 @@ static bool pae_paging(u64 cr0, u64 cr4, u64 efer)
 	return (cr0 & CR0_PG) && (cr4 & CR4_PAE) && !(efer & EFER_LMA);
 }
 
-static bool guest_set_cr0(struct percpu *c, u64 val)
+static bool guest_set_cr0(struct percpu *c, u64 want)
 {
+	/* Pinning first: the processor sees the value with the armed bits kept (as Linux's own
+	 * pinning does), and the architectural checks below apply to that value. */
+	u64 val = pin_cr_filter(0, vcpu_guest_cr0(c), want);
 	if ((val >> 32) || ((val & CR0_PG) && !(val & CR0_PE)) || ((val & CR0_NW) && !(val & CR0_CD)))
 		return false;
 	u64 old = vmcs_readl(VMCS_GUEST_CR0), oldv = vcpu_guest_cr0(c);
@@ -89,13 +95,16 @@ static bool guest_set_cr0(struct percpu *c, u64 val)
 		vmcs_write32(VMCS_CTRL_ENTRY, entry);
 	}
 	flush_guest_tlb(c);
+	if (val != want)
+		pin_report(c, 0, want);
 	return true;
 }
 
-static bool guest_set_cr4(struct percpu *c, u64 val)
+static bool guest_set_cr4(struct percpu *c, u64 want)
 {
 	u64 allowed = vmx_caps.cr4_fixed1 & ~CR4_VMXE;
 	u64 old = vcpu_guest_cr4(c), cr0 = vcpu_guest_cr0(c), efer = vmcs_read64(VMCS_GUEST_IA32_EFER);
+	u64 val = pin_cr_filter(4, old, want); /* as for CR0 */
 	if (val & ~allowed)
 		return false;
 	/* SDM Vol. 2B MOV CR, #GP(0): clearing PAE in IA-32e mode; changing LA57 in IA-32e
@@ -119,6 +128,8 @@ static bool guest_set_cr4(struct percpu *c, u64 val)
 	if (load)
 		write_pdptes(pdpte);
 	flush_guest_tlb(c);
+	if (val != want)
+		pin_report(c, 4, want);
 	return true;
 }
 
@@ -137,13 +148,15 @@ void exit_cr_access(struct percpu *c)
 		else
 			vcpu_stop(c, "unexpected MOV to control register");
 		break;
+	/* CLTS and LMSW change part of CR0; the rest is the guest's view, not the read shadow,
+	 * which is stale for the bits the guest owns (it changes them without an exit). */
 	case 2: /* CLTS */
-		ok = guest_set_cr0(c, vmcs_readl(VMCS_CTRL_CR0_READ_SHADOW) & ~CR0_TS);
+		ok = guest_set_cr0(c, vcpu_guest_cr0(c) & ~CR0_TS);
 		break;
-	case 3: { /* LMSW: loads bits 3:0, cannot clear PE */
-		u64 shadow = vmcs_readl(VMCS_CTRL_CR0_READ_SHADOW);
+	case 3: { /* LMSW: loads bits 3:0, cannot clear PE (SDM Vol. 2A LMSW) */
+		u64 cur = vcpu_guest_cr0(c);
 		u64 src = CR_QUAL_LMSW_SRC(q) & 0xf;
-		ok = guest_set_cr0(c, (shadow & ~0xeULL) | src | (shadow & CR0_PE));
+		ok = guest_set_cr0(c, (cur & ~0xeULL) | src | (cur & CR0_PE));
 		break;
 	}
 	default:

@@ -12,6 +12,7 @@
 #include "lib/string.h"
 #include "mm/guest_mem.h"
 #include "mm/memmap.h"
+#include "pin.h"
 #include "stats.h"
 #include "spp/dma.h"
 #include "spp/spp.h"
@@ -96,6 +97,8 @@ static const hypercall_fn hypercalls[HC_TABLE_SIZE] = {
 	[HC_SPP_LOCK] = hc_spp_lock,
 	[HC_EVENTS_SETUP] = hc_events_setup,
 	[HC_STATS] = hc_stats,
+	[HC_PIN_CR] = hc_pin_cr,   /* hv/pin.c */
+	[HC_PIN_MSR] = hc_pin_msr, /* hv/pin.c */
 };
 
 hypercall_fn hc_loader_hook;

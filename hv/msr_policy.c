@@ -20,6 +20,9 @@
 #include "mm/mtrr_guest.h"
 #include "msr_policy.h"
 #include "percpu.h"
+#include "pin.h"
+#include "vcpu.h"
+#include "vmx_caps.h"
 #include "vapic.h"
 #include "vmcs.h"
 
@@ -149,6 +152,87 @@ static int misc_enable_write(struct percpu *c, u32 msr, u64 val)
 	return wrmsr_safe(msr, val) ? 0 : -EINVAL;
 }
 
+/* ---- MSRs a guest may pin (HC_PIN_MSR, hv/pin.c) ----
+ * Their writes always exit, pinned or not: a pin then needs no change of the MSR bitmap while
+ * other processors run the guest with it (SDM 24.11.4). They are written seldom (boot, CPU
+ * bring-up, resume), so the exit costs nothing measurable. A write the processor itself
+ * would refuse raises #GP as without the pin; a valid write that a pin refuses is ignored
+ * (hv/pin.c reports it). */
+
+static bool cpuid_ext_bit(u32 leaf, int reg, u32 bit)
+{
+	u32 r[4];
+	cpuid_count(0x80000000U, 0, &r[0], &r[1], &r[2], &r[3]);
+	if (r[0] < leaf)
+		return false;
+	cpuid_count(leaf, 0, &r[0], &r[1], &r[2], &r[3]);
+	return (r[reg] >> bit) & 1;
+}
+
+/* IA32_EFER bits a WRMSR may set on this processor (SDM Vol. 4 Table 2-2; CPUID.80000001H:
+ * EDX[11] SYSCALL, [20] XD, [29] Intel 64). Any other bit: #GP(0). */
+u64 msr_policy_efer_allowed(void)
+{
+	u64 ok = 0;
+	if (cpuid_ext_bit(0x80000001U, 3, 11))
+		ok |= EFER_SCE;
+	if (cpuid_ext_bit(0x80000001U, 3, 20))
+		ok |= EFER_NXE;
+	if (cpuid_ext_bit(0x80000001U, 3, 29))
+		ok |= EFER_LME | EFER_LMA;
+	return ok;
+}
+
+/* IA32_EFER lives in the VMCS guest field (loaded on entry, saved on exit, SDM 24.4.1), so
+ * a write is emulated into it: reserved bits #GP; LMA is the processor's and a write leaves
+ * it as it is; LME cannot change while paging is on (#GP, SDM Vol. 3A 9.8.5); the VM-entry
+ * checks on LMA/LME (SDM 26.3.1.1) therefore keep holding. A pinned NXE stays set. */
+static int efer_write(struct percpu *c, u32 msr, u64 val)
+{
+	u64 old = vmcs_read64(VMCS_GUEST_IA32_EFER);
+	if (val & ~msr_policy_efer_allowed())
+		return -EINVAL;
+	if (((val ^ old) & EFER_LME) && (vcpu_guest_cr0(c) & CR0_PG))
+		return -EINVAL;
+	pin_msr_filter(c, msr, old, &val); /* reports the value as the guest wrote it */
+	val = (val & ~EFER_LMA) | (old & EFER_LMA);
+	vmcs_write64(VMCS_GUEST_IA32_EFER, val);
+	return 0;
+}
+
+/* IA32_SYSENTER_CS/EIP: VMCS guest fields (SDM 24.4.1), loaded on every entry. WRMSR #GPs on
+ * a non-canonical SYSENTER_EIP (SDM Vol. 2B WRMSR), which VM entry also requires
+ * (26.3.1.1); canonical for the processor's linear-address width. */
+static int sysenter_write(struct percpu *c, u32 msr, u64 val)
+{
+	if (msr == MSR_IA32_SYSENTER_CS) {
+		if (!pin_msr_filter(c, msr, vmcs_read32(VMCS_GUEST_IA32_SYSENTER_CS), &val))
+			return 0;
+		vmcs_write32(VMCS_GUEST_IA32_SYSENTER_CS, (u32)val);
+		return 0;
+	}
+	unsigned bits = (vmx_caps.cr4_fixed1 & CR4_LA57) ? 57 : 48;
+	if ((u64)((s64)(val << (64 - bits)) >> (64 - bits)) != val)
+		return -EINVAL;
+	if (!pin_msr_filter(c, msr, vmcs_readl(VMCS_GUEST_IA32_SYSENTER_EIP), &val))
+		return 0;
+	vmcs_writel(VMCS_GUEST_IA32_SYSENTER_EIP, val);
+	return 0;
+}
+
+/* IA32_STAR, LSTAR, CSTAR, FMASK: not switched by VMX and unused by the hypervisor, so the
+ * processor's MSR is the guest's. The processor checks the value (non-canonical LSTAR/CSTAR:
+ * #GP); a pinned one is then put back. */
+static int syscall_write(struct percpu *c, u32 msr, u64 val)
+{
+	u64 old;
+	if (!rdmsr_safe(msr, &old) || !wrmsr_safe(msr, val))
+		return -EINVAL;
+	if (!pin_msr_filter(c, msr, old, &val))
+		wrmsr(msr, old);
+	return 0;
+}
+
 /* ---- the table ---- */
 
 #define E(f, l, r, w, rf, wf, n, s, y) \
@@ -209,8 +293,12 @@ const struct msr_policy_entry msr_policy[] = {
 	     "mitigation controls (TSX disable, SRBDS); only restrict the processor"),
 	PASS(MSR_MISC_FEATURES_ENABLES, MSR_MISC_FEATURES_ENABLES, "MSR_MISC_FEATURES_ENABLES", "Vol. 4 Table 2-12",
 	     "CPUID faulting for the guest's user space; CPUID exits unconditionally in VMX non-root mode"),
-	PASS(MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, "IA32_SYSENTER_CS/ESP/EIP", "SDM 24.4.1, 24.5",
+	E(MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_CS, MSR_PASS, MSR_VIRT, NULL, sysenter_write, "IA32_SYSENTER_CS",
+	  "SDM 24.4.1, 24.5", "switched by VMX (VMCS fields); writes exit so HC_PIN_MSR can pin it (docs/ABI.md)"),
+	PASS(MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_ESP, "IA32_SYSENTER_ESP", "SDM 24.4.1, 24.5",
 	     "switched by VMX on every entry and exit (guest and host VMCS fields)"),
+	E(MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_EIP, MSR_PASS, MSR_VIRT, NULL, sysenter_write, "IA32_SYSENTER_EIP",
+	  "SDM 24.4.1, 24.5", "switched by VMX (VMCS fields); writes exit so HC_PIN_MSR can pin it; non-canonical #GP"),
 	RO(MSR_IA32_MCG_CAP, MSR_IA32_MCG_CAP, "IA32_MCG_CAP", "SDM 15.3.1.1",
 	   "the guest is the machine's OS and handles its machine checks (read-only)"),
 	PASS(MSR_IA32_MCG_STATUS, MSR_IA32_MCG_CTL, "IA32_MCG_STATUS, IA32_MCG_CTL", "SDM 15.3.1",
@@ -296,10 +384,11 @@ const struct msr_policy_entry msr_policy[] = {
 	DENY(MSR_IA32_LBR_FROM_IP_0, MSR_IA32_LBR_FROM_IP_0 + 31, "IA32_LBR_0..31_FROM_IP", "SDM 17.1 (arch LBR)",
 	     LBR_WHY),
 	DENY(MSR_IA32_LBR_TO_IP_0, MSR_IA32_LBR_TO_IP_0 + 31, "IA32_LBR_0..31_TO_IP", "SDM 17.1 (arch LBR)", LBR_WHY),
-	PASS(MSR_IA32_EFER, MSR_IA32_EFER, "IA32_EFER", "SDM 24.4.1, 24.5",
-	     "switched by VMX on every entry and exit"),
-	PASS(MSR_IA32_STAR, MSR_IA32_FMASK, "IA32_STAR, IA32_LSTAR, IA32_CSTAR, IA32_FMASK", "SDM 5.8.8",
-	     "SYSCALL targets; the hypervisor executes no SYSCALL/SYSRET"),
+	E(MSR_IA32_EFER, MSR_IA32_EFER, MSR_PASS, MSR_VIRT, NULL, efer_write, "IA32_EFER", "SDM 24.4.1, 24.5, 9.8.5",
+	  "switched by VMX; writes exit (emulated into the VMCS field) so HC_PIN_MSR can pin NXE"),
+	E(MSR_IA32_STAR, MSR_IA32_FMASK, MSR_PASS, MSR_VIRT, NULL, syscall_write,
+	  "IA32_STAR, IA32_LSTAR, IA32_CSTAR, IA32_FMASK", "SDM 5.8.8",
+	  "SYSCALL targets; the hypervisor executes no SYSCALL/SYSRET; writes exit so HC_PIN_MSR can pin them"),
 	PASS(MSR_IA32_FS_BASE, MSR_IA32_GS_BASE, "IA32_FS_BASE, IA32_GS_BASE", "SDM 24.4.1, 24.5",
 	     "switched by VMX (segment base fields); must stay fast"),
 	PASS(MSR_IA32_KERNEL_GS_BASE, MSR_IA32_KERNEL_GS_BASE, "IA32_KERNEL_GS_BASE", "SDM 5.8.8",

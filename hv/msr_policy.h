@@ -47,6 +47,7 @@ const char *msr_act_name(unsigned act, bool write);
 u64 msr_policy_debugctl_allowed(void);
 u64 msr_policy_xss_allowed(void);
 u64 msr_policy_misc_enable_writable(void);
+u64 msr_policy_efer_allowed(void);
 
 /* The exit side (hv/exit_msr.c): forget which MSRs were logged (unit tests). */
 void msr_policy_log_reset(void);

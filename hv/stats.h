@@ -14,6 +14,7 @@ enum stat {
 	STAT_SPP_MISCONFIGS, STAT_EPT_VIOLATIONS, STAT_EMULATED_WRITES, STAT_PAGES_PROTECTED,
 	STAT_SPPT_PAGES, STAT_EVENTS_DROPPED,
 	STAT_DMA_FAULTS, /* ABI 1.1: DMA faults the IOMMU recorded (drivers/vtd.c) */
+	STAT_PIN_DENIED, /* ABI 1.2: guest CR/MSR writes a pin refused (hv/pin.c) */
 	STAT_COUNT
 };
 

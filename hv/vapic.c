@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mm/ept.h"
 #include "mm/guest_mem.h"
+#include "pin.h"
 #include "vapic.h"
 #include "vcpu.h"
 #include "vmcs.h"
@@ -309,6 +310,7 @@ void vapic_check_init(struct percpu *c)
 		/* Not into the guest while another CPU has the world stopped (spp/step.c). */
 		spp_step_park_exit(c);
 		invept(INVEPT_ALL_CONTEXT, 0); /* shootdowns skipped this CPU while it waited */
+		pin_sync(c); /* and so did CR pins (hv/pin.c) */
 		c->nmi_pending = false;
 		vcpu_sipi_state(c, (u8)v);
 		/* An INIT that came after the SIPI: the loop takes it before any guest code runs. */

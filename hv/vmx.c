@@ -14,6 +14,7 @@
 #include "log.h"
 #include "msr_policy.h"
 #include "panic.h"
+#include "pin.h"
 #include "spp/spp.h"
 #include "spp/step.h"
 #include "traps.h"
@@ -198,6 +199,9 @@ static bool setup_controls(struct percpu *c, u64 guest_efer, u64 guest_cr0, u64 
 	 * its own view from the shadows. PE and PG are free with unrestricted guest. */
 	c->cr0_guest_mask = ((k->cr0_fixed0 & ~(CR0_PE | CR0_PG)) | ~k->cr0_fixed1) & 0xffffffffULL;
 	c->cr4_guest_mask = (k->cr4_fixed0 | ~k->cr4_fixed1) & 0xffffffffULL;
+	/* Pinned bits (hv/pin.c) are owned on every vCPU; the shadows below hold the full view. */
+	c->cr0_guest_mask |= pin_cr_mask(0);
+	c->cr4_guest_mask |= pin_cr_mask(4);
 	vmcs_writel(VMCS_CTRL_CR0_MASK, c->cr0_guest_mask);
 	vmcs_writel(VMCS_CTRL_CR0_READ_SHADOW, guest_cr0);
 	vmcs_writel(VMCS_CTRL_CR4_MASK, c->cr4_guest_mask);

@@ -22,6 +22,7 @@
 #include <arch/vmx.h>
 #include "hv/log.h"
 #include "hv/percpu.h"
+#include "hv/pin.h"
 #include "hv/vapic.h"
 #include "hv/vmcs.h"
 #include "hv/vmx.h"
@@ -46,6 +47,10 @@ bool spp_flush_nmi(void)
 	/* The generation is read before the INVEPT: it covers every change made before it. */
 	u64 gen = __atomic_load_n(&flush_gen, __ATOMIC_SEQ_CST);
 	invept_local();
+	/* A CR pin (hv/pin.c) rides on the shootdown: the masks are in place before the ack.
+	 * Safe also when the NMI interrupted root mode: only this CPU writes its CR masks and
+	 * shadows, and a shadow written here holds the guest's view, as any later write does. */
+	pin_sync(c);
 	__atomic_store_n(&flush_ack[c->index], gen, __ATOMIC_SEQ_CST);
 	return true;
 }

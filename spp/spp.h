@@ -70,6 +70,7 @@ void exit_spp(struct percpu *c);
 #define TESSEL_EV_TRACKED   2
 #define TESSEL_EV_DISCARDED 3
 #define TESSEL_EV_DMA       4 /* ABI 1.1: a device's DMA write was refused (spp/dma.c) */
+#define TESSEL_EV_PIN       5 /* ABI 1.2: a guest CR/MSR write a pin refused (hv/pin.c) */
 void spp_post_event(struct percpu *c, u64 gpa, u64 rip, u64 gla, u16 kind, u16 bytes);
 
 #endif

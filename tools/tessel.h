@@ -1,5 +1,5 @@
 /*
- * tessel.h: the public, guest-side view of the Tessel hypercall ABI 1.0 (docs: ABI.md).
+ * tessel.h: the public, guest-side view of the Tessel hypercall ABI 1.2 (docs: ABI.md).
  *
  * This header owns every number a guest needs to talk to Tessel: the CPUID discovery leaves,
  * feature flags, call numbers, status codes, the event-ring layout, the HC_STATS counter order
@@ -26,7 +26,7 @@
 #define TESSEL_SIG_EDX 0x00000000u
 #define TESSEL_SIGNATURE "TesselHV"
 
-#define TESSEL_ABI_VERSION 0x00010001u /* 1.1 */
+#define TESSEL_ABI_VERSION 0x00010002u /* 1.2 */
 #define TESSEL_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
 #define TESSEL_ABI_MINOR(v) ((uint32_t)(v) & 0xffffu)
 #define TESSEL_MIN_MAX_PAGES 512u /* ECX of leaf 0x40000001 is at least this */
@@ -41,7 +41,8 @@
 #define TESSEL_F_EVENTS (1u << 3) /* HC_EVENTS_SETUP is available */
 #define TESSEL_F_TRACK  (1u << 4) /* HC_SPP_SET accepts TESSEL_SPP_TRACK */
 #define TESSEL_F_DMA    (1u << 5) /* 1.1: DMA remapping: device writes into protected pages refused */
-#define TESSEL_F_KNOWN  0x3fu
+#define TESSEL_F_PIN    (1u << 6) /* 1.2: HC_PIN_CR / HC_PIN_MSR (always set in 1.2) */
+#define TESSEL_F_KNOWN  0x7fu
 
 /* ---- Calls (ABI.md section 3) ---- */
 #define HC_NOP          0x00u
@@ -51,6 +52,30 @@
 #define HC_SPP_LOCK     0x12u /* RBX = gfn, RCX = n */
 #define HC_EVENTS_SETUP 0x20u /* RBX = ring GPA, RCX = pages (1-64), RDX = vector (0, 32-255) */
 #define HC_STATS        0x21u /* RBX = buffer GPA, RCX = size; out RBX = full record size */
+#define HC_PIN_CR       0x30u /* 1.2: RBX = CR number (0, 4), RCX = bits; out RBX = pinned mask */
+#define HC_PIN_MSR      0x31u /* 1.2: RBX = MSR index (TESSEL_PIN_MSR_*) */
+
+/* HC_PIN_CR: the bits that may be pinned (ABI.md section 3, 1.2). */
+#define TESSEL_CR0_PE   (1u << 0)
+#define TESSEL_CR0_WP   (1u << 16)
+#define TESSEL_CR0_PG   (1u << 31)
+#define TESSEL_CR4_UMIP (1u << 11)
+#define TESSEL_CR4_SMEP (1u << 20)
+#define TESSEL_CR4_SMAP (1u << 21)
+#define TESSEL_CR4_PKE  (1u << 22)
+#define TESSEL_CR4_CET  (1u << 23)
+#define TESSEL_CR4_PKS  (1u << 24)
+#define TESSEL_PIN_CR0_BITS (TESSEL_CR0_PE | TESSEL_CR0_WP | TESSEL_CR0_PG)
+#define TESSEL_PIN_CR4_BITS (TESSEL_CR4_UMIP | TESSEL_CR4_SMEP | TESSEL_CR4_SMAP | TESSEL_CR4_PKE | \
+			     TESSEL_CR4_CET | TESSEL_CR4_PKS)
+/* HC_PIN_MSR: the MSRs that may be pinned (EFER: only its NXE bit is pinned). */
+#define TESSEL_MSR_SYSENTER_CS  0x174u
+#define TESSEL_MSR_SYSENTER_EIP 0x176u
+#define TESSEL_MSR_EFER         0xc0000080u
+#define TESSEL_MSR_STAR         0xc0000081u
+#define TESSEL_MSR_LSTAR        0xc0000082u
+#define TESSEL_MSR_CSTAR        0xc0000083u
+#define TESSEL_MSR_FMASK        0xc0000084u
 
 #define TESSEL_SPP_TRACK (1u << 0) /* HC_SPP_SET flag: perform and report protected writes */
 #define TESSEL_SPP_ALL_WRITABLE 0xffffffffu /* map value that removes protection from a page */
@@ -72,6 +97,9 @@
 #define TESSEL_EV_TRACKED   2
 #define TESSEL_EV_DISCARDED 3
 #define TESSEL_EV_DMA       4 /* 1.1: gpa = page, gla = PCI source ID, rip = 0, bytes = 0 */
+#define TESSEL_EV_PIN       5 /* 1.2: gpa = value written, gla = TESSEL_EV_PIN_CR(n) / _MSR(idx), bytes = 0 */
+#define TESSEL_EV_PIN_CR(n)    ((uint64_t)(n))
+#define TESSEL_EV_PIN_MSR(idx) (0x100000000ull | (uint32_t)(idx))
 
 struct tessel_event {
 	uint64_t gpa;   /* first protected byte the write touched */
@@ -120,8 +148,10 @@ enum tessel_stat {
 	TESSEL_STAT_SPPT_PAGES,
 	TESSEL_STAT_EVENTS_DROPPED,
 	TESSEL_STAT_DMA_FAULTS, /* 1.1 */
-	TESSEL_STAT_COUNT_1_1 /* counters defined by ABI 1.1 */
+	TESSEL_STAT_PIN_DENIED, /* 1.2: guest CR/MSR writes refused by a pin */
+	TESSEL_STAT_COUNT_1_2 /* counters defined by ABI 1.2 */
 };
+#define TESSEL_STAT_COUNT_1_1 12 /* counters defined by ABI 1.1 */
 #define TESSEL_STAT_COUNT_1_0 11 /* counters defined by ABI 1.0 */
 
 /* ---- The hypervisor region, published by the loader as a UEFI configuration table ---- */
@@ -224,6 +254,22 @@ static inline int64_t tessel_spp_lock(uint64_t gfn, uint64_t n)
 static inline int64_t tessel_events_setup(uint64_t ring_gpa, uint64_t pages, uint64_t vector)
 {
 	return tessel_vmcall(HC_EVENTS_SETUP, ring_gpa, pages, vector, 0, (struct tessel_hc_out *)0);
+}
+
+/* HC_PIN_CR: pins `bits` of CR`cr`; *pinned receives the whole pinned mask of that register. */
+static inline int64_t tessel_pin_cr(uint64_t cr, uint64_t bits, uint64_t *pinned)
+{
+	struct tessel_hc_out o = { 0, 0, 0 };
+	int64_t st = tessel_vmcall(HC_PIN_CR, cr, bits, 0, 0, &o);
+	if (st == 0 && pinned)
+		*pinned = o.rbx;
+	return st;
+}
+
+/* HC_PIN_MSR: pins the calling vCPU's current value of `msr` (EFER: its NXE bit). */
+static inline int64_t tessel_pin_msr(uint64_t msr)
+{
+	return tessel_vmcall(HC_PIN_MSR, msr, 0, 0, 0, (struct tessel_hc_out *)0);
 }
 
 /* Fills min(size, record) bytes at buf_gpa; *full_size receives the full record size. */

@@ -41,6 +41,7 @@
 #define CR4_SMAP       (1ULL << 21)
 #define CR4_PKE        (1ULL << 22)
 #define CR4_CET        (1ULL << 23)
+#define CR4_PKS        (1ULL << 24)
 
 /* Figure 2-5: RFLAGS */
 #define RFLAGS_CF   (1ULL << 0)

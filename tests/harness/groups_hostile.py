@@ -200,3 +200,27 @@ HOSTILE_GROUPS.append(dict(
             ('the core took the PM1 registers', S3_LOG['core']),
             ('the S3 request is refused on the log', S3_LOG['refused'])],
     reject=HOSTILE_REJECT))
+
+# ---- ABI 1.2: control-register and MSR pinning (tests/guest/hostile_pin.c, hv/pin.c) ----
+# The guest pins CR0.WP, CR4.SMEP, IA32_LSTAR and EFER.NXE, then tries to undo them on the BSP,
+# on the AP under MP services (running when the pins were made) and on the AP after an
+# INIT-SIPI into real mode (INIT disarms, setting re-arms). Hardware SPP (Ice Lake) and
+# software SPP (Skylake): pinning does not depend on the SPP mechanism.
+PIN_LOG = {
+    'cr': r'pin: guest write 0x[0-9a-f]+ to CR0 at rip 0x[0-9a-f]+ would clear pinned bits: kept set',
+    'msr': r'pin: guest WRMSR 0xc0000082 value 0xffffffff8badc000 at rip 0x[0-9a-f]+ refused \(pinned\)',
+}
+
+
+def _pin(name, model):
+    return dict(name=name, emu='bochs', model=model, cpus=2,
+                cfg=cfg('# hostile: CR and MSR pinning (ABI 1.2)', 'next=\\tests\\hostile_pin.efi'),
+                tap=True, timeout=300,
+                expect=[('hypervisor started', _P['started']),
+                        ('a refused CR0 write is logged', PIN_LOG['cr']),
+                        ('a refused LSTAR write is logged', PIN_LOG['msr'])],
+                reject=HOSTILE_REJECT)
+
+
+HOSTILE_GROUPS.append(_pin('pin-icelake', 'corei7_icelake_u'))
+HOSTILE_GROUPS.append(_pin('pin-skylake', 'corei7_skylake_x'))

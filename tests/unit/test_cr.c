@@ -20,6 +20,7 @@
 #include <tessel/bootinfo.h>
 #include "hv/exit.h"
 #include "hv/percpu.h"
+#include "hv/vcpu.h"
 #include "hv/vmcs.h"
 #include "hv/vmx_caps.h"
 #include "mm/memmap.h"
@@ -170,12 +171,34 @@ static void test_pae_pdptes(void **state)
 	assert_true(mov_to_cr(0, CR0_PE | CR0_ET | CR0_PG));
 }
 
+/* LMSW and CLTS change bits 3:0 of CR0; every other bit is the guest's view, which for the
+ * bits the guest owns is in the real register, not in the read shadow (the guest changes them
+ * without an exit, SDM 25.3). Here the hypervisor owns PE (as without unrestricted guest, or
+ * with CR0.PE pinned) and TS, so LMSW and CLTS exit; the guest had set WP and AM since the
+ * last exit: both must survive. */
+static void test_lmsw_clts_keep_guest_bits(void **state)
+{
+	(void)state;
+	set_mode(CR0_PE | CR0_ET | CR0_TS, 0, 0, false);
+	cpu.cr0_guest_mask = CR0_NE | CR0_PE | CR0_TS;
+	fake_vmcs_set(VMCS_GUEST_CR0, fake_vmcs_get(VMCS_GUEST_CR0) | CR0_WP | CR0_AM); /* no exit */
+	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
+	fake_vmcs_set(VMCS_RO_EXIT_QUALIFICATION, 0 | (3u << 4) | ((u64)(CR0_PE | CR0_MP | CR0_TS) << 16)); /* LMSW */
+	exit_cr_access(&cpu);
+	assert_int_equal(vcpu_guest_cr0(&cpu), CR0_PE | CR0_ET | CR0_TS | CR0_MP | CR0_WP | CR0_AM);
+	fake_vmcs_set(VMCS_RO_EXIT_QUALIFICATION, 0 | (2u << 4)); /* CLTS */
+	exit_cr_access(&cpu);
+	assert_int_equal(vcpu_guest_cr0(&cpu), CR0_PE | CR0_ET | CR0_MP | CR0_WP | CR0_AM);
+	assert_false(fake_vmcs_get(VMCS_CTRL_ENTRY_INTR_INFO) & INTR_INFO_VALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_long_mode_cr4, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cr0_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pae_pdptes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lmsw_clts_keep_guest_bits, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("cr", tests, NULL, NULL);
 }

@@ -250,7 +250,8 @@ static void test_cpuid_policy(void **state)
 
 	regs.gpr[GPR_AX] = 0x40000001;
 	exit_cpuid(&cpu);
-	assert_int_equal(regs.gpr[GPR_AX], 0x00010001); /* ABI 1.1 */
+	assert_int_equal(regs.gpr[GPR_AX], 0x00010002); /* ABI 1.2 */
+	assert_true(regs.gpr[GPR_BX] & (1u << 6)); /* TESSEL_F_PIN: always in 1.2 */
 	assert_true(regs.gpr[GPR_CX] >= 512);
 
 	for (u32 leaf = 0x40000002; leaf < 0x40000010; leaf++) {

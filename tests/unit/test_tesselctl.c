@@ -419,11 +419,11 @@ static void test_flags(void **state)
 	assert_string_equal(s, "SPP_HW LOCK EVENTS TRACK");
 	tc_flags_str(TESSEL_F_SPP_SW, s, sizeof(s));
 	assert_string_equal(s, "SPP_SW");
-	tc_flags_str(TESSEL_F_KNOWN | (1u << 6) | (1u << 31), s, sizeof(s));
-	assert_string_equal(s, "SPP_HW SPP_SW LOCK EVENTS TRACK DMA bit6 bit31");
+	tc_flags_str(TESSEL_F_KNOWN | (1u << 7) | (1u << 31), s, sizeof(s));
+	assert_string_equal(s, "SPP_HW SPP_SW LOCK EVENTS TRACK DMA PIN bit7 bit31");
 	/* a short buffer is terminated, and the return value is the full length */
 	char t[8];
-	assert_int_equal(tc_flags_str(TESSEL_F_KNOWN, t, sizeof(t)), (int)strlen("SPP_HW SPP_SW LOCK EVENTS TRACK DMA"));
+	assert_int_equal(tc_flags_str(TESSEL_F_KNOWN, t, sizeof(t)), (int)strlen("SPP_HW SPP_SW LOCK EVENTS TRACK DMA PIN"));
 	assert_string_equal(t, "SPP_HW ");
 }
 
@@ -432,11 +432,12 @@ static void test_stat_names(void **state)
 	(void)state;
 	static const char *const want[] = { "exits", "hypercalls", "spp_denied", "spp_tracked", "spp_misses",
 					    "spp_misconfigs", "ept_violations", "emulated_writes",
-					    "pages_protected", "sppt_pages", "events_dropped", "dma_faults" };
-	assert_int_equal(sizeof(want) / sizeof(want[0]), TESSEL_STAT_COUNT_1_1);
-	for (unsigned i = 0; i < TESSEL_STAT_COUNT_1_1; i++)
+					    "pages_protected", "sppt_pages", "events_dropped", "dma_faults",
+					    "pin_denied" };
+	assert_int_equal(sizeof(want) / sizeof(want[0]), TESSEL_STAT_COUNT_1_2);
+	for (unsigned i = 0; i < TESSEL_STAT_COUNT_1_2; i++)
 		assert_string_equal(tc_stat_name(i), want[i]);
-	assert_null(tc_stat_name(12));
+	assert_null(tc_stat_name(13));
 	assert_null(tc_stat_name(1000));
 }
 

@@ -373,7 +373,7 @@ int tc_status_str(enum tc_call call, int64_t st, char *buf, size_t n)
 
 int tc_flags_str(uint32_t flags, char *buf, size_t n)
 {
-	static const char *const names[] = { "SPP_HW", "SPP_SW", "LOCK", "EVENTS", "TRACK", "DMA" };
+	static const char *const names[] = { "SPP_HW", "SPP_SW", "LOCK", "EVENTS", "TRACK", "DMA", "PIN" };
 	size_t len = 0;
 	if (n)
 		buf[0] = 0;
@@ -392,7 +392,7 @@ int tc_flags_str(uint32_t flags, char *buf, size_t n)
 
 const char *tc_stat_name(unsigned i)
 {
-	static const char *const names[TESSEL_STAT_COUNT_1_1] = {
+	static const char *const names[TESSEL_STAT_COUNT_1_2] = {
 		[TESSEL_STAT_EXITS] = "exits",
 		[TESSEL_STAT_HYPERCALLS] = "hypercalls",
 		[TESSEL_STAT_SPP_DENIED] = "spp_denied",
@@ -405,8 +405,9 @@ const char *tc_stat_name(unsigned i)
 		[TESSEL_STAT_SPPT_PAGES] = "sppt_pages",
 		[TESSEL_STAT_EVENTS_DROPPED] = "events_dropped",
 		[TESSEL_STAT_DMA_FAULTS] = "dma_faults",
+		[TESSEL_STAT_PIN_DENIED] = "pin_denied",
 	};
-	return i < TESSEL_STAT_COUNT_1_1 ? names[i] : 0;
+	return i < TESSEL_STAT_COUNT_1_2 ? names[i] : 0;
 }
 
 const char *tc_usage(void)
