@@ -194,8 +194,13 @@ static u64 retype_table(struct ept *ept, u64 *tab, int level, u64 base, const st
 		bool leaf = level == 1 || (e & EPT_LARGE);
 		u8 t;
 
-		if (!(e & EPT_RWX))
+		if (!(e & EPT_RWX)) {
+			u64 *pt = ept_pending_table(ept, &tab[i]);
+
+			if (pt && level > 1) /* split, linked after the shootdown (below) */
+				changed += retype_table(ept, pt, level - 1, a, s);
 			continue;
+		}
 		if (!leaf) {
 			changed += retype_table(ept, hpa_to_ptr(hpa(e & EPT_ADDR_MASK)), level - 1, a, s);
 			continue;
@@ -204,8 +209,11 @@ static u64 retype_table(struct ept *ept, u64 *tab, int level, u64 base, const st
 			continue; /* the 0xFF page, or nothing of ours */
 		if (!mtrr_range_uniform(s, a, sz, &t)) {
 			if (level > 1 && ept_split(ept, a, level - 1) == 0) {
+				u64 *pt = ept_pending_table(ept, &tab[i]);
+
 				changed++;
-				changed += retype_table(ept, hpa_to_ptr(hpa(tab[i] & EPT_ADDR_MASK)), level - 1, a, s);
+				changed += retype_table(ept, pt ? pt : hpa_to_ptr(hpa(tab[i] & EPT_ADDR_MASK)),
+							level - 1, a, s);
 				continue;
 			}
 			if (g.warned++ < 4)
@@ -245,6 +253,13 @@ int mtrr_guest_write(u32 msr, u64 val)
 			 * large leaf of the old type: link its table back and retype it too. */
 			ept_merge_cancel(g.ept);
 			changed = retype_table(g.ept, hpa_to_ptr(g.ept->pml4), 4, 0, &g.applied);
+			/* Splits that broke before making (mm/ept.h ept_split, ept->bbm): linked
+			 * only after every CPU has invalidated; the lock is held throughout, so
+			 * what is finished here was unlinked before this shootdown started. */
+			if (g.ept->npending) {
+				spp_flush_all_cpus();
+				ept_merge_finish(g.ept);
+			}
 			spin_unlock(&g.ept->lock);
 		}
 	}
