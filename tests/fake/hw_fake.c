@@ -456,8 +456,9 @@ __asm__(".pushsection .rodata\n"
 	"fake_entry_jne: .skip 2\n"
 	"vmx_entry_resume: .skip 3\n"
 	".skip 16\n"
-	/* hv/traps.c: no exception-table entries and no stubs on the host */
-	".globl __ex_table_start, __ex_table_end, trap_stubs\n"
+	/* hv/traps.c: no exception-table entries and no stubs on the host (weak: the tests
+	 * that include profile_setup.h define their own) */
+	".weak __ex_table_start, __ex_table_end, trap_stubs\n"
 	"__ex_table_start:\n"
 	"__ex_table_end:\n"
 	".balign 8\n"
