@@ -248,6 +248,10 @@ int mtrr_guest_write(u32 msr, u64 val)
 	if (s.enabled && memcmp(&s, &g.applied, sizeof(s)) != 0) {
 		g.applied = s;
 		if (g.ept && g.ept->pml4.v) {
+			/* Every shootdown runs under spp.lock (spp/flush.c keeps one at a time), and
+			 * holding it here also keeps out a single-step's stop-the-world (spp/step.c)
+			 * while this CPU holds the EPT lock. Order: g.lock, spp.lock, ept->lock. */
+			spin_lock(&spp.lock);
 			spin_lock(&g.ept->lock);
 			/* A merge unlinked meanwhile (spp/spp.c reclaim_tables) would install a
 			 * large leaf of the old type: link its table back and retype it too. */
@@ -261,10 +265,11 @@ int mtrr_guest_write(u32 msr, u64 val)
 				ept_merge_finish(g.ept);
 			}
 			spin_unlock(&g.ept->lock);
+			if (changed)
+				spp_flush_all_cpus(); /* SDM 28.4.3: cached translations carry the old types */
+			spin_unlock(&spp.lock);
 		}
 	}
 	spin_unlock(&g.lock);
-	if (changed)
-		spp_flush_all_cpus(); /* SDM 28.4.3: cached translations carry the old types */
 	return 0;
 }

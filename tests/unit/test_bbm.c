@@ -18,7 +18,8 @@
  *   - with a processor that has PSCHANGE_MC_NO, the split keeps its fast path: the leaf is
  *     never seen not present and the call makes one shootdown, not two;
  *   - a guest MTRR write that splits a 2 MiB leaf (new page size and new memory type) on an
- *     affected processor: the same ordering;
+ *     affected processor: the same ordering, and its shootdowns run under spp.lock like
+ *     every other (spp/flush.c keeps one shootdown's bookkeeping at a time);
  *   - the erratum rule (hv/features.c vmx_pschange_mc_affected) over CPUID and
  *     IA32_ARCH_CAPABILITIES.
  */
@@ -90,6 +91,7 @@ static struct {
 	u64 not_present;         /* walks that found the range unlinked */
 	u64 not_present_unpending; /* ... without a pending change covering it (would not retry) */
 	u32 invept_by_cpu0;
+	u32 shootdown_unlocked;  /* cpu0 INVEPTs (shootdowns) without spp.lock held */
 	bool nmi_pending;        /* sent to cpu1, not yet taken */
 	bool armed;
 	u64 mt_seen_mask;        /* memory types walks found (bit per type) */
@@ -161,8 +163,13 @@ static void invept_hook(void)
 	cpu1_runs(); /* cpu1 goes on until the very moment of the invalidation */
 	m.tlb[c].n = 0;
 	m.inv_seq[c] = ++m.seq;
-	if (c == 0)
+	if (c == 0) {
 		m.invept_by_cpu0++;
+		/* spp/flush.c: one shootdown at a time, under spp.lock (its bookkeeping and the
+		 * pending EPT changes it finishes depend on that). */
+		if (!__atomic_load_n(&spp.lock.locked, __ATOMIC_SEQ_CST))
+			m.shootdown_unlocked++;
+	}
 }
 
 static void mmio_hook(u64 addr, u32 v)
@@ -320,6 +327,7 @@ static void test_affected_split_merge(void **state)
 		assert_int_equal(level_at(PAGE_P), 1);
 		check_ordering("split");
 		assert_true(m.not_present > 0); /* cpu1 did run into the unlinked block */
+		assert_int_equal(m.shootdown_unlocked, 0);
 		assert_int_equal(ept.npending, 0);
 
 		model_start(PAGE_SIZE);
@@ -452,6 +460,10 @@ static void test_affected_mtrr_split(void **state)
 	assert_int_equal((*ept_leaf(&ept, PAGE_Q, NULL) >> EPT_MT_SHIFT) & 7, MT_WB);
 	assert_int_equal(ept.npending, 0);
 	check_ordering("MTRR split");
+	assert_true(m.invept_by_cpu0 >= 2); /* the split's shootdown and the retype's */
+	if (m.shootdown_unlocked)
+		fail_msg("%u of %u shootdowns of the MTRR write ran without spp.lock", m.shootdown_unlocked,
+			 m.invept_by_cpu0);
 }
 
 /* ---- the erratum rule ---- */
