@@ -6,8 +6,9 @@
  *
  * Retyping the EPT: every leaf that maps its own address (identity) and does not ignore the
  * guest PAT gets the type mtrr_range_uniform() gives its range; where the range is no longer
- * uniform the leaf is split (ept_split, which keeps permissions, so no translation changes)
- * and its parts retyped. The region's 0xFF pages (IPAT = 1, not identity) are left alone.
+ * uniform the leaf is split (ept_split, which keeps permissions, so no translation changes;
+ * where page-size changes break before make, the new table is retyped while unlinked and
+ * linked after a shootdown) and its parts retyped. The region's 0xFF pages (IPAT = 1, not identity) are left alone.
  * Permissions, the SPP bit and accessed/dirty flags are kept. Should a split find no memory,
  * the leaf becomes UC (the type that is never wrong for correctness, only slower), with a
  * rate-limited warning. Split tables are not merged back when types become uniform again:
@@ -208,6 +209,12 @@ static u64 retype_table(struct ept *ept, u64 *tab, int level, u64 base, const st
 		if ((e & EPT_IGNORE_PAT) || (e & EPT_ADDR_MASK) != a)
 			continue; /* the 0xFF page, or nothing of ours */
 		if (!mtrr_range_uniform(s, a, sz, &t)) {
+			/* Splits that break before make wait for one shootdown together; when
+			 * their list is full, that shootdown comes now (spp.lock is held). */
+			if (level > 1 && ept->bbm && ept->npending == EPT_MERGE_MAX) {
+				spp_flush_all_cpus();
+				ept_merge_finish(ept);
+			}
 			if (level > 1 && ept_split(ept, a, level - 1) == 0) {
 				u64 *pt = ept_pending_table(ept, &tab[i]);
 

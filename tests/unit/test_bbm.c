@@ -466,6 +466,36 @@ static void test_affected_mtrr_split(void **state)
 			 m.invept_by_cpu0);
 }
 
+/* One MTRR write that makes 64 2 MiB leaves non-uniform (a mask that repeats the range in
+ * every block of 128 MiB): more splits than wait for one shootdown (EPT_MERGE_MAX); each is
+ * still made, none falls back to UC for the whole block. */
+static void test_affected_mtrr_many_splits(void **state)
+{
+	(void)state;
+	struct mtrr_state boot = mtrr;
+	const u64 base = 8 * GiB, amask = ((1ULL << PHYS_BITS) - 1) & ~0xfffULL;
+	const u64 mask = (amask & ~(MiB(128) - 1)) | (SZ_2M - PAGE_SIZE); /* bits 12-20, 27+ */
+
+	boot.var_count = 2;
+	fake_msr_set(MSR_IA32_MTRRCAP, 2);
+	mtrr_guest_init(&boot, &ept);
+	assert_int_equal(mtrr_guest_write(MSR_IA32_MTRR_PHYSBASE0, (base + 0x5000) | MT_UC), 0);
+	assert_int_equal(mtrr_guest_write(MSR_IA32_MTRR_PHYSMASK0, mask | MTRR_PHYSMASK_VALID), 0);
+	assert_int_equal(ept.npending, 0);
+	for (u64 b = 0; b < 64; b++) {
+		u64 a = base + b * SZ_2M;
+		int level;
+		u64 *e = ept_leaf(&ept, a + 0x5000, &level);
+
+		assert_non_null(e);
+		if (level != 1 || ((*e >> EPT_MT_SHIFT) & 7) != MT_UC)
+			fail_msg("block %llu: level %d type %llu, expected a 4 KiB UC leaf", (unsigned long long)b, level,
+				 (unsigned long long)((*e >> EPT_MT_SHIFT) & 7));
+		e = ept_leaf(&ept, a + 0x6000, &level);
+		assert_int_equal((*e >> EPT_MT_SHIFT) & 7, MT_WB);
+	}
+}
+
 /* ---- the erratum rule ---- */
 
 static void cpu_is(const char vendor[12], u32 max, u32 fms, bool has_arch_cap)
@@ -521,6 +551,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_violation_while_unlinked, setup_hw_bbm, teardown),
 		cmocka_unit_test_setup_teardown(test_split_from_1g_pending, setup_hw_bbm, teardown),
 		cmocka_unit_test_setup_teardown(test_affected_mtrr_split, setup_hw_bbm, teardown),
+		cmocka_unit_test_setup_teardown(test_affected_mtrr_many_splits, setup_hw_bbm, teardown),
 		cmocka_unit_test(test_erratum_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
