@@ -29,6 +29,7 @@ static const char *const config_no_vmx_names[] = { "continue", "stop" };
 static const char *const config_sppt_names[] = { "eager", "lazy" };
 static const char *const config_check_names[] = { "off", "entry" };
 static const char *const config_iommu_names[] = { "auto", "on", "off" };
+static const char *const config_ept_bbm_names[] = { "auto", "on", "off" };
 
 BUILD_BUG_ON(ARRAY_SIZE(config_spp_names) != CFG_SPP_OFF + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_log_names) != CFG_LOG_DEBUG + 1);
@@ -36,6 +37,7 @@ BUILD_BUG_ON(ARRAY_SIZE(config_no_vmx_names) != CFG_NO_VMX_STOP + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_sppt_names) != CFG_SPPT_LAZY + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_check_names) != CFG_CHECK_ENTRY + 1);
 BUILD_BUG_ON(ARRAY_SIZE(config_iommu_names) != CFG_IOMMU_OFF + 1);
+BUILD_BUG_ON(ARRAY_SIZE(config_ept_bbm_names) != CFG_EPT_BBM_OFF + 1);
 BUILD_BUG_ON(CONFIG_VALUE_MAX >= CFG_NEXT_MAX);
 
 #define CONFIG_ENUM_KEY(n, field, names) \
@@ -51,6 +53,7 @@ static const struct config_key config_keys[] = {
 	CONFIG_ENUM_KEY("sppt", sppt, config_sppt_names),
 	CONFIG_ENUM_KEY("check", check, config_check_names),
 	CONFIG_ENUM_KEY("iommu", iommu, config_iommu_names),
+	CONFIG_ENUM_KEY("ept_bbm", ept_bbm, config_ept_bbm_names),
 };
 #define CONFIG_NKEYS ARRAY_SIZE(config_keys)
 
@@ -473,7 +476,7 @@ void config_defaults(struct tessel_config *cfg)
 	cfg->no_vmx = CFG_NO_VMX_CONTINUE;
 	cfg->sppt = CFG_SPPT_EAGER;
 	cfg->check = CFG_CHECK_OFF;
-	cfg->pad = 0;
+	cfg->ept_bbm = CFG_EPT_BBM_AUTO;
 	cfg->iommu = CFG_IOMMU_AUTO;
 	cfg->pad2 = 0;
 }

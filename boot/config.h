@@ -14,7 +14,7 @@
 #define CONFIG_ERR_MAX 256   /* holds any whole error message when the source name is <= 100 bytes */
 #define CONFIG_FORMAT_MAX 384 /* a buffer this large always holds config_format's line */
 
-/* Fill *cfg with the defaults: next="" spp=auto log=info heap=32 no_vmx=continue sppt=eager iommu=auto. */
+/* Fill *cfg with the defaults: next="" spp=auto log=info heap=32 no_vmx=continue sppt=eager iommu=auto ept_bbm=auto. */
 void config_defaults(struct tessel_config *cfg);
 
 /*

@@ -362,6 +362,10 @@ static int hide_registers(struct ept *ept)
 		for (u64 a = du->reg_base; a < du->reg_base + du->reg_size; a += PAGE_SIZE) {
 			spin_lock(&ept->lock);
 			int r = ept_split(ept, a, 1);
+			/* A split that breaks before make (ept->bbm) waits for a shootdown; no
+			 * processor runs as a guest yet, so none is owed: link it now. */
+			if (ept->npending)
+				ept_merge_finish(ept);
 			int level = 0;
 			u64 *leaf = r ? NULL : ept_leaf(ept, a, &level);
 			if (leaf && level == 1) /* R+X, WB, IPAT: the same kind of leaf as the region's */

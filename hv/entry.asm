@@ -10,7 +10,10 @@ section .text
 
 extern vmx_handle_exit
 extern vmx_entry_failed
+extern vmx_entry_kicked
 global vmx_exit_entry
+global vmx_entry_check
+global vmx_entry_resume
 global vmx_launch
 global vmx_launch_abort
 global vmx_leave_to
@@ -34,6 +37,7 @@ vmx_exit_entry:
 	push rax
 	mov rdi, rsp
 	call vmx_handle_exit
+vmx_entry_pop:
 	pop rax
 	pop rcx
 	pop rdx
@@ -50,11 +54,41 @@ vmx_exit_entry:
 	pop r13
 	pop r14
 	pop r15
+	; The last check before VM entry (hv/exit.c nmi_entry_rewind): an NMI that left a
+	; request set entry_kick (struct percpu, offset 8), and one that interrupts the
+	; instructions from here up to VMRESUME returns to this test.
+vmx_entry_check:
+	cmp dword [gs:8], 0
+	jne vmx_entry_kick
+vmx_entry_resume:
 	vmresume
 	; VMRESUME failed: RFLAGS.CF/ZF say how; the C side reads the VM-instruction error.
 	sub rsp, 128
 	mov rdi, rsp
 	call vmx_entry_failed	; does not return
+
+; A request arrived after the exit path last looked: save the guest's registers again,
+; serve it (vmx_entry_kicked clears entry_kick first), and test again.
+vmx_entry_kick:
+	push r15
+	push r14
+	push r13
+	push r12
+	push r11
+	push r10
+	push r9
+	push r8
+	push rdi
+	push rsi
+	push rbp
+	sub rsp, 8		; GPR_SP slot
+	push rbx
+	push rdx
+	push rcx
+	push rax
+	mov rdi, rsp
+	call vmx_entry_kicked
+	jmp vmx_entry_pop
 
 ; int vmx_launch(struct launch_jmp *j): records the caller's callee-saved registers, stack
 ; and return address in *j, then VMLAUNCH. Returns 0 if VMLAUNCH failed (VMfail); returns

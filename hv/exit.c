@@ -31,6 +31,40 @@ void nmi_arrived(struct percpu *c)
 	spp_step_pause_nmi();
 	if (guest)
 		c->nmi_pending = true;
+	/* After the nmi_pending store: the entry path clears entry_kick before it reads the
+	 * requests (vmx_entry_requests), so it sees either the request or the kick. */
+	if (c->nmi_pending || __atomic_load_n(&c->vinit_pending, __ATOMIC_SEQ_CST))
+		__atomic_store_n(&c->entry_kick, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The last check before VM entry. A request for this vCPU (an NMI for the guest, an INIT)
+ * comes with an NMI; one taken in root mode is remembered by nmi_arrived(), and the exit
+ * path serves what is pending before it enters the guest. An NMI after that check and
+ * before VMRESUME would leave the request waiting for the next VM exit, which a guest
+ * spinning without exits never makes. NMIs cannot be masked in root mode, so instead:
+ *
+ *   - the exit path clears entry_kick, then checks the requests (vmx_entry_requests);
+ *   - hv/entry.asm, with the guest's registers loaded, tests entry_kick (%gs:8) at
+ *     vmx_entry_check and executes VMRESUME at vmx_entry_resume; if it is set it saves the
+ *     registers again, calls vmx_entry_kicked() (which clears it and serves the requests)
+ *     and comes back to the test;
+ *   - the NMI handler, after leaving a request, sets entry_kick and, if it interrupted
+ *     the instructions from the test up to and including VMRESUME (which has not executed
+ *     when its address is the interrupted RIP), moves the return RIP back to the test.
+ *
+ * So an NMI before the test is seen by the test, and one at the test, at the branch or
+ * at VMRESUME makes the test run again; after VMRESUME the NMI is a VM exit. No VMCS
+ * field is written from NMI context and nothing depends on optional VMX controls (a
+ * VMX-preemption timer of 0 would also force an exit, but spp/step.c owns the timer and
+ * not every processor or nested hypervisor offers it).
+ */
+u64 nmi_entry_rewind(struct percpu *c, u64 rip)
+{
+	if (__atomic_load_n(&c->entry_kick, __ATOMIC_SEQ_CST) && rip >= (u64)(uintptr_t)vmx_entry_check &&
+	    rip <= (u64)(uintptr_t)vmx_entry_resume)
+		return (u64)(uintptr_t)vmx_entry_check;
+	return rip;
 }
 
 static void exit_exception_nmi(struct percpu *c)
@@ -155,6 +189,29 @@ static void deliver_events(struct percpu *c)
 	c->nmi_pending = false;
 }
 
+/* The requests served before every VM entry (see nmi_entry_rewind above). */
+static void vmx_entry_requests(struct percpu *c, bool during_delivery)
+{
+	__atomic_store_n(&c->entry_kick, 0, __ATOMIC_SEQ_CST);
+	/* Not while a step is in progress: this vCPU stopped the world and must end the step
+	 * (at its next exit) before it can wait for a SIPI, or every CPU would wait for ever. */
+	if (unlikely(__atomic_load_n(&c->vinit_pending, __ATOMIC_SEQ_CST)) && !c->step)
+		vapic_check_init(c);
+	/* IDT-vectoring information can only be valid for exits that occur during event
+	 * delivery (SDM 27.2.4); instruction exits such as VMCALL and CPUID skip the VMREAD. */
+	if (unlikely(c->nmi_pending || c->pending_vector) || during_delivery)
+		deliver_events(c);
+}
+
+void vmx_entry_kicked(struct guest_regs *regs)
+{
+	struct percpu *c = this_cpu();
+	c->regs = regs;
+	vmx_entry_requests(c, false); /* the exit's own events were handled by vmx_handle_exit */
+	if (unlikely(entry_check_enabled))
+		entry_check_before_entry(c, "VMRESUME");
+}
+
 void vmx_handle_exit(struct guest_regs *regs)
 {
 	struct percpu *c = this_cpu();
@@ -193,14 +250,7 @@ void vmx_handle_exit(struct guest_regs *regs)
 	}
 	h(c);
 out:
-	/* Not while a step is in progress: this vCPU stopped the world and must end the step
-	 * (at its next exit) before it can wait for a SIPI, or every CPU would wait for ever. */
-	if (unlikely(c->vinit_pending) && !c->step)
-		vapic_check_init(c);
-	/* IDT-vectoring information can only be valid for exits that occur during event
-	 * delivery (SDM 27.2.4); instruction exits such as VMCALL and CPUID skip the VMREAD. */
-	if (unlikely(c->nmi_pending || c->pending_vector) || exit_during_delivery(c->exit_reason))
-		deliver_events(c);
+	vmx_entry_requests(c, exit_during_delivery(c->exit_reason));
 check:
 	/* check=entry: every handler's changes to guest state and controls meet the checks a
 	 * real processor makes on VMRESUME (hv/entry_check.c). */

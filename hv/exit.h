@@ -38,5 +38,13 @@ extern void (*first_entry_failed_hook)(struct percpu *c, u32 reason);
 /* An NMI reached this CPU (by NMI exit or in root mode): serve the hypervisor's own requests
  * carried by NMIs (shootdown, stop-the-world, INIT kick); otherwise it is the guest's. */
 void nmi_arrived(struct percpu *c);
+/* For the root-mode NMI handler (hv/traps.c): the RIP to return to, moved back to
+ * vmx_entry_check when the NMI left a request and interrupted the last check before VM
+ * entry (hv/exit.c explains). */
+u64 nmi_entry_rewind(struct percpu *c, u64 rip);
+/* hv/entry.asm: the test of entry_kick and the VMRESUME instruction. */
+extern const char vmx_entry_check[], vmx_entry_resume[];
+/* hv/entry.asm calls it when entry_kick was set: serves the requests and returns. */
+void vmx_entry_kicked(struct guest_regs *regs);
 
 #endif

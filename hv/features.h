@@ -4,4 +4,6 @@
 #include <tessel/types.h>
 u32 tessel_features(void);
 void tessel_features_set(u32 flags);
+/* Can a page-size change make an instruction fetch raise a machine check (features.c)? */
+bool vmx_pschange_mc_affected(void);
 #endif

@@ -179,6 +179,16 @@ static s64 core_init(struct tessel_boot_info *bi)
 		r = iommu_hide_registers(&guest_ept);
 	if (r)
 		return r;
+	/* From here on every page-size change of the EPT may meet another CPU's cached
+	 * translations (until now no processor has used it: the splits above, vapic_init's and
+	 * iommu_hide_registers', are made in place): break before make where the processor has
+	 * the machine-check erratum (mm/ept.h ept_split, docs/HARDWARE.md). */
+	bool affected = vmx_pschange_mc_affected();
+	guest_ept.bbm = bi->config.ept_bbm == CFG_EPT_BBM_ON ||
+			(bi->config.ept_bbm == CFG_EPT_BBM_AUTO && affected);
+	log_info("EPT page-size changes: %s (machine check on page-size change: %s%s)",
+		 guest_ept.bbm ? "break before make" : "in place", affected ? "affected" : "not affected",
+		 bi->config.ept_bbm == CFG_EPT_BBM_AUTO ? "" : "; set by ept_bbm");
 	log_info("core ready: %llu of %llu region pages free", (unsigned long long)pmm_free_count(),
 		 (unsigned long long)pmm_total_count());
 	return 0;

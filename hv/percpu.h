@@ -49,6 +49,10 @@ struct launch_jmp { u64 rbx, rbp, r12, r13, r14, r15, rsp, rip; };
 
 struct percpu {
 	struct percpu *self;         /* must be first: read through %gs:0 */
+	/* Set by the root-mode NMI handler when it leaves a request for this vCPU (an NMI to
+	 * deliver, an INIT); read by hv/entry.asm as %gs:8 just before VMRESUME (hv/exit.c,
+	 * "the last check before VM entry"). Must stay at offset 8. */
+	volatile u32 entry_kick;
 	u32 index;                   /* 0 .. cpu_count-1, the loader's processor number */
 	u32 apic_id;
 	struct guest_regs *regs;     /* the guest's registers during an exit */
@@ -75,6 +79,8 @@ struct percpu {
 	bool entered;                /* the first VM entry succeeded (a VM exit other than entry failure) */
 	struct launch_jmp launch_jmp;
 };
+
+_Static_assert(__builtin_offsetof(struct percpu, entry_kick) == 8, "hv/entry.asm reads entry_kick at %gs:8");
 
 extern struct percpu *percpu_array[TESSEL_MAX_CPUS];
 extern u32 percpu_count;

@@ -40,7 +40,9 @@ u64 extable_lookup(u64 rip)
 void trap_handler(struct trap_frame *f)
 {
 	if (f->vector == VEC_NMI) {
-		nmi_arrived(this_cpu());
+		struct percpu *c = this_cpu();
+		nmi_arrived(c);
+		f->rip = nmi_entry_rewind(c, f->rip); /* on the way into the guest: check again */
 		return;
 	}
 	u64 fixup = extable_lookup(f->rip);

@@ -136,9 +136,13 @@ int ept_build_identity(struct ept *ept, const struct ept_params *p)
 
 void ept_destroy(struct ept *ept)
 {
-	/* Unlinked tables are unreachable from the root: free them, not their entries' targets
-	 * (leaves only: a merge needs 512 leaves). */
+	/* Unlinked tables are unreachable from the root: free them. A merge's table holds
+	 * leaves only; a split's may hold the tables it split further down. */
 	for (u32 i = 0; i < ept->npending; i++) {
+		if (ept->pending[i].split) {
+			free_tree(ept, ept->pending[i].table.v, ept->pending[i].size == SZ_2M ? 1 : 2);
+			continue;
+		}
 		pmm_free_page(ept->pending[i].table);
 		ept->tables--;
 	}
@@ -171,9 +175,21 @@ u64 *ept_leaf(struct ept *ept, u64 gpa, int *level)
 	return NULL; /* unreachable: level 1 entries are leaves */
 }
 
+/* Fills table ct with the 512 leaves that repeat the level-l leaf `old` one level down. */
+static void fill_split(u64 *ct, u64 old, int l)
+{
+	u64 base = old & EPT_ADDR_MASK, sub = EPT_LEVEL_SIZE(l - 1);
+	u64 attr = old & ~(EPT_ADDR_MASK | EPT_LARGE | EPT_SPP);
+
+	for (u64 i = 0; i < PT_ENTRIES; i++)
+		ct[i] = (base + i * sub) | attr | (l - 1 >= 2 ? EPT_LARGE : 0);
+}
+
 int ept_split(struct ept *ept, u64 gpa, int level)
 {
-	u64 *tab;
+	u64 *tab, *unlinked_at = NULL;
+	hpa_t top = hpa(0);
+	int top_level = 0;
 
 	if (level < 1 || level > 3)
 		return -EINVAL;
@@ -182,9 +198,8 @@ int ept_split(struct ept *ept, u64 gpa, int level)
 	tab = table(ept->pml4.v);
 	for (int l = 4; l > level; l--) {
 		u64 *e = &tab[PT_INDEX(gpa, l)];
-		u64 old = *e, attr, base, sub = EPT_LEVEL_SIZE(l - 1);
+		u64 old = *e;
 		hpa_t child;
-		u64 *ct;
 
 		if (!present(old))
 			return -EFAULT;
@@ -192,18 +207,50 @@ int ept_split(struct ept *ept, u64 gpa, int level)
 			tab = table(old);
 			continue;
 		}
+		if (ept->bbm && !top.v && ept->npending == EPT_MERGE_MAX)
+			return -ENOMEM; /* the caller finishes what is pending first */
 		child = table_alloc(ept);
-		if (!child.v)
+		if (!child.v) {
+			if (top.v) /* nothing was linked: give the unlinked subtree back */
+				free_tree(ept, top.v, top_level);
 			return -ENOMEM;
-		ct = table(child.v);
-		base = old & EPT_ADDR_MASK;
-		attr = old & ~(EPT_ADDR_MASK | EPT_LARGE | EPT_SPP);
-		for (u64 i = 0; i < PT_ENTRIES; i++)
-			ct[i] = (base + i * sub) | attr | (l - 1 >= 2 ? EPT_LARGE : 0);
-		atomic_store(e, child.v | EPT_NONLEAF);
-		tab = ct;
+		}
+		fill_split(table(child.v), old, l);
+		if (!ept->bbm || top.v) {
+			/* No page size a processor can have cached changes: linked at once (below an
+			 * unlinked table, nothing can have cached it). */
+			atomic_store(e, child.v | EPT_NONLEAF);
+		} else {
+			/* Break before make: linked by ept_merge_finish(), after the caller's
+			 * shootdown (mm/ept.h). */
+			top = child;
+			top_level = l - 1;
+			unlinked_at = e;
+		}
+		tab = table(child.v);
+	}
+	if (top.v) {
+		u64 size = EPT_LEVEL_SIZE(top_level + 1);
+
+		ept->pending[ept->npending].entry = unlinked_at;
+		ept->pending[ept->npending].leaf = top.v | EPT_NONLEAF;
+		ept->pending[ept->npending].gpa = ALIGN_DOWN(gpa, size);
+		ept->pending[ept->npending].size = size;
+		ept->pending[ept->npending].table = top;
+		ept->pending[ept->npending].split = true;
+		ept->npending++;
+		atomic_store(unlinked_at, 0);
+		return 0;
 	}
 	return ept_leaf(ept, gpa, NULL) ? 0 : -EFAULT; /* e.g. above the limit, under a present PML4E */
+}
+
+u64 *ept_pending_table(struct ept *ept, const u64 *entry)
+{
+	for (u32 i = 0; i < ept->npending; i++)
+		if (ept->pending[i].entry == entry && ept->pending[i].split)
+			return table(ept->pending[i].table.v);
+	return NULL;
 }
 
 bool ept_try_merge(struct ept *ept, u64 gpa, int level, u64 (*keep)(void *ctx, u64 gpa), void *ctx)
@@ -244,6 +291,7 @@ bool ept_try_merge(struct ept *ept, u64 gpa, int level, u64 (*keep)(void *ctx, u
 	ept->pending[ept->npending].gpa = gbase;
 	ept->pending[ept->npending].size = EPT_LEVEL_SIZE(level);
 	ept->pending[ept->npending].table = hpa(old & EPT_ADDR_MASK);
+	ept->pending[ept->npending].split = false;
 	ept->npending++;
 	/* Not present until ept_merge_finish(): the table is no longer reachable for a walk
 	 * that starts after the caller's INVEPT, and no CPU can combine a cached 4 KiB
@@ -259,6 +307,8 @@ u64 ept_merge_finish(struct ept *ept)
 
 	for (u32 i = 0; i < ept->npending; i++) {
 		atomic_store(ept->pending[i].entry, ept->pending[i].leaf);
+		if (ept->pending[i].split)
+			continue; /* its table is now linked */
 		pmm_free_page(ept->pending[i].table);
 		ept->tables--;
 	}
@@ -268,9 +318,16 @@ u64 ept_merge_finish(struct ept *ept)
 
 void ept_merge_cancel(struct ept *ept)
 {
-	for (u32 i = 0; i < ept->npending; i++)
+	u32 k = 0;
+
+	for (u32 i = 0; i < ept->npending; i++) {
+		if (ept->pending[i].split) {
+			ept->pending[k++] = ept->pending[i]; /* its caller finishes it (mm/ept.h) */
+			continue;
+		}
 		atomic_store(ept->pending[i].entry, ept->pending[i].table.v | EPT_NONLEAF);
-	ept->npending = 0;
+	}
+	ept->npending = k;
 }
 
 bool ept_violation_stale(struct ept *ept, u64 gpa, u64 access)

@@ -38,13 +38,18 @@ struct ept {
 	spinlock_t lock;
 	u64 tables;      /* table pages in use (unlinked ones count until ept_merge_finish) */
 	bool has_1g;     /* copied from the build parameters: may ept_try_merge make 1 GiB leaves */
-	u32 npending;    /* merges unlinked by ept_try_merge, awaiting ept_merge_finish */
+	/* Page-size changes break before make (ept_split below): set by the owner when the
+	 * processor may take a machine check on a page-size change (hv/vmx_caps.h
+	 * vmx_pschange_mc_affected), before the EPT is used by a second CPU. */
+	bool bbm;
+	u32 npending;    /* merges and splits unlinked, awaiting ept_merge_finish */
 	struct {
-		u64 *entry;  /* the entry that held the table: not present until finished */
-		u64 leaf;    /* the large leaf it becomes */
+		u64 *entry;  /* the entry that held the table or leaf: not present until finished */
+		u64 leaf;    /* what it becomes: the large leaf (merge) or the new table (split) */
 		u64 gpa;     /* start of the range it maps */
 		u64 size;
-		hpa_t table; /* the unlinked table, freed when finished */
+		hpa_t table; /* merge: the unlinked table, freed when finished; split: the new one */
+		bool split;
 	} pending[EPT_MERGE_MAX];
 };
 
@@ -72,13 +77,32 @@ u64 *ept_leaf(struct ept *ept, u64 gpa, int *level);
 /*
  * Makes gpa mapped by a leaf of at most `level` (1..3), splitting larger leaves on the way;
  * each new table repeats the old leaf's address range, permissions, memory type and IPAT
- * (the SPP bit, meaningless in a large leaf, is not copied), so no translation changes and
- * no INVEPT is needed. Each split table is filled before it is linked (one atomic store),
- * so a concurrent walk sees the old leaf or the complete new table.
- * Returns 0, -EINVAL (bad level), -EFAULT (gpa not mapped) or -ENOMEM (nothing changed
- * at the level that failed; levels already split stay split, which is harmless).
+ * (the SPP bit, meaningless in a large leaf, is not copied), so no address, permission or
+ * type changes. Each split table is filled before it is linked (one atomic store), so a
+ * concurrent walk sees the old leaf or the complete new table.
+ *
+ * The page size does change, though, and on processors with the machine-check erratum
+ * (Intel's "machine check error on page size change", CVE-2018-12207, iTLB multihit;
+ * SKX/CLX and client parts up to Comet Lake without IA32_ARCH_CAPABILITIES.PSCHANGE_MC_NO)
+ * an instruction fetch through a translation whose size changed while another TLB entry of
+ * the old size may still be used can raise a machine check. So with ept->bbm set the
+ * split breaks before it makes: the first large leaf on the way (the highest level split)
+ * becomes not present, its new table (split further down as needed, while nothing can
+ * reach it) is recorded as pending, and the caller owes exactly what it owes after
+ * ept_try_merge(): a shootdown (every CPU using this EPT executes INVEPT and acknowledges),
+ * then ept_merge_finish(), which links the table. Until then ept_leaf() finds nothing for
+ * the range, and an access to it is an EPT violation that ept_violation_stale() calls
+ * stale (the guest retries). Without ept->bbm the table is linked at once: no INVEPT is
+ * owed, the old leaf stays usable until the caller's next INVEPT, which is harmless.
+ *
+ * Returns 0, -EINVAL (bad level), -EFAULT (gpa not mapped, or unlinked and pending) or
+ * -ENOMEM (no table memory, or, with ept->bbm, EPT_MERGE_MAX changes pending; nothing
+ * changed at the level that failed; levels already split stay split, which is harmless).
  */
 int ept_split(struct ept *ept, u64 gpa, int level);
+/* The table a pending split (ept->bbm) will link at *entry, or NULL: callers that must
+ * change leaves below an entry they just split (mm/mtrr_guest.c) change them there. */
+u64 *ept_pending_table(struct ept *ept, const u64 *entry);
 
 /*
  * Merging a split region back into one large leaf, in two steps, because a freed table page
@@ -96,23 +120,28 @@ int ept_split(struct ept *ept, u64 gpa, int level);
  *                      false (nothing changed) otherwise or when EPT_MERGE_MAX merges wait.
  *   (the caller)       makes every CPU using this EPT execute INVEPT (spp_flush_all_cpus),
  *                      releasing ept->lock meanwhile if the shootdown needs it;
- *   ept_merge_finish() installs each large leaf and frees each unlinked table. Returns the
- *                      number of table pages freed. Installing is a widening change (not
- *                      present -> present, same permissions): no further INVEPT is owed.
+ *   ept_merge_finish() installs each large leaf and frees each unlinked table, and links
+ *                      the table of each pending split (ept_split with ept->bbm). Returns
+ *                      the number of changes finished. Installing is a widening change
+ *                      (not present -> present, same permissions): no further INVEPT is
+ *                      owed. Only a shootdown that started after an entry was unlinked
+ *                      allows finishing it: a caller that releases ept->lock for its
+ *                      shootdown must make sure nobody else unlinks meanwhile (spp.lock in
+ *                      spp/spp.c) or hold the lock throughout (mm/mtrr_guest.c).
  *
  * Between the two, a guest access to an unlinked range is an EPT violation: the exit path
- * asks ept_merge_pending() and, if so, lets the guest retry the access.
+ * asks ept_violation_stale() and, if so, lets the guest retry the access.
  */
 bool ept_try_merge(struct ept *ept, u64 gpa, int level, u64 (*keep)(void *ctx, u64 gpa), void *ctx);
 u64 ept_merge_finish(struct ept *ept);
 /* Undoes every unlinked merge: each table is linked back as it was (a widening change: no
- * INVEPT owed). For a caller that must change leaves under an unlinked range before the merge
+ * INVEPT owed). Pending splits are left pending: their callers link them. For a caller that must change leaves under an unlinked range before the merge
  * finishes (the guest's MTRR writes retype the EPT, mm/mtrr_guest.c): the large leaf computed
  * at unlink time could carry stale attributes. */
 void ept_merge_cancel(struct ept *ept);
 /* For the EPT-violation exit: is the violation at gpa for `access` (EPT_R/W/X bits, as in the
  * exit qualification's bits 2:0) stale, so that the guest should simply retry? True if gpa
- * lies in a range unlinked by ept_try_merge and not yet finished, or is now mapped by a leaf
+ * lies in a range unlinked by ept_try_merge or ept_split and not yet finished, or is now mapped by a leaf
  * granting every access bit (the merge finished since; this CPU then executes INVEPT, so a
  * stale cached translation cannot make the retry loop). Takes ept->lock. */
 bool ept_violation_stale(struct ept *ept, u64 gpa, u64 access);

@@ -6,8 +6,9 @@
  *
  * Retyping the EPT: every leaf that maps its own address (identity) and does not ignore the
  * guest PAT gets the type mtrr_range_uniform() gives its range; where the range is no longer
- * uniform the leaf is split (ept_split, which keeps permissions, so no translation changes)
- * and its parts retyped. The region's 0xFF pages (IPAT = 1, not identity) are left alone.
+ * uniform the leaf is split (ept_split, which keeps permissions, so no translation changes;
+ * where page-size changes break before make, the new table is retyped while unlinked and
+ * linked after a shootdown) and its parts retyped. The region's 0xFF pages (IPAT = 1, not identity) are left alone.
  * Permissions, the SPP bit and accessed/dirty flags are kept. Should a split find no memory,
  * the leaf becomes UC (the type that is never wrong for correctness, only slower), with a
  * rate-limited warning. Split tables are not merged back when types become uniform again:
@@ -194,8 +195,13 @@ static u64 retype_table(struct ept *ept, u64 *tab, int level, u64 base, const st
 		bool leaf = level == 1 || (e & EPT_LARGE);
 		u8 t;
 
-		if (!(e & EPT_RWX))
+		if (!(e & EPT_RWX)) {
+			u64 *pt = ept_pending_table(ept, &tab[i]);
+
+			if (pt && level > 1) /* split, linked after the shootdown (below) */
+				changed += retype_table(ept, pt, level - 1, a, s);
 			continue;
+		}
 		if (!leaf) {
 			changed += retype_table(ept, hpa_to_ptr(hpa(e & EPT_ADDR_MASK)), level - 1, a, s);
 			continue;
@@ -203,9 +209,18 @@ static u64 retype_table(struct ept *ept, u64 *tab, int level, u64 base, const st
 		if ((e & EPT_IGNORE_PAT) || (e & EPT_ADDR_MASK) != a)
 			continue; /* the 0xFF page, or nothing of ours */
 		if (!mtrr_range_uniform(s, a, sz, &t)) {
+			/* Splits that break before make wait for one shootdown together; when
+			 * their list is full, that shootdown comes now (spp.lock is held). */
+			if (level > 1 && ept->bbm && ept->npending == EPT_MERGE_MAX) {
+				spp_flush_all_cpus();
+				ept_merge_finish(ept);
+			}
 			if (level > 1 && ept_split(ept, a, level - 1) == 0) {
+				u64 *pt = ept_pending_table(ept, &tab[i]);
+
 				changed++;
-				changed += retype_table(ept, hpa_to_ptr(hpa(tab[i] & EPT_ADDR_MASK)), level - 1, a, s);
+				changed += retype_table(ept, pt ? pt : hpa_to_ptr(hpa(tab[i] & EPT_ADDR_MASK)),
+							level - 1, a, s);
 				continue;
 			}
 			if (g.warned++ < 4)
@@ -240,16 +255,28 @@ int mtrr_guest_write(u32 msr, u64 val)
 	if (s.enabled && memcmp(&s, &g.applied, sizeof(s)) != 0) {
 		g.applied = s;
 		if (g.ept && g.ept->pml4.v) {
+			/* Every shootdown runs under spp.lock (spp/flush.c keeps one at a time), and
+			 * holding it here also keeps out a single-step's stop-the-world (spp/step.c)
+			 * while this CPU holds the EPT lock. Order: g.lock, spp.lock, ept->lock. */
+			spin_lock(&spp.lock);
 			spin_lock(&g.ept->lock);
 			/* A merge unlinked meanwhile (spp/spp.c reclaim_tables) would install a
 			 * large leaf of the old type: link its table back and retype it too. */
 			ept_merge_cancel(g.ept);
 			changed = retype_table(g.ept, hpa_to_ptr(g.ept->pml4), 4, 0, &g.applied);
+			/* Splits that broke before making (mm/ept.h ept_split, ept->bbm): linked
+			 * only after every CPU has invalidated; the lock is held throughout, so
+			 * what is finished here was unlinked before this shootdown started. */
+			if (g.ept->npending) {
+				spp_flush_all_cpus();
+				ept_merge_finish(g.ept);
+			}
 			spin_unlock(&g.ept->lock);
+			if (changed)
+				spp_flush_all_cpus(); /* SDM 28.4.3: cached translations carry the old types */
+			spin_unlock(&spp.lock);
 		}
 	}
 	spin_unlock(&g.lock);
-	if (changed)
-		spp_flush_all_cpus(); /* SDM 28.4.3: cached translations carry the old types */
 	return 0;
 }

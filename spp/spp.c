@@ -294,6 +294,14 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 	if (!r) {
 		spin_lock(&spp.ept->lock);
 		r = prepare_pages(gfn, n, maps);
+		/* Splits that broke before making (ept->bbm, mm/ept.h ept_split): every CPU
+		 * invalidates before the 4 KiB tables are linked. The lock is kept, so nobody
+		 * unlinks or finishes anything meanwhile; other CPUs acknowledge from their NMI
+		 * handler whatever they wait for. */
+		if (spp.ept->npending) {
+			spp_flush_all_cpus();
+			ept_merge_finish(spp.ept);
+		}
 		spin_unlock(&spp.ept->lock);
 	}
 	if (r) {

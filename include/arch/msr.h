@@ -28,6 +28,7 @@
 #define MSR_IA32_APERF             0x000000E8U
 #define MSR_IA32_MTRRCAP           0x000000FEU
 #define MSR_IA32_ARCH_CAPABILITIES 0x0000010AU
+#define ARCH_CAP_PSCHANGE_MC_NO (1ULL << 6) /* no machine check on a page-size change */
 #define MSR_IA32_FLUSH_CMD         0x0000010BU
 #define MSR_IA32_TSX_CTRL          0x00000122U
 #define MSR_IA32_MCU_OPT_CTRL      0x00000123U

@@ -13,6 +13,7 @@ enum cfg_no_vmx { CFG_NO_VMX_CONTINUE, CFG_NO_VMX_STOP };
 enum cfg_sppt { CFG_SPPT_EAGER, CFG_SPPT_LAZY };
 enum cfg_check { CFG_CHECK_OFF, CFG_CHECK_ENTRY };
 enum cfg_iommu { CFG_IOMMU_AUTO, CFG_IOMMU_ON, CFG_IOMMU_OFF };
+enum cfg_ept_bbm { CFG_EPT_BBM_AUTO, CFG_EPT_BBM_ON, CFG_EPT_BBM_OFF };
 
 #define CFG_NEXT_MAX 256
 #define CFG_HEAP_MIN_MIB 8
@@ -27,7 +28,7 @@ struct tessel_config {
 	u32 no_vmx;              /* enum cfg_no_vmx */
 	u32 sppt;                /* enum cfg_sppt */
 	u32 check;               /* enum cfg_check: software VM-entry checks (hv/entry_check.c) */
-	u32 pad;
+	u32 ept_bbm;             /* enum cfg_ept_bbm: EPT page-size changes break before make */
 	u32 iommu;               /* enum cfg_iommu: DMA remapping with VT-d (docs/IOMMU.md) */
 	u32 pad2;
 };

@@ -221,6 +221,10 @@ static inline u32 mmio_read32(u64 addr) { return fake_mmio_read32(addr); }
 /* A device model (e.g. a VT-d unit) behind [base, base + size); rd = NULL removes it. */
 void fake_mmio_set_device(u64 base, u64 size, u32 (*rd)(u64 off), void (*wr)(u64 off, u32 v));
 
+/* The instruction addresses of hv/entry.asm's last check before VM entry (hw_fake.c):
+ * a POP before it, the JNE after the CMP at vmx_entry_check. */
+extern const char fake_entry_pop[], fake_entry_jne[];
+
 /* Root-mode NMI unblocking (IRET to self): nothing to do on the host. */
 static inline void nmi_unblock(void) {}
 

@@ -444,3 +444,23 @@ bool fake_cpu_read_ymm_high(unsigned n, u8 out[16])
 	memcpy(out, fake_ymm_hi[n & 15], 16);
 	return true;
 }
+
+/* hv/entry.asm's last check before VM entry, as addresses only (hv/exit.c
+ * nmi_entry_rewind compares the interrupted RIP with them): the 9-byte CMP at
+ * vmx_entry_check, the 2-byte JNE at fake_entry_jne, VMRESUME at vmx_entry_resume, with a
+ * POP just before (fake_entry_pop). */
+__asm__(".pushsection .rodata\n"
+	".globl fake_entry_pop, vmx_entry_check, fake_entry_jne, vmx_entry_resume\n"
+	"fake_entry_pop: .skip 2\n"
+	"vmx_entry_check: .skip 9\n"
+	"fake_entry_jne: .skip 2\n"
+	"vmx_entry_resume: .skip 3\n"
+	".skip 16\n"
+	/* hv/traps.c: no exception-table entries and no stubs on the host (weak: the tests
+	 * that include profile_setup.h define their own) */
+	".weak __ex_table_start, __ex_table_end, trap_stubs\n"
+	"__ex_table_start:\n"
+	"__ex_table_end:\n"
+	".balign 8\n"
+	"trap_stubs: .skip 8 * 32\n"
+	".popsection\n");

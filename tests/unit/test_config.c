@@ -98,12 +98,12 @@ static void test_defaults(void **state)
 	memset(&cfg, 0xa5, sizeof(cfg));
 	config_defaults(&cfg);
 	assert_default_values(&cfg);
-	assert_int_equal(cfg.pad, 0);
+	assert_int_equal(cfg.ept_bbm, CFG_EPT_BBM_AUTO);
 	assert_int_equal(cfg.pad2, 0);
 	for (size_t i = 0; i < CFG_NEXT_MAX; i++)
 		assert_int_equal(cfg.next[i], 0);
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next= spp=auto log=info heap=32 no_vmx=continue sppt=eager check=off iommu=auto");
+	assert_string_equal(line, "next= spp=auto log=info heap=32 no_vmx=continue sppt=eager check=off iommu=auto ept_bbm=auto");
 
 	/* Empty text, or only blank lines and comments, changes nothing. */
 	cfg = parse_ok("", 0);
@@ -140,6 +140,9 @@ static void test_every_value(void **state)
 		{ "iommu", "auto", offsetof(struct tessel_config, iommu), CFG_IOMMU_AUTO },
 		{ "iommu", "on", offsetof(struct tessel_config, iommu), CFG_IOMMU_ON },
 		{ "iommu", "off", offsetof(struct tessel_config, iommu), CFG_IOMMU_OFF },
+		{ "ept_bbm", "auto", offsetof(struct tessel_config, ept_bbm), CFG_EPT_BBM_AUTO },
+		{ "ept_bbm", "on", offsetof(struct tessel_config, ept_bbm), CFG_EPT_BBM_ON },
+		{ "ept_bbm", "off", offsetof(struct tessel_config, ept_bbm), CFG_EPT_BBM_OFF },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char text[64], arg[64], err[CONFIG_ERR_MAX];
@@ -376,9 +379,9 @@ static void test_unchanged_on_error(void **state)
 	assert_memory_equal(&cfg, &before, sizeof(cfg));
 
 	/* The pad word is carried through untouched on success too. */
-	cfg.pad = 0x1234;
+	cfg.pad2 = 0x1234;
 	assert_int_equal(config_parse_file(&cfg, "spp=hw", 6, SRC, err, sizeof(err)), 0);
-	assert_int_equal(cfg.pad, 0x1234);
+	assert_int_equal(cfg.pad2, 0x1234);
 }
 
 /* ---- values with rules ---- */
@@ -534,10 +537,9 @@ static void check_round_trip(const struct tessel_config *cfg)
 	strcpy(copy, line);
 	for (char *p = strtok(copy, " "); p; p = strtok(NULL, " "))
 		argv[argc++] = p;
-	assert_int_equal(argc, 8);
+	assert_int_equal(argc, 9);
 	memset(&back, 0, sizeof(back));
 	config_defaults(&back);
-	back.pad = cfg->pad;
 	back.pad2 = cfg->pad2;
 	if (config_parse_args(&back, argc, argv, err, sizeof(err)))
 		fail_msg("round trip of [%s] failed: %s", line, err);
@@ -548,7 +550,6 @@ static void check_round_trip(const struct tessel_config *cfg)
 		if (*p == ' ')
 			*p = '\n';
 	config_defaults(&back);
-	back.pad = cfg->pad;
 	back.pad2 = cfg->pad2;
 	if (config_parse_file(&back, copy, strlen(copy), SRC, err, sizeof(err)))
 		fail_msg("round trip of [%s] as a file failed: %s", line, err);
@@ -563,10 +564,10 @@ static void test_format(void **state)
 
 	cfg = PARSE_OK("next=/EFI/tests/a.efi");
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next=\\EFI\\tests\\a.efi spp=auto log=info heap=32 no_vmx=continue sppt=eager check=off iommu=auto");
+	assert_string_equal(line, "next=\\EFI\\tests\\a.efi spp=auto log=info heap=32 no_vmx=continue sppt=eager check=off iommu=auto ept_bbm=auto");
 	cfg = PARSE_OK("spp=sw\nlog=error\nheap=4096\nno_vmx=stop\nsppt=lazy\niommu=off\n");
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next= spp=sw log=error heap=4096 no_vmx=stop sppt=lazy check=off iommu=off");
+	assert_string_equal(line, "next= spp=sw log=error heap=4096 no_vmx=stop sppt=lazy check=off iommu=off ept_bbm=auto");
 
 	/* Truncation keeps the NUL; out-of-range enums print as '?'. */
 	config_format(&cfg, line, 10);
@@ -576,7 +577,7 @@ static void test_format(void **state)
 	assert_int_equal(line[0], 'Z');
 	cfg.spp = 42;
 	config_format(&cfg, line, sizeof(line));
-	assert_string_equal(line, "next= spp=? log=error heap=4096 no_vmx=stop sppt=lazy check=off iommu=off");
+	assert_string_equal(line, "next= spp=? log=error heap=4096 no_vmx=stop sppt=lazy check=off iommu=off ept_bbm=auto");
 
 	/* Every combination of enum values, with and without a next path, round-trips. */
 	for (u32 spp = 0; spp <= CFG_SPP_OFF; spp++)
