@@ -205,8 +205,12 @@ __attribute__((section(".text.entry"))) s64 core_entry(u64 op, u64 arg, struct t
 			return -EINVAL;
 		return vmx_cpu_start(percpu_array[arg], launch);
 	case CORE_OP_IOMMU_ONLY:
+		/* No CPU runs the hypervisor (none started, or the start was undone): this CPU's GS
+		 * is the firmware's, so locks are not counted per CPU. */
+		__atomic_store_n(&percpu_gs_ready, false, __ATOMIC_SEQ_CST);
 		return iommu_only_init((struct tessel_boot_info *)(uintptr_t)arg);
 	case CORE_OP_IOMMU_TEST:
+		__atomic_store_n(&percpu_gs_ready, false, __ATOMIC_SEQ_CST);
 		return iommu_test_op((struct tessel_iommu_test_req *)(uintptr_t)arg);
 	default:
 		return -EINVAL;

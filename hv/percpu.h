@@ -77,12 +77,17 @@ struct percpu {
 	u64 cr0_guest_mask;          /* CR0 bits the hypervisor owns (guest sees the shadow) */
 	u64 cr4_guest_mask;
 	bool entered;                /* the first VM entry succeeded (a VM exit other than entry failure) */
+	volatile u32 locks_held;     /* spinlocks held (include/tessel/spinlock.h) */
+	volatile bool pause_deferred; /* a pause NMI came while locks_held != 0 (spp/step.c) */
 	struct launch_jmp launch_jmp;
 };
 
 _Static_assert(__builtin_offsetof(struct percpu, entry_kick) == 8, "hv/entry.asm reads entry_kick at %gs:8");
 
 extern struct percpu *percpu_array[TESSEL_MAX_CPUS];
+/* Set once every CPU that runs core code reaches its per-CPU area through GS (hv/main.c):
+ * from then on spinlocks are counted per CPU. */
+extern volatile bool percpu_gs_ready;
 extern u32 percpu_count;
 
 static inline struct percpu *this_cpu(void) { return (struct percpu *)cpu_local_self(); }

@@ -222,6 +222,10 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	u64 guest_cr0 = read_cr0(), guest_cr4 = read_cr4();
 	u64 fs_base = rdmsr(MSR_IA32_FS_BASE), gs_base = rdmsr(MSR_IA32_GS_BASE);
 	u64 efer = rdmsr(MSR_IA32_EFER);
+	/* This CPU's per-CPU area, before anything here can take a lock: from the first start
+	 * (the BSP's) on, locks are counted per CPU through GS (include/tessel/spinlock.h). */
+	wrmsr(MSR_IA32_GS_BASE, (u64)(uintptr_t)c);
+	__atomic_store_n(&percpu_gs_ready, true, __ATOMIC_SEQ_CST);
 
 	/* Intel PT is never the guest's (hv/msr_policy.c): stop a trace the firmware may have left
 	 * running, before VMXON, which #GPs with TraceEn set where IA32_VMX_MISC[14] is 0
@@ -237,7 +241,7 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	const char *why = vmx_basic_check(); /* also locks IA32_FEATURE_CONTROL on this CPU */
 	if (why) {
 		log_error("cpu %u: %s", c->index, why);
-		return -ENODEV;
+		goto fail_gs;
 	}
 	/* The BSP's capabilities (read at core init) decided the controls, the EPT and the SPP
 	 * mode for every CPU: this one must have the same. */
@@ -246,9 +250,8 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	const char *differs = vmx_caps_differ(&mine, &vmx_caps);
 	if (differs) {
 		log_error("cpu %u: VMX capabilities differ from the bootstrap processor's: %s", c->index, differs);
-		return -ENODEV;
+		goto fail_gs;
 	}
-	wrmsr(MSR_IA32_GS_BASE, (u64)(uintptr_t)c);
 
 	/* CR0/CR4 as VMX operation requires (Appendix A.7/A.8), and OSXSAVE so the host can
 	 * execute XSETBV for the guest. */
@@ -333,4 +336,7 @@ fail_cr:
 	write_cr0(guest_cr0);
 	wrmsr(MSR_IA32_GS_BASE, gs_base);
 	return -EIO;
+fail_gs:
+	wrmsr(MSR_IA32_GS_BASE, gs_base);
+	return -ENODEV;
 }

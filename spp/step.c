@@ -174,8 +174,20 @@ bool spp_step_pause_nmi(void)
 	struct percpu *c = this_cpu();
 	if (!__atomic_load_n(&pause_req[c->index], __ATOMIC_SEQ_CST))
 		return false;
+	/* Interrupted while holding a lock (the EPT's, the ring's, the log's): pausing here would
+	 * keep it from the stepping CPU for good. The last unlock pauses instead. */
+	if (c->locks_held) {
+		c->pause_deferred = true;
+		return false;
+	}
 	pause_here(c);
 	return true;
+}
+
+void spp_step_pause_deferred(struct percpu *c)
+{
+	if (__atomic_load_n(&pause_req[c->index], __ATOMIC_SEQ_CST))
+		pause_here(c);
 }
 
 void spp_step_park_exit(struct percpu *c)

@@ -25,6 +25,9 @@ bool spp_step_delivery(struct percpu *c, u64 gfn, u64 fault_gpa, u64 gla);
 bool spp_step_exit(struct percpu *c, u32 reason);
 /* Other CPUs: an NMI may be a pause request; spin while the world is stopped. */
 bool spp_step_pause_nmi(void);
+/* The last lock of this CPU went (include/tessel/spinlock.h) and a pause NMI had come while it
+ * held locks: pause now if the request still stands. */
+void spp_step_pause_deferred(struct percpu *c);
 /* A vCPU leaving wait-for-SIPI (hv/vapic.c): clears its wait_sipi and, if a stop is in
  * effect, pauses until the world resumes, so it never runs guest code while a page is open. */
 void spp_step_park_exit(struct percpu *c);

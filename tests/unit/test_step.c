@@ -1002,6 +1002,67 @@ static void test_init_right_after_step_start_does_not_park(void **state)
 	assert_false(cpu.wait_sipi);
 }
 
+/* ---- a pause NMI that lands while the other CPU holds a lock ---- */
+
+static volatile bool lock_held, stepper_done, step_started, ap_done;
+
+static void *ap_holding_ept_lock(void *arg)
+{
+	(void)arg;
+	fake_cpu_local_set(&ap);
+	spin_lock(&spp.ept->lock); /* e.g. ept_violation_stale on an exit of its own */
+	__atomic_store_n(&lock_held, true, __ATOMIC_SEQ_CST);
+	sleep_ms(50);              /* the stepper has asked it to pause by now */
+	spp_step_pause_nmi();      /* the pause NMI lands here, inside the critical section */
+	spin_unlock(&spp.ept->lock);
+	__atomic_store_n(&ap_done, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void *stepper(void *arg)
+{
+	(void)arg;
+	fake_cpu_local_set(&cpu);
+	spin_lock(&spp.lock);
+	bool ok = spp_step_start(&cpu, PAGE_GFN, G_LEN, PAGE_GPA + PROT_OFF, G_GLA, false);
+	spin_unlock(&spp.lock);
+	__atomic_store_n(&step_started, ok, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&stepper_done, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* The stepping CPU stops the world and then needs the EPT lock to open the page. A CPU whose
+ * pause NMI interrupted it inside that lock must not pause there (it would keep the lock for
+ * good: both CPUs spin for ever); it pauses at its unlock instead. */
+static void test_pause_deferred_while_holding_a_lock(void **state)
+{
+	(void)state;
+	add_ap();
+	lock_held = stepper_done = step_started = ap_done = false;
+	percpu_gs_ready = true;
+	pthread_t ta, ts;
+	assert_int_equal(pthread_create(&ta, NULL, ap_holding_ept_lock, NULL), 0);
+	assert_true(wait_for(&lock_held, 2000));
+	assert_int_equal(pthread_create(&ts, NULL, stepper, NULL), 0);
+	bool done = wait_for(&stepper_done, 3000);
+	if (!done) {
+		percpu_gs_ready = false;
+		fail_msg("the step never started: the paused CPU kept the EPT lock (deadlock)");
+	}
+	pthread_join(ts, NULL);
+	assert_true(step_started);
+	assert_true(*leaf() & EPT_W); /* the page is open for the step */
+	bool early = __atomic_load_n(&ap_done, __ATOMIC_SEQ_CST);
+	assert_false(early);          /* the AP is paused (at its unlock) while the page is open */
+	assert_int_equal(ap.locks_held, 0);
+	fake_vmcs_set(VMCS_RO_EXIT_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_NMI | 2);
+	spp_step_exit(&cpu, EXIT_REASON_EXCEPTION_NMI); /* the step ends: the world resumes */
+	assert_true(wait_for(&ap_done, 2000));
+	pthread_join(ta, NULL);
+	assert_false(*leaf() & EPT_W);
+	percpu_gs_ready = false;
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1040,6 +1101,7 @@ int main(void)
 		T(test_delivery_straddling_two_protected_pages),
 		T(test_sipi_while_world_stopped_waits_for_resume),
 		T(test_init_right_after_step_start_does_not_park),
+		T(test_pause_deferred_while_holding_a_lock),
 		T(test_mtf_selftest_failure_uses_tf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
