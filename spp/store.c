@@ -206,9 +206,13 @@ static void blk_release(struct spp_store *s, u64 i)
 		slot_delete(s, false, i);
 }
 
-void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u32 flags,
-			 void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags),
-			 void *ctx)
+/* The body of both apply functions: cb and old are compile-time constants in each caller
+ * once inlined, so the bulk variant has no indirect call in its loop. */
+static inline __attribute__((always_inline)) void apply_set(struct spp_store *s, u64 gfn, u64 n, u32 *maps,
+							    u32 flags, u32 *old_out,
+							    void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map,
+								       u32 new_flags),
+							    void *ctx)
 {
 	u64 track = (flags & SPP_PAGE_TRACK) ? SLOT_TRACK : 0;
 	u32 new_flags = track ? SPP_PAGE_TRACK : 0;
@@ -229,6 +233,8 @@ void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u
 				/* Excluded by check_set; never let a lock go if a caller skipped it. */
 				m = old;
 				nf = tag_flags(t);
+				if (old_out)
+					maps[k] = old; /* the bulk caller reads maps as the new maps */
 				goto report;
 			}
 		}
@@ -257,11 +263,25 @@ void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u
 			s->protected_pages += (u64)delta;
 		}
 report:
+		if (old_out)
+			old_out[k] = old;
 		if (cb)
 			cb(ctx, g, old, m, nf);
 	}
 	if (cur != ~0ULL)
 		blk_release(s, ci);
+}
+
+void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u32 flags,
+			 void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags),
+			 void *ctx)
+{
+	apply_set(s, gfn, n, (u32 *)maps, flags, NULL, cb, ctx);
+}
+
+void spp_store_apply_set_bulk(struct spp_store *s, u64 gfn, u64 n, u32 *maps, u32 flags, u32 *old)
+{
+	apply_set(s, gfn, n, maps, flags, old, NULL, NULL);
 }
 
 int spp_store_check_lock(const struct spp_store *s, u64 gfn, u64 n)
@@ -308,6 +328,88 @@ u64 spp_store_count_2m(const struct spp_store *s, u64 gfn)
 	if (gfn >= SPP_GFN_LIMIT)
 		return 0;
 	return s->blk[blk_find(s, gfn >> BLK_PAGES_SHIFT)] & BLK_PROT;
+}
+
+void spp_store_get_range(const struct spp_store *s, u64 gfn, u64 n, u32 *out)
+{
+	const u64 *tag = s->tag;
+	const u32 *map = s->map;
+	u64 mask = s->slot_mask;
+	u32 shift = s->hash_shift;
+
+	if (!range_ok(gfn, n)) {
+		for (u64 k = 0; k < n; k++)
+			out[k] = spp_store_map(s, gfn + k);
+		return;
+	}
+	for (u64 k = 0; k < n;) {
+		u64 g = gfn + k, run = MIN(n - k, (1ULL << BLK_PAGES_SHIFT) - (g & ((1ULL << BLK_PAGES_SHIFT) - 1)));
+		u64 left = s->blk[blk_find(s, g >> BLK_PAGES_SHIFT)] & BLK_PROT, j = 0;
+
+		/* One block lookup per 2 MiB; page lookups only until every protected page the
+		 * block counts has been met (the rest read SPP_MAP_ALL). */
+		for (; left && j < run; j++) {
+			u64 i = probe(tag, mask, shift, g + j);
+			u32 m = tag[i] ? map[i] : SPP_MAP_ALL;
+
+			left -= m != SPP_MAP_ALL;
+			out[k + j] = m;
+		}
+		for (; j < run; j++)
+			out[k + j] = SPP_MAP_ALL;
+		k += run;
+	}
+}
+
+u32 spp_store_map(const struct spp_store *s, u64 gfn)
+{
+	u64 i;
+
+	if (gfn >= SPP_GFN_LIMIT)
+		return SPP_MAP_ALL;
+	i = page_find(s, gfn);
+	return s->tag[i] ? s->map[i] : SPP_MAP_ALL;
+}
+
+int spp_store_grow(struct spp_store *s, u64 want)
+{
+	struct spp_store n;
+	u64 cap = s->capacity;
+	int r;
+
+	if (want <= s->capacity)
+		return 0;
+	if (want > SPP_STORE_MAX_CAPACITY)
+		return -ENOMEM;
+	while (cap < want)
+		cap = cap * 2 > SPP_STORE_MAX_CAPACITY ? SPP_STORE_MAX_CAPACITY : cap * 2;
+	/* Doubling keeps the cost of rehashing at O(1) per entry over the store's life; if the
+	 * heap has no room for the double, the least that fits the request is tried. */
+	r = spp_store_init(&n, cap);
+	if (r == -ENOMEM && cap > want)
+		r = spp_store_init(&n, want);
+	if (r)
+		return -ENOMEM;
+	for (u64 i = 0; i <= s->slot_mask; i++) {
+		u64 t = s->tag[i], w = s->blk[i];
+
+		if (t) {
+			u64 j = page_find(&n, t & SLOT_GFN);
+
+			n.tag[j] = t;
+			n.map[j] = s->map[i];
+		}
+		if (w) {
+			u64 j = blk_find(&n, (w & ~BLK_USED) >> BLK_SHIFT);
+
+			n.blk[j] = w;
+		}
+	}
+	n.entries = s->entries;
+	n.protected_pages = s->protected_pages;
+	spp_store_destroy(s);
+	*s = n;
+	return 0;
 }
 
 u64 spp_store_protected_pages(const struct spp_store *s) { return s->protected_pages; }

@@ -33,7 +33,10 @@ static void tmem_get(struct tmem *m)
 {
 	struct tessel_hc_out o = { 0, 0, 0 };
 	struct stats s;
-	m->st = tessel_vmcall(HC_TEST_TABLE_MEM, 0, 0, 0, 0, &o);
+	/* RBX = 1: the hook first empties the idle-block cache (the reclamation hysteresis keeps
+	 * up to SPP_IDLE_BLOCKS recently emptied blocks' tables), so the counts compare what
+	 * live protection holds. */
+	m->st = tessel_vmcall(HC_TEST_TABLE_MEM, 1, 0, 0, 0, &o);
 	m->free = o.rbx;
 	m->ept = o.rcx;
 	m->sppt = o.rdx;
