@@ -140,19 +140,6 @@ static void bench_memory(uint8_t *blocks, int nb)
 	uint64_t f1 = heap_free();
 	for (int b = 0; b < nb; b++)
 		set_n(gfn_of(blocks) + (uint64_t)b * 512, 512, TESSEL_SPP_ALL_WRITABLE);
-	serial_printf("PT memory per protected page: needs the test build (HC_TEST_TABLE_MEM)\n");
-		return;
-	}
-	for (int b = 0; b < nb; b++)
-		set_n(gfn_of(blocks) + (uint64_t)b * 512, 512, 0xfffffffeu);
-	uint64_t f1 = heap_free();
-	for (int b = 0; b < nb; b++)
-		set_n(gfn_of(blocks) + (uint64_t)b * 512, 512, TESSEL_SPP_ALL_WRITABLE);
-	for (int b = 0; b < nb; b++)
-		set_n(gfn_of(blocks) + (uint64_t)b * 512 + 100, 1, 0xfffffffeu);
-	uint64_t f2 = heap_free();
-	for (int b = 0; b < nb; b++)
-		set_n(gfn_of(blocks) + (uint64_t)b * 512 + 100, 1, TESSEL_SPP_ALL_WRITABLE);
 	serial_printf("PT memory per protected page (store growth included): dense (%d full blocks) %llu bytes, scattered (1 page in each of "
 		      "%d blocks) %llu bytes\n", nb, (unsigned long long)((f0b - f1) * 4096 / (512ull * nb)), nb,
 		      (unsigned long long)((f0 - f2) * 4096 / nb));
