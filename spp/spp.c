@@ -149,76 +149,80 @@ static u64 *leaf_4k(u64 gfn)
 	return (e && level == 1) ? e : NULL;
 }
 
-/* Everything that can fail for a SET, done before any permission changes. */
+/* Everything that can fail for a SET, done before any permission changes: one EPT split
+ * and one SPPT path per 2 MiB block that gets a protected page. */
 static s64 prepare_pages(u64 gfn, u64 n, const u32 *maps)
 {
-	u64 prepared_2m = ~0ULL; /* one EPT split and one SPPT path serve a whole 2 MiB block */
-	for (u64 i = 0; i < n; i++) {
-		if (maps[i] == SPP_MAP_ALL || ((gfn + i) >> 9) == prepared_2m)
-			continue;
-		if (!leaf_4k(gfn + i)) {
-			int r = ept_split(spp.ept, (gfn + i) << PAGE_SHIFT, 1);
+	for (u64 k = 0; k < n;) {
+		u64 g = gfn + k, run = MIN(n - k, 512 - (g & 511));
+		u32 all = SPP_MAP_ALL;
+
+		for (u64 j = 0; j < run; j++)
+			all &= maps[k + j];
+		k += run;
+		if (all == SPP_MAP_ALL)
+			continue; /* nothing protected in this block's part of the call */
+		if (!leaf_4k(g)) {
+			int r = ept_split(spp.ept, g << PAGE_SHIFT, 1);
 			if (r)
 				return r == -ENOMEM ? -ENOMEM : -EINVAL;
 		}
-		if (spp.mode == SPP_MODE_HW && sppt_prepare(&spp.sppt, gfn + i))
+		if (spp.mode == SPP_MODE_HW && sppt_prepare(&spp.sppt, g))
 			return -ENOMEM;
-		prepared_2m = (gfn + i) >> 9;
 	}
 	return 0;
 }
 
 /*
- * The EPT leaves and SPPT vectors of [gfn, gfn + n) after the store took the new maps (old[]
- * holds the previous ones). One EPT walk and one SPPT walk per 2 MiB block, and one
- * map-to-vector conversion per distinct run of equal maps (a call usually sets one map on
- * every page). Returns true if some permission narrowed (the caller owes an INVEPT).
+ * The EPT leaves and SPPT vectors of [gfn, gfn + n) after the store took the new maps. One
+ * EPT walk and one SPPT walk per 2 MiB block, and one map-to-vector conversion per change of
+ * map along the range (a call usually sets one map on every page). `changed` (the store
+ * said some map changed): in lazy mode the blocks of the range are invalidated.
  */
-static bool apply_tables(u64 gfn, u64 n, const u32 *maps, const u32 *old)
+static void apply_tables(u64 gfn, u64 n, const u32 *maps, bool changed)
 {
-	bool hw = spp.mode == SPP_MODE_HW, narrowed = false;
-	u64 prot_bits = hw ? EPT_SPP : 0, vec = SPPT_VECTOR_ALL;
+	const bool hw = spp.mode == SPP_MODE_HW;
+	const u64 prot_set = EPT_R | (hw ? EPT_SPP : 0);
+	u64 vec = SPPT_VECTOR_ALL;
 	u32 vec_map = SPP_MAP_ALL;
 
 	for (u64 k = 0; k < n;) {
 		u64 g = gfn + k, run = MIN(n - k, 512 - (g & 511));
-		u64 *pt = leaf_4k(g), *sl = NULL;
-		bool changed = false;
+		u64 *e = leaf_4k(g), *sl = NULL;
+		const u32 *m = maps + k;
 
-		if (pt)
-			pt -= g & 511; /* the block's 4 KiB table: its 512 leaves are contiguous */
 		if (hw && !spp.lazy)
 			sl = sppt_leaf_slot(&spp.sppt, g);
+		k += run;
+		if (!e) {
+			/* Not split: prepare_pages split every block that gets a protected page. */
+			for (u64 j = 0; j < run; j++)
+				BUG_ON(m[j] != SPP_MAP_ALL);
+			continue;
+		}
+		/* e and sl index from g: a block's 512 leaves and vectors are contiguous. */
 		for (u64 j = 0; j < run; j++) {
-			u32 m = maps[k + j], o = old[k + j];
-			u64 *e = pt ? pt + ((g + j) & 511) : NULL;
+			u32 mj = m[j];
 
-			narrowed |= (o & ~m) != 0;
-			changed |= o != m;
-			if (m != SPP_MAP_ALL) {
-				BUG_ON(!e); /* prepare_pages split it */
-				__atomic_store_n(e, (*e | EPT_R | prot_bits) & ~EPT_W, __ATOMIC_RELEASE);
+			if (mj != SPP_MAP_ALL) {
+				__atomic_store_n(e + j, (e[j] | prot_set) & ~EPT_W, __ATOMIC_RELEASE);
 				if (sl) {
-					if (m != vec_map) {
-						vec_map = m;
-						vec = sppt_vector(m);
+					if (mj != vec_map) {
+						vec_map = mj;
+						vec = sppt_vector(mj);
 					}
 					__atomic_store_n(sl + j, vec, __ATOMIC_RELEASE);
 				}
-			} else if (e) {
-				__atomic_store_n(e, (*e | EPT_W) & ~EPT_SPP, __ATOMIC_RELEASE);
+			} else {
+				/* (an unprotected page's vector is not consulted: W=1, bit 61 clear) */
+				__atomic_store_n(e + j, (e[j] | EPT_W) & ~EPT_SPP, __ATOMIC_RELEASE);
 			}
-			/* (an unprotected page's vector is not consulted: EPT W=1, bit 61 clear) */
 		}
-		if (hw && spp.lazy && changed) {
+		if (hw && spp.lazy && changed)
 			/* The block's SPPT entry goes away: the next write misses, and the miss
 			 * rewrites only the pages recorded here (spp/sppt.h). */
 			sppt_invalidate_range(&spp.sppt, g, run);
-			narrowed = true;
-		}
-		k += run;
 	}
-	return narrowed;
 }
 
 /*
@@ -371,7 +375,7 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 	(void)c;
 	u64 gfn = a->arg[0], n = a->arg[1], map_gpa = a->arg[2], flags = a->arg[3];
 	/* used under spp.lock only */
-	static u32 maps[TESSEL_MAX_PAGES_PER_CALL], old[TESSEL_MAX_PAGES_PER_CALL];
+	static u32 maps[TESSEL_MAX_PAGES_PER_CALL];
 	if (spp.mode == SPP_MODE_NONE)
 		return -ENODEV;
 	if (flags & ~(u64)TESSEL_SPP_TRACK_FLAG)
@@ -416,8 +420,12 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 	}
 	spp.store_gen++;
 	spin_lock(&spp.ept->lock);
-	spp_store_apply_set_bulk(&spp.store, gfn, n, maps, pflags, old);
-	bool narrowed = apply_tables(gfn, n, maps, old);
+	u32 how = spp_store_apply_set_bulk(&spp.store, gfn, n, maps, pflags);
+	apply_tables(gfn, n, maps, how & SPP_APPLY_CHANGED);
+	/* Narrowed: INVEPT everywhere. Lazy mode: an invalidated SPPT entry must not stay
+	 * cached valid either. */
+	bool narrowed = (how & SPP_APPLY_NARROWED) ||
+			(spp.mode == SPP_MODE_HW && spp.lazy && (how & SPP_APPLY_CHANGED));
 	spin_unlock(&spp.ept->lock);
 	spp_dma_changed(gfn, n); /* DMA tables and IOTLBs (spp/dma.c); cannot fail */
 	if (narrowed)

@@ -206,13 +206,8 @@ static void blk_release(struct spp_store *s, u64 i)
 		slot_delete(s, false, i);
 }
 
-/* The body of both apply functions: cb and old are compile-time constants in each caller
- * once inlined, so the bulk variant has no indirect call in its loop. */
-static inline __attribute__((always_inline)) void apply_set(struct spp_store *s, u64 gfn, u64 n, u32 *maps,
-							    u32 flags, u32 *old_out,
-							    void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map,
-								       u32 new_flags),
-							    void *ctx)
+static void apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u32 flags,
+		      void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags), void *ctx)
 {
 	u64 track = (flags & SPP_PAGE_TRACK) ? SLOT_TRACK : 0;
 	u32 new_flags = track ? SPP_PAGE_TRACK : 0;
@@ -233,8 +228,6 @@ static inline __attribute__((always_inline)) void apply_set(struct spp_store *s,
 				/* Excluded by check_set; never let a lock go if a caller skipped it. */
 				m = old;
 				nf = tag_flags(t);
-				if (old_out)
-					maps[k] = old; /* the bulk caller reads maps as the new maps */
 				goto report;
 			}
 		}
@@ -263,8 +256,6 @@ static inline __attribute__((always_inline)) void apply_set(struct spp_store *s,
 			s->protected_pages += (u64)delta;
 		}
 report:
-		if (old_out)
-			old_out[k] = old;
 		if (cb)
 			cb(ctx, g, old, m, nf);
 	}
@@ -276,12 +267,64 @@ void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u
 			 void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags),
 			 void *ctx)
 {
-	apply_set(s, gfn, n, (u32 *)maps, flags, NULL, cb, ctx);
+	apply_set(s, gfn, n, maps, flags, cb, ctx);
 }
 
-void spp_store_apply_set_bulk(struct spp_store *s, u64 gfn, u64 n, u32 *maps, u32 flags, u32 *old)
+/*
+ * The hypercall's variant: the same result as apply_set without a callback, in a tighter
+ * loop (the SET hot path): no callback, one probe per page, and each block's counters
+ * updated once per run of pages instead of once per page (nobody reads them meanwhile).
+ */
+u32 spp_store_apply_set_bulk(struct spp_store *s, u64 gfn, u64 n, u32 *maps, u32 flags)
 {
-	apply_set(s, gfn, n, maps, flags, old, NULL, NULL);
+	u32 narrowed = 0, changed = 0; /* ORs of old & ~new and old ^ new over the pages */
+	const u64 track = (flags & SPP_PAGE_TRACK) ? SLOT_TRACK : 0;
+	u64 *tag = s->tag;
+	u32 *map = s->map;
+	const u64 mask = s->slot_mask;
+	const u32 shift = s->hash_shift;
+
+	for (u64 k = 0; k < n;) {
+		u64 g0 = gfn + k, run = MIN(n - k, (1ULL << BLK_PAGES_SHIFT) - (g0 & ((1ULL << BLK_PAGES_SHIFT) - 1)));
+		s64 delta = 0;
+
+		for (u64 j = 0; j < run; j++) {
+			u64 g = g0 + j, want = g | SLOT_USED, i = (g * HASH_MUL) >> shift, t;
+			u32 m = maps[k + j], o = SPP_MAP_ALL;
+
+			while ((t = tag[i]) && (t & ~(SLOT_LOCKED | SLOT_TRACK)) != want)
+				i = (i + 1) & mask;
+			if (t) {
+				o = map[i];
+				if (unlikely(t & SLOT_LOCKED)) {
+					/* Excluded by check_set; never let a lock go if a caller skipped it. */
+					maps[k + j] = o;
+				} else if (m != SPP_MAP_ALL) {
+					tag[i] = want | track;
+					map[i] = m;
+				} else {
+					slot_delete(s, true, i);
+					delta--;
+				}
+			} else if (m != SPP_MAP_ALL) {
+				tag[i] = want | track;
+				map[i] = m;
+				delta++;
+			}
+			narrowed |= o & ~m;
+			changed |= o ^ m;
+		}
+		if (delta) {
+			u64 ci = blk_acquire(s, g0 >> BLK_PAGES_SHIFT);
+
+			s->blk[ci] += (u64)delta;
+			s->entries += (u64)delta;
+			s->protected_pages += (u64)delta;
+			blk_release(s, ci);
+		}
+		k += run;
+	}
+	return (narrowed ? SPP_APPLY_NARROWED : 0) | (changed ? SPP_APPLY_CHANGED : 0);
 }
 
 int spp_store_check_lock(const struct spp_store *s, u64 gfn, u64 n)
@@ -344,17 +387,16 @@ void spp_store_get_range(const struct spp_store *s, u64 gfn, u64 n, u32 *out)
 	}
 	for (u64 k = 0; k < n;) {
 		u64 g = gfn + k, run = MIN(n - k, (1ULL << BLK_PAGES_SHIFT) - (g & ((1ULL << BLK_PAGES_SHIFT) - 1)));
-		u64 left = s->blk[blk_find(s, g >> BLK_PAGES_SHIFT)] & BLK_PROT, j = 0;
+		u64 j = 0;
 
-		/* One block lookup per 2 MiB; page lookups only until every protected page the
-		 * block counts has been met (the rest read SPP_MAP_ALL). */
-		for (; left && j < run; j++) {
-			u64 i = probe(tag, mask, shift, g + j);
-			u32 m = tag[i] ? map[i] : SPP_MAP_ALL;
+		/* One block lookup per 2 MiB, and page lookups only in blocks that count a
+		 * protected page. */
+		if (s->blk[blk_find(s, g >> BLK_PAGES_SHIFT)] & BLK_PROT)
+			for (; j < run; j++) {
+				u64 i = probe(tag, mask, shift, g + j);
 
-			left -= m != SPP_MAP_ALL;
-			out[k + j] = m;
-		}
+				out[k + j] = tag[i] ? map[i] : SPP_MAP_ALL;
+			}
 		for (; j < run; j++)
 			out[k + j] = SPP_MAP_ALL;
 		k += run;

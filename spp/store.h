@@ -77,10 +77,13 @@ void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u
 			 void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags),
 			 void *ctx);
 
-/* As spp_store_apply_set without a callback, for the hypercall's hot path: old[k] receives
- * page gfn + k's previous map. A locked page (excluded by check_set) keeps its map, and
+/* As spp_store_apply_set without a callback, for the hypercall's hot path. Returns
+ * SPP_APPLY_NARROWED if some page lost write permission on some sub-page, SPP_APPLY_CHANGED
+ * if some page's map changed. A locked page (excluded by check_set) keeps its map, and
  * maps[k] is overwritten with it, so maps[] reads as the maps now in force. */
-void spp_store_apply_set_bulk(struct spp_store *s, u64 gfn, u64 n, u32 *maps, u32 flags, u32 *old);
+#define SPP_APPLY_NARROWED 1u
+#define SPP_APPLY_CHANGED  2u
+u32 spp_store_apply_set_bulk(struct spp_store *s, u64 gfn, u64 n, u32 *maps, u32 flags);
 
 /* Would LOCK of n pages from gfn fit? -EINVAL (range), -ENOMEM or 0. Changes nothing. */
 int spp_store_check_lock(const struct spp_store *s, u64 gfn, u64 n);
