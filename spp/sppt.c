@@ -235,9 +235,15 @@ void sppt_invalidate_range(struct sppt *t, u64 gfn, u64 n)
 		for (u32 w = 0; w < 8; w++)
 			t->dirty[i].bits[w] = 0;
 	}
-	if (i >= 0)
-		for (u64 p = first; p < first + n; p++)
-			t->dirty[i].bits[p >> 6] |= 1ULL << (p & 63);
+	if (i >= 0) {
+		/* Bits [first, first + n) of the 512, a word at a time. */
+		for (u64 p = first, end = first + n; p < end;) {
+			u64 lo = p & 63, cnt = MIN(64 - lo, end - p);
+
+			t->dirty[i].bits[p >> 6] |= (cnt == 64 ? ~0ULL : ((1ULL << cnt) - 1)) << lo;
+			p += cnt;
+		}
+	}
 	if (*l2 & SPPT_VALID)
 		atomic_store(l2, *l2 & ~SPPT_VALID);
 }

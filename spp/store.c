@@ -270,6 +270,9 @@ void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u
 	apply_set(s, gfn, n, maps, flags, cb, ctx);
 }
 
+/* Out of line so the bulk loop keeps its values in registers (deletion is the rare path). */
+static __attribute__((noinline)) void page_delete(struct spp_store *s, u64 i) { slot_delete(s, true, i); }
+
 /*
  * The hypercall's variant: the same result as apply_set without a callback, in a tighter
  * loop (the SET hot path): no callback, one probe per page, and each block's counters
@@ -303,7 +306,7 @@ u32 spp_store_apply_set_bulk(struct spp_store *s, u64 gfn, u64 n, u32 *maps, u32
 					tag[i] = want | track;
 					map[i] = m;
 				} else {
-					slot_delete(s, true, i);
+					page_delete(s, i);
 					delta--;
 				}
 			} else if (m != SPP_MAP_ALL) {
