@@ -47,15 +47,15 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	uint8_t *hi = base + (uint64_t)(MANY - 1) * PAGE;
 	uint32_t m_hi = 0, m_lo = 0;
 	int64_t g1 = get1(hi, &m_hi), g2 = get1(base + 5 * PAGE, &m_lo);
-	tap_ok(g1 == 0 && m_hi == 0xfffffffeu, "GET of the highest page (%u): status %lld map %#x", MANY - 1,
+	tap_ok(g1 == 0 && m_hi == 0xfffffffeu, "GET of the highest page (%u): status %lld map 0x%x", MANY - 1,
 	       (long long)g1, m_hi);
-	tap_ok(g2 == 0 && m_lo == 0xfffffffeu, "GET of page 5: status %lld map %#x", (long long)g2, m_lo);
+	tap_ok(g2 == 0 && m_lo == 0xfffffffeu, "GET of page 5: status %lld map 0x%x", (long long)g2, m_lo);
 
 	uint8_t before = hi[0];
 	probe_store(hi, (uint8_t)(before ^ 0x5a), 1);
 	probe_store(hi + SUB, 0x77, 1);
 	tap_ok(hi[0] == before && hi[SUB] == 0x77,
-	       "highest page: a write to protected sub-page 0 is denied (%#x, was %#x), one to sub-page 1 lands (%#x)",
+	       "highest page: a write to protected sub-page 0 is denied (0x%x, was 0x%x), one to sub-page 1 lands (0x%x)",
 	       hi[0], before, hi[SUB]);
 
 	bad = 0;
@@ -66,6 +66,6 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	tap_ok(bad == 0, "every page unprotected again (%u calls failed)", bad);
 	probe_store(hi, 0x3c, 1);
 	tap_ok(hi[0] == 0x3c && get1(hi, &m_hi) == 0 && m_hi == TESSEL_SPP_ALL_WRITABLE,
-	       "the highest page is writable again (%#x, map %#x)", hi[0], m_hi);
+	       "the highest page is writable again (0x%x, map 0x%x)", hi[0], m_hi);
 	guest_finish();
 }
