@@ -10,8 +10,9 @@
  *      tables for in hardware mode, where each costs an EPT and an SPPT leaf table) and
  *      unprotects it again, block after block, ROUNDS times: every call must succeed;
  *   2. reads table memory with the test hook HC_TEST_TABLE_MEM (free heap pages, EPT table
- *      pages, SPPT table pages) and HC_STATS sppt_pages before and after: back at the
- *      starting level;
+ *      pages, SPPT table pages; RBX = 1 has the hook first empty the hypervisor's bounded
+ *      cache of recently emptied blocks) and HC_STATS sppt_pages before and after: back at
+ *      the starting level;
  *   3. protects SPREAD pages in each of SB blocks (memory must grow: the check can fail),
  *      checks a protected write is denied, then unprotects everything with whole-block calls:
  *      back at the starting level, and the formerly protected bytes are writable;
