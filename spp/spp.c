@@ -31,7 +31,9 @@
 
 struct spp_state spp = { .lock = SPINLOCK_INIT };
 
-#define SPP_STORE_CAPACITY (64 * 1024) /* pages with protected sub-pages or locks */
+/* Initial room in the permission store (pages with protected sub-pages or locks): 160 KiB.
+ * It grows on demand (spp_store_grow, doubling) for as long as the heap has room. */
+#define SPP_STORE_CAPACITY 4096
 #define GFN_LIMIT (1ULL << 36)         /* 2^48 bytes: the 4-level EPT/SPPT limit */
 
 int spp_init(const struct tessel_config *cfg, struct ept *ept, u8 phys_bits)
@@ -147,82 +149,89 @@ static u64 *leaf_4k(u64 gfn)
 	return (e && level == 1) ? e : NULL;
 }
 
-/* Everything that can fail for a SET, done before any permission changes. */
+/* Everything that can fail for a SET, done before any permission changes: one EPT split
+ * and one SPPT path per 2 MiB block that gets a protected page. */
 static s64 prepare_pages(u64 gfn, u64 n, const u32 *maps)
 {
-	u64 prepared_2m = ~0ULL; /* one EPT split and one SPPT path serve a whole 2 MiB block */
-	for (u64 i = 0; i < n; i++) {
-		if (maps[i] == SPP_MAP_ALL || ((gfn + i) >> 9) == prepared_2m)
-			continue;
-		if (!leaf_4k(gfn + i)) {
-			int r = ept_split(spp.ept, (gfn + i) << PAGE_SHIFT, 1);
+	for (u64 k = 0; k < n;) {
+		u64 g = gfn + k, run = MIN(n - k, 512 - (g & 511));
+		u32 all = SPP_MAP_ALL;
+
+		for (u64 j = 0; j < run; j++)
+			all &= maps[k + j];
+		k += run;
+		if (all == SPP_MAP_ALL)
+			continue; /* nothing protected in this block's part of the call */
+		if (!leaf_4k(g)) {
+			int r = ept_split(spp.ept, g << PAGE_SHIFT, 1);
 			if (r)
 				return r == -ENOMEM ? -ENOMEM : -EINVAL;
 		}
-		if (spp.mode == SPP_MODE_HW && sppt_prepare(&spp.sppt, gfn + i))
+		if (spp.mode == SPP_MODE_HW && sppt_prepare(&spp.sppt, g))
 			return -ENOMEM;
-		prepared_2m = (gfn + i) >> 9;
 	}
 	return 0;
 }
 
-struct apply_ctx {
-	bool narrowed;
-	u64 last_2m;      /* lazy mode: block whose SPPT entry was invalidated */
-	u64 cached_2m;    /* block whose EPT/SPPT leaf tables are cached below */
-	u64 *ept_pt;      /* EPT 4 KiB table of cached_2m (NULL: mapped by a large leaf) */
-	u64 *sppt_leaves; /* SPPT leaf table of cached_2m (NULL: none) */
-};
-
-/* One EPT walk and one SPPT walk per 2 MiB block instead of per page. */
-static void cache_block(struct apply_ctx *ctx, u64 gfn)
+/*
+ * The EPT leaves and SPPT vectors of [gfn, gfn + n) after the store took the new maps. One
+ * EPT walk and one SPPT walk per 2 MiB block, and one map-to-vector conversion per change of
+ * map along the range (a call usually sets one map on every page). `changed` (the store
+ * said some map changed): in lazy mode the blocks of the range are invalidated.
+ */
+static void apply_tables(u64 gfn, u64 n, const u32 *maps, bool changed)
 {
-	u64 base = gfn & ~511ULL;
-	ctx->cached_2m = gfn >> 9;
-	u64 *e = leaf_4k(base);
-	ctx->ept_pt = e ? e : NULL;
-	ctx->sppt_leaves = (spp.mode == SPP_MODE_HW && !spp.lazy) ? sppt_leaf_slot(&spp.sppt, base) : NULL;
-}
+	const bool hw = spp.mode == SPP_MODE_HW;
+	const u64 prot_set = EPT_R | (hw ? EPT_SPP : 0);
+	u64 vec = SPPT_VECTOR_ALL;
+	u32 vec_map = SPP_MAP_ALL;
 
-static void apply_page(void *vctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags)
-{
-	struct apply_ctx *ctx = vctx;
-	(void)new_flags;
-	if (old_map & ~new_map)
-		ctx->narrowed = true;
-	if ((gfn >> 9) != ctx->cached_2m)
-		cache_block(ctx, gfn);
-	u64 *e = ctx->ept_pt ? ctx->ept_pt + (gfn & 511) : NULL;
-	if (new_map != SPP_MAP_ALL) {
-		BUG_ON(!e); /* prepare_pages split it */
-		u64 v = (*e | EPT_R) & ~EPT_W;
-		if (spp.mode == SPP_MODE_HW)
-			v |= EPT_SPP;
-		__atomic_store_n(e, v, __ATOMIC_RELEASE);
-	} else if (e) {
-		__atomic_store_n(e, (*e | EPT_W) & ~EPT_SPP, __ATOMIC_RELEASE);
-	}
-	if (spp.mode != SPP_MODE_HW)
-		return;
-	if (!spp.lazy) {
-		if (new_map != SPP_MAP_ALL) {
-			BUG_ON(!ctx->sppt_leaves); /* prepare_pages built the path */
-			__atomic_store_n(ctx->sppt_leaves + (gfn & 511), sppt_vector(new_map), __ATOMIC_RELEASE);
+	for (u64 k = 0; k < n;) {
+		u64 g = gfn + k, run = MIN(n - k, 512 - (g & 511));
+		u64 *e = leaf_4k(g), *sl = NULL;
+		const u32 *m = maps + k;
+
+		if (hw && !spp.lazy)
+			sl = sppt_leaf_slot(&spp.sppt, g);
+		k += run;
+		if (!e) {
+			/* Not split: prepare_pages split every block that gets a protected page. */
+			for (u64 j = 0; j < run; j++)
+				BUG_ON(m[j] != SPP_MAP_ALL);
+			continue;
 		}
-		/* an unprotected page's leaf is not consulted (EPT W=1, bit 61 clear) */
-	} else if ((gfn >> 9) != ctx->last_2m) {
-		sppt_invalidate_2m(&spp.sppt, gfn);
-		ctx->last_2m = gfn >> 9;
-		ctx->narrowed = true; /* the SPPT entry went away: the next write must miss */
+		/* e and sl index from g: a block's 512 leaves and vectors are contiguous. */
+		for (u64 j = 0; j < run; j++) {
+			u32 mj = m[j];
+
+			if (mj != SPP_MAP_ALL) {
+				__atomic_store_n(e + j, (e[j] | prot_set) & ~EPT_W, __ATOMIC_RELEASE);
+				if (sl) {
+					if (mj != vec_map) {
+						vec_map = mj;
+						vec = sppt_vector(mj);
+					}
+					__atomic_store_n(sl + j, vec, __ATOMIC_RELEASE);
+				}
+			} else {
+				/* (an unprotected page's vector is not consulted: W=1, bit 61 clear) */
+				__atomic_store_n(e + j, (e[j] | EPT_W) & ~EPT_SPP, __ATOMIC_RELEASE);
+			}
+		}
+		if (hw && spp.lazy && changed)
+			/* The block's SPPT entry goes away: the next write misses, and the miss
+			 * rewrites only the pages recorded here (spp/sppt.h). */
+			sppt_invalidate_range(&spp.sppt, g, run);
 	}
 }
 
 /*
- * Gives back the tables of every 2 MiB block of [gfn, gfn + n) that has no protected page
- * left (issue 9 item m): without this, protect/unprotect churn over many blocks would keep
- * one EPT table (and in hardware mode an SPPT leaf table) per block ever protected, and the
- * heap would end in -ENOMEM for good. Caller holds spp.lock (so no SET, violation or SPP
- * miss on another CPU changes these blocks meanwhile).
+ * Gives back the tables of the listed 2 MiB blocks that have no protected page (issue 9 item
+ * m): without this, protect/unprotect churn over many blocks would keep one EPT table (and in
+ * hardware mode an SPPT leaf table) per block ever protected, and the heap would end in
+ * -ENOMEM for good. Caller holds spp.lock (so no SET, violation or SPP miss on another CPU
+ * changes these blocks meanwhile). At most SPP_IDLE_BLOCKS + 2 blocks (the SPPT's retire
+ * list holds 3 tables per block).
  *
  * EPT: a split block whose 512 leaves are identical again (permissions, memory type,
  * contiguous identity) becomes one 2 MiB leaf, and a GiB whose 512 entries are then equal
@@ -232,21 +241,24 @@ static void apply_page(void *vctx, u64 gfn, u32 old_map, u32 new_map, u32 new_fl
  * contiguous), blocks with mixed MTRR types. SPPT (hardware mode): the block's leaf table
  * and any L2/L3 table left empty are unlinked before the same INVEPT and freed after it.
  */
-static void reclaim_tables(u64 gfn, u64 n)
+#define RECLAIM_MAX (SPP_IDLE_BLOCKS + 2)
+static void reclaim_blocks(const u64 *blocks, u32 nb)
 {
-	u64 first = gfn >> 9, last = (gfn + n - 1) >> 9, merged[2] = { 0, 0 };
-	bool flush = false, again = false;
+	bool merged[RECLAIM_MAX] = { false }, flush = false, again = false;
 
-	if (!n || last - first > 1) /* n <= TESSEL_MAX_PAGES_PER_CALL = 512: at most 2 blocks */
-		return;
+	BUILD_BUG_ON(3 * RECLAIM_MAX > SPPT_RETIRE_MAX || RECLAIM_MAX > EPT_MERGE_MAX);
+	if (nb > RECLAIM_MAX)
+		nb = RECLAIM_MAX;
 	spin_lock(&spp.ept->lock);
-	for (u64 b = first; b <= last; b++) {
+	for (u32 i = 0; i < nb; i++) {
+		u64 b = blocks[i];
+
 		if (spp_store_count_2m(&spp.store, b << 9))
 			continue;
 		if (spp.mode == SPP_MODE_HW && sppt_unlink_2m(&spp.sppt, b << 9))
 			flush = true;
 		if (ept_try_merge(spp.ept, b << 21, 2, NULL, NULL)) {
-			merged[b - first] = 1;
+			merged[i] = true;
 			flush = true;
 		}
 	}
@@ -256,8 +268,8 @@ static void reclaim_tables(u64 gfn, u64 n)
 	spp_flush_all_cpus();
 	spin_lock(&spp.ept->lock);
 	ept_merge_finish(spp.ept);
-	for (u64 b = first; b <= last; b++)
-		if (merged[b - first] && ept_try_merge(spp.ept, b << 21, 3, NULL, NULL))
+	for (u32 i = 0; i < nb; i++)
+		if (merged[i] && ept_try_merge(spp.ept, blocks[i] << 21, 3, NULL, NULL))
 			again = true;
 	spin_unlock(&spp.ept->lock);
 	if (spp.mode == SPP_MODE_HW)
@@ -270,11 +282,100 @@ static void reclaim_tables(u64 gfn, u64 n)
 	spin_unlock(&spp.ept->lock);
 }
 
+/* Does block b hold tables a reclaim could give back (a 4 KiB EPT table, an SPPT leaf)? */
+static bool block_has_tables(u64 b)
+{
+	if (leaf_4k(b << 9))
+		return true;
+	return spp.mode == SPP_MODE_HW && sppt_leaf_slot(&spp.sppt, b << 9);
+}
+
+static bool idle_remove(u64 b)
+{
+	for (u32 i = 0; i < spp.nidle; i++)
+		if (spp.idle[i] == b) {
+			for (u32 j = i; j + 1 < spp.nidle; j++)
+				spp.idle[j] = spp.idle[j + 1];
+			spp.nidle--;
+			return true;
+		}
+	return false;
+}
+
+u32 spp_reclaim_idle(void)
+{
+	u64 blocks[SPP_IDLE_BLOCKS];
+	u32 n = spp.nidle;
+
+	for (u32 i = 0; i < n; i++)
+		blocks[i] = spp.idle[i];
+	spp.nidle = 0;
+	if (n)
+		reclaim_blocks(blocks, n);
+	return n;
+}
+
+/*
+ * Hysteresis (the performance issue): after a SET, the blocks of its range that have no
+ * protected page any more do not give their tables back at once; they join the idle cache
+ * (newest last), and only the oldest block beyond SPP_IDLE_BLOCKS is reclaimed. Protecting
+ * a page there again then needs no EPT split, no SPPT path and no merge-back flush. Blocks
+ * of the range that hold protected pages leave the cache. The cache holds at most
+ * SPP_IDLE_BLOCKS blocks, and every path that runs out of memory empties it and retries
+ * (hc_spp_set), so -ENOMEM still depends only on the blocks that hold protected pages.
+ */
+static void settle_blocks(u64 gfn, u64 n)
+{
+	u64 evict[2], first = gfn >> 9, last = (gfn + n - 1) >> 9;
+	u32 ne = 0;
+
+	for (u64 b = first; b <= last && n; b++) {
+		idle_remove(b);
+		if (spp_store_count_2m(&spp.store, b << 9) || !block_has_tables(b))
+			continue;
+		if (spp.nidle == SPP_IDLE_BLOCKS) {
+			evict[ne++] = spp.idle[0];
+			idle_remove(spp.idle[0]);
+		}
+		spp.idle[spp.nidle++] = b;
+	}
+	if (ne)
+		reclaim_blocks(evict, ne);
+}
+
+/* After a failed SET: the splits and paths its prepare made in blocks without protected
+ * pages are given back (blocks of the range that were idle leave the cache with them). */
+static void reclaim_range(u64 gfn, u64 n)
+{
+	u64 blocks[2], first = gfn >> 9, last = (gfn + n - 1) >> 9;
+	u32 nb = 0;
+
+	for (u64 b = first; b <= last && nb < 2; b++) {
+		idle_remove(b);
+		blocks[nb++] = b;
+	}
+	reclaim_blocks(blocks, nb);
+}
+
+/* The store has room for every page of the call (spp_store_check_set said -ENOMEM): grow it,
+ * emptying the idle cache first if the heap is short. */
+static s64 store_make_room(u64 n)
+{
+	u64 want = spp_store_entries(&spp.store) + n;
+
+	if (!spp_store_grow(&spp.store, want))
+		return 0;
+	if (spp_reclaim_idle() && !spp_store_grow(&spp.store, want))
+		return 0;
+	return -ENOMEM;
+}
+
 s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 {
 	(void)c;
 	u64 gfn = a->arg[0], n = a->arg[1], map_gpa = a->arg[2], flags = a->arg[3];
-	static u32 maps[TESSEL_MAX_PAGES_PER_CALL]; /* used under spp.lock only */
+	/* used under spp.lock only */
+	static u32 maps[TESSEL_MAX_PAGES_PER_CALL];
 	if (spp.mode == SPP_MODE_NONE)
 		return -ENODEV;
 	if (flags & ~(u64)TESSEL_SPP_TRACK_FLAG)
@@ -291,6 +392,14 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 	}
 	u32 pflags = (flags & TESSEL_SPP_TRACK_FLAG) ? SPP_PAGE_TRACK : 0;
 	r = spp_store_check_set(&spp.store, gfn, n, maps, pflags);
+	if (r == -ENOMEM) {
+		/* Room for n more entries is more than the call may need (pages already
+		 * protected take none): growing is invisible to the guest, and the check
+		 * repeated afterwards still decides -EPERM first. */
+		r = store_make_room(n);
+		if (!r)
+			r = spp_store_check_set(&spp.store, gfn, n, maps, pflags);
+	}
 	if (!r) {
 		spin_lock(&spp.ept->lock);
 		r = prepare_pages(gfn, n, maps);
@@ -303,21 +412,33 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 			ept_merge_finish(spp.ept);
 		}
 		spin_unlock(&spp.ept->lock);
+		if (r == -ENOMEM && spp.nidle) {
+			/* Idle blocks' tables are a cache: give them back and try once more. */
+			reclaim_range(gfn, n);
+			spp_reclaim_idle();
+			spin_lock(&spp.ept->lock);
+			r = prepare_pages(gfn, n, maps);
+			spin_unlock(&spp.ept->lock);
+		}
 	}
 	if (r) {
 		if (r == -ENOMEM)
-			reclaim_tables(gfn, n); /* splits and paths a failed prepare left behind */
+			reclaim_range(gfn, n); /* splits and paths a failed prepare left behind */
 		goto out;
 	}
-	struct apply_ctx ctx = { .narrowed = false, .last_2m = ~0ULL, .cached_2m = ~0ULL };
 	spp.store_gen++;
 	spin_lock(&spp.ept->lock);
-	spp_store_apply_set(&spp.store, gfn, n, maps, pflags, apply_page, &ctx);
+	u32 how = spp_store_apply_set_bulk(&spp.store, gfn, n, maps, pflags);
+	apply_tables(gfn, n, maps, how & SPP_APPLY_CHANGED);
+	/* Narrowed: INVEPT everywhere. Lazy mode: an invalidated SPPT entry must not stay
+	 * cached valid either. */
+	bool narrowed = (how & SPP_APPLY_NARROWED) ||
+			(spp.mode == SPP_MODE_HW && spp.lazy && (how & SPP_APPLY_CHANGED));
 	spin_unlock(&spp.ept->lock);
 	spp_dma_changed(gfn, n); /* DMA tables and IOTLBs (spp/dma.c); cannot fail */
-	if (ctx.narrowed)
+	if (narrowed)
 		spp_flush_all_cpus();
-	reclaim_tables(gfn, n);
+	settle_blocks(gfn, n);
 out:
 	spin_unlock(&spp.lock);
 	return r;
@@ -339,12 +460,8 @@ s64 hc_spp_get(struct percpu *c, struct hc_args *a)
 		r = -EFAULT;
 		goto out;
 	}
-	u32 *out = hpa_to_ptr(hpa(map_gpa));
-	for (u64 i = 0; i < n; i++) {
-		u32 map, flags;
-		spp_store_get(&spp.store, gfn + i, &map, &flags);
-		__atomic_store_n(&out[i], map, __ATOMIC_RELAXED);
-	}
+	/* Straight into the guest's buffer (RAM, checked above; aligned u32 stores). */
+	spp_store_get_range(&spp.store, gfn, n, hpa_to_ptr(hpa(map_gpa)));
 out:
 	spin_unlock(&spp.lock);
 	return r;

@@ -17,6 +17,11 @@
 
 enum spp_mode { SPP_MODE_NONE, SPP_MODE_HW, SPP_MODE_SW };
 
+/* Recently emptied 2 MiB blocks whose tables are kept (at most 2 table pages each: the
+ * block's EPT table and, with hardware SPP, its SPPT leaf table; L2/L3 tables above them are
+ * shared with other blocks). */
+#define SPP_IDLE_BLOCKS 8
+
 struct spp_state {
 	spinlock_t lock;          /* store, SPPT, EPT leaves of protected pages, the ring */
 	enum spp_mode mode;
@@ -32,6 +37,12 @@ struct spp_state {
 	u64 store_gen;            /* bumped by every change of the store (SET) */
 	u64 ring_checked_gen;     /* store_gen when the ring was last found free of protection */
 	bool misconfig_logged;
+	/* Hysteresis for table reclamation (spp/spp.c): blocks whose last protected page went
+	 * away recently keep their EPT table and SPPT leaf table, oldest first, so protect /
+	 * unprotect of one block does not split and merge it every time. Bounded by
+	 * SPP_IDLE_BLOCKS and dropped whenever table or store memory runs out. */
+	u64 idle[SPP_IDLE_BLOCKS]; /* 2 MiB block numbers (gfn >> 9), idle[0] the oldest */
+	u32 nidle;
 };
 
 extern struct spp_state spp;
@@ -40,6 +51,10 @@ extern struct spp_state spp;
  * Returns 0, or a negative errno when spp=hw was demanded and cannot be had. */
 int spp_init(const struct tessel_config *cfg, struct ept *ept, u8 phys_bits);
 const char *spp_mode_name(void);
+
+/* Frees the tables of every block in the idle cache (see struct spp_state). Caller holds
+ * spp.lock. Returns the number of blocks it reclaimed. */
+u32 spp_reclaim_idle(void);
 
 /* Per-CPU VMCS setup (before launch): secondary control bit 23 and SPPTP in hw mode. */
 void spp_cpu_setup(void);

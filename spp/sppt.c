@@ -75,6 +75,7 @@ static void free_tree(struct sppt *t, u64 tab_hpa, int level)
 
 void sppt_destroy(struct sppt *t)
 {
+	t->ndirty = 0;
 	sppt_reclaim(t);
 	if (t->root.v)
 		free_tree(t, t->root.v, 4);
@@ -184,21 +185,73 @@ void sppt_set(struct sppt *t, u64 gfn, u32 map)
 		atomic_store(v, sppt_vector(map));
 }
 
+/* The dirty record of block (gfn >> 9), or -1. */
+static int dirty_find(const struct sppt *t, u64 block)
+{
+	for (u32 i = 0; i < t->ndirty; i++)
+		if (t->dirty[i].block == block)
+			return (int)i;
+	return -1;
+}
+
+static void dirty_drop(struct sppt *t, int i)
+{
+	if (i < 0)
+		return;
+	for (u32 j = (u32)i; j + 1 < t->ndirty; j++)
+		t->dirty[j] = t->dirty[j + 1];
+	t->ndirty--;
+}
+
 void sppt_invalidate_2m(struct sppt *t, u64 gfn)
 {
 	u64 *l2;
 
 	if (gfn >= SPPT_GPA_LIMIT >> PAGE_SHIFT)
 		return;
+	dirty_drop(t, dirty_find(t, gfn >> 9));
 	l2 = l2_entry(t, gfn << PAGE_SHIFT, false, NULL);
 	if (l2 && (*l2 & SPPT_VALID))
+		atomic_store(l2, *l2 & ~SPPT_VALID);
+}
+
+void sppt_invalidate_range(struct sppt *t, u64 gfn, u64 n)
+{
+	u64 *l2, block = gfn >> 9, first = gfn & 511;
+	int i;
+
+	if (gfn >= SPPT_GPA_LIMIT >> PAGE_SHIFT || !n || n > SPPT_2M_PAGES - first)
+		return;
+	l2 = l2_entry(t, gfn << PAGE_SHIFT, false, NULL);
+	if (!l2 || !(*l2 & t->addr_mask))
+		return; /* no table: the fill builds all of it */
+	i = dirty_find(t, block);
+	if (i < 0 && (*l2 & SPPT_VALID)) {
+		/* Current until now: start a record (dropping the oldest if all are taken). */
+		if (t->ndirty == SPPT_DIRTY_MAX)
+			dirty_drop(t, 0);
+		i = (int)t->ndirty++;
+		t->dirty[i].block = block;
+		for (u32 w = 0; w < 8; w++)
+			t->dirty[i].bits[w] = 0;
+	}
+	if (i >= 0) {
+		/* Bits [first, first + n) of the 512, a word at a time. */
+		for (u64 p = first, end = first + n; p < end;) {
+			u64 lo = p & 63, cnt = MIN(64 - lo, end - p);
+
+			t->dirty[i].bits[p >> 6] |= (cnt == 64 ? ~0ULL : ((1ULL << cnt) - 1)) << lo;
+			p += cnt;
+		}
+	}
+	if (*l2 & SPPT_VALID)
 		atomic_store(l2, *l2 & ~SPPT_VALID);
 }
 
 int sppt_fill_2m(struct sppt *t, u64 gpa, u32 (*map_of)(void *ctx, u64 gfn), void *ctx)
 {
 	u64 *l2, *v, gfn0;
-	int err = 0;
+	int err = 0, d;
 	hpa_t leaf;
 
 	if (gpa >= SPPT_GPA_LIMIT)
@@ -207,15 +260,29 @@ int sppt_fill_2m(struct sppt *t, u64 gpa, u32 (*map_of)(void *ctx, u64 gfn), voi
 	if (!l2)
 		return err;
 	leaf = hpa(*l2 & t->addr_mask);
+	gfn0 = ALIGN_DOWN(gpa, SZ_2M) >> PAGE_SHIFT;
+	d = dirty_find(t, gfn0 >> 9);
 	if (!leaf.v) {
+		dirty_drop(t, d); /* cannot happen (unlink drops it); a new table is filled whole */
+		d = -1;
 		leaf = table_alloc(t); /* every vector is written below */
 		if (!leaf.v)
 			return -ENOMEM;
 	}
 	v = hpa_to_ptr(leaf);
-	gfn0 = ALIGN_DOWN(gpa, SZ_2M) >> PAGE_SHIFT;
-	for (u64 i = 0; i < SPPT_2M_PAGES; i++)
-		atomic_store(&v[i], sppt_vector(map_of(ctx, gfn0 + i)));
+	if (d >= 0) {
+		/* Only the pages changed since the block's last fill; the others are current. */
+		for (u32 w = 0; w < 8; w++)
+			for (u64 b = t->dirty[d].bits[w]; b; b &= b - 1) {
+				u64 i = w * 64 + (u64)__builtin_ctzll(b);
+
+				atomic_store(&v[i], sppt_vector(map_of(ctx, gfn0 + i)));
+			}
+		dirty_drop(t, d);
+	} else {
+		for (u64 i = 0; i < SPPT_2M_PAGES; i++)
+			atomic_store(&v[i], sppt_vector(map_of(ctx, gfn0 + i)));
+	}
 	/* Valid only now, after the table is complete; also drops reserved bits. */
 	atomic_store(l2, leaf.v | SPPT_VALID);
 	return 0;
@@ -294,6 +361,7 @@ bool sppt_unlink_2m(struct sppt *t, u64 gfn)
 			return false;
 		tab = table(t, *path[level]);
 	}
+	dirty_drop(t, dirty_find(t, gfn >> 9)); /* a new table is filled whole */
 	/* A retired table is not written to after this: a CPU that still caches the entry
 	 * above it reads what it had (vectors, or entries of tables retired with it), never a
 	 * free-list link. The L2 and L3 tables follow when they hold nothing else (the root

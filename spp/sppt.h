@@ -32,6 +32,7 @@
 #define SPPT_GPA_LIMIT   (1ULL << 48)
 #define SPPT_VECTOR_ALL  0x5555555555555555ULL /* every sub-page writable */
 #define SPPT_RETIRE_MAX  32
+#define SPPT_DIRTY_MAX   16 /* lazy mode: blocks whose changed pages are remembered */
 
 struct sppt {
 	hpa_t root;          /* the L4 table: SPPTP (VMCS 0x2030) = root.v */
@@ -40,6 +41,11 @@ struct sppt {
 	u64 addr_mask;       /* entry bits phys_bits-1:12 */
 	u32 nretired;
 	hpa_t retired[SPPT_RETIRE_MAX]; /* unlinked leaf tables awaiting sppt_reclaim() */
+	/* Lazy mode: for up to SPPT_DIRTY_MAX invalidated blocks (oldest first), which of their
+	 * 512 vectors are stale. An invalidated block with a record is refilled from those
+	 * pages only; one without (never recorded, or evicted) is refilled whole. */
+	u32 ndirty;
+	struct { u64 block; u64 bits[8]; } dirty[SPPT_DIRTY_MAX];
 };
 
 /* Allocates an empty root (every L4 entry not valid). 0, -EINVAL (phys_bits outside 32..52)
@@ -70,14 +76,25 @@ void sppt_set(struct sppt *t, u64 gfn, u32 map);
 u64 *sppt_leaf_slot(struct sppt *t, u64 gfn);
 
 /* Lazy mode: clears the valid bit of the L2 entry covering gfn's 2 MiB block, keeping its
- * address (and table) for reuse, so the next eligible write there causes an SPP miss. */
+ * address (and table) for reuse, so the next eligible write there causes an SPP miss; the
+ * block's next fill rewrites all 512 vectors (its dirty record, if any, is dropped). */
 void sppt_invalidate_2m(struct sppt *t, u64 gfn);
 
+/* Lazy mode, after the maps of pages [gfn, gfn + n) (all in one 2 MiB block, n >= 1)
+ * changed: invalidates the block as sppt_invalidate_2m() does and remembers those pages, so
+ * the block's next sppt_fill_2m() rewrites only the pages changed since its last fill. A
+ * block already invalid without a record (its stale pages unknown) stays that way: it is
+ * refilled whole. When every record is taken, the oldest is dropped (that block is then
+ * refilled whole): bounded memory, never a stale vector. A block without a leaf table
+ * needs no record (a fill creates and fills the table). */
+void sppt_invalidate_range(struct sppt *t, u64 gfn, u64 n);
+
 /*
- * SPP miss (exit 66, qualification bit 11) at gpa: creates the path if needed, writes all
- * 512 leaf vectors of gpa's 2 MiB block from map_of(ctx, gfn) (SPP_MAP_ALL for pages without
- * protection), then makes the L2 entry valid (clearing any reserved bits in it). 0, -EINVAL
- * (gpa beyond SPPT_GPA_LIMIT) or -ENOMEM (the block stays not valid).
+ * SPP miss (exit 66, qualification bit 11) at gpa: creates the path if needed, writes the
+ * leaf vectors of gpa's 2 MiB block from map_of(ctx, gfn) (SPP_MAP_ALL for pages without
+ * protection) - only the pages sppt_invalidate_range() recorded, if the block has a record
+ * and its table, else all 512 - then makes the L2 entry valid (clearing any reserved bits in
+ * it). 0, -EINVAL (gpa beyond SPPT_GPA_LIMIT) or -ENOMEM (the block stays not valid).
  */
 int sppt_fill_2m(struct sppt *t, u64 gpa, u32 (*map_of)(void *ctx, u64 gfn), void *ctx);
 

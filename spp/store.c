@@ -206,9 +206,8 @@ static void blk_release(struct spp_store *s, u64 i)
 		slot_delete(s, false, i);
 }
 
-void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u32 flags,
-			 void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags),
-			 void *ctx)
+static void apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u32 flags,
+		      void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags), void *ctx)
 {
 	u64 track = (flags & SPP_PAGE_TRACK) ? SLOT_TRACK : 0;
 	u32 new_flags = track ? SPP_PAGE_TRACK : 0;
@@ -264,6 +263,73 @@ report:
 		blk_release(s, ci);
 }
 
+void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u32 flags,
+			 void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags),
+			 void *ctx)
+{
+	apply_set(s, gfn, n, maps, flags, cb, ctx);
+}
+
+/* Out of line so the bulk loop keeps its values in registers (deletion is the rare path). */
+static __attribute__((noinline)) void page_delete(struct spp_store *s, u64 i) { slot_delete(s, true, i); }
+
+/*
+ * The hypercall's variant: the same result as apply_set without a callback, in a tighter
+ * loop (the SET hot path): no callback, one probe per page, and each block's counters
+ * updated once per run of pages instead of once per page (nobody reads them meanwhile).
+ */
+u32 spp_store_apply_set_bulk(struct spp_store *s, u64 gfn, u64 n, u32 *maps, u32 flags)
+{
+	u32 narrowed = 0, changed = 0; /* ORs of old & ~new and old ^ new over the pages */
+	const u64 track = (flags & SPP_PAGE_TRACK) ? SLOT_TRACK : 0;
+	u64 *tag = s->tag;
+	u32 *map = s->map;
+	const u64 mask = s->slot_mask;
+	const u32 shift = s->hash_shift;
+
+	for (u64 k = 0; k < n;) {
+		u64 g0 = gfn + k, run = MIN(n - k, (1ULL << BLK_PAGES_SHIFT) - (g0 & ((1ULL << BLK_PAGES_SHIFT) - 1)));
+		s64 delta = 0;
+
+		for (u64 j = 0; j < run; j++) {
+			u64 g = g0 + j, want = g | SLOT_USED, i = (g * HASH_MUL) >> shift, t;
+			u32 m = maps[k + j], o = SPP_MAP_ALL;
+
+			while ((t = tag[i]) && (t & ~(SLOT_LOCKED | SLOT_TRACK)) != want)
+				i = (i + 1) & mask;
+			if (t) {
+				o = map[i];
+				if (unlikely(t & SLOT_LOCKED)) {
+					/* Excluded by check_set; never let a lock go if a caller skipped it. */
+					maps[k + j] = o;
+				} else if (m != SPP_MAP_ALL) {
+					tag[i] = want | track;
+					map[i] = m;
+				} else {
+					page_delete(s, i);
+					delta--;
+				}
+			} else if (m != SPP_MAP_ALL) {
+				tag[i] = want | track;
+				map[i] = m;
+				delta++;
+			}
+			narrowed |= o & ~m;
+			changed |= o ^ m;
+		}
+		if (delta) {
+			u64 ci = blk_acquire(s, g0 >> BLK_PAGES_SHIFT);
+
+			s->blk[ci] += (u64)delta;
+			s->entries += (u64)delta;
+			s->protected_pages += (u64)delta;
+			blk_release(s, ci);
+		}
+		k += run;
+	}
+	return (narrowed ? SPP_APPLY_NARROWED : 0) | (changed ? SPP_APPLY_CHANGED : 0);
+}
+
 int spp_store_check_lock(const struct spp_store *s, u64 gfn, u64 n)
 {
 	u64 add = 0;
@@ -308,6 +374,87 @@ u64 spp_store_count_2m(const struct spp_store *s, u64 gfn)
 	if (gfn >= SPP_GFN_LIMIT)
 		return 0;
 	return s->blk[blk_find(s, gfn >> BLK_PAGES_SHIFT)] & BLK_PROT;
+}
+
+void spp_store_get_range(const struct spp_store *s, u64 gfn, u64 n, u32 *out)
+{
+	const u64 *tag = s->tag;
+	const u32 *map = s->map;
+	u64 mask = s->slot_mask;
+	u32 shift = s->hash_shift;
+
+	if (!range_ok(gfn, n)) {
+		for (u64 k = 0; k < n; k++)
+			out[k] = spp_store_map(s, gfn + k);
+		return;
+	}
+	for (u64 k = 0; k < n;) {
+		u64 g = gfn + k, run = MIN(n - k, (1ULL << BLK_PAGES_SHIFT) - (g & ((1ULL << BLK_PAGES_SHIFT) - 1)));
+		u64 j = 0;
+
+		/* One block lookup per 2 MiB, and page lookups only in blocks that count a
+		 * protected page. */
+		if (s->blk[blk_find(s, g >> BLK_PAGES_SHIFT)] & BLK_PROT)
+			for (; j < run; j++) {
+				u64 i = probe(tag, mask, shift, g + j);
+
+				out[k + j] = tag[i] ? map[i] : SPP_MAP_ALL;
+			}
+		for (; j < run; j++)
+			out[k + j] = SPP_MAP_ALL;
+		k += run;
+	}
+}
+
+u32 spp_store_map(const struct spp_store *s, u64 gfn)
+{
+	u64 i;
+
+	if (gfn >= SPP_GFN_LIMIT)
+		return SPP_MAP_ALL;
+	i = page_find(s, gfn);
+	return s->tag[i] ? s->map[i] : SPP_MAP_ALL;
+}
+
+int spp_store_grow(struct spp_store *s, u64 want)
+{
+	struct spp_store n;
+	u64 cap = s->capacity;
+	int r;
+
+	if (want <= s->capacity)
+		return 0;
+	if (want > SPP_STORE_MAX_CAPACITY)
+		return -ENOMEM;
+	while (cap < want)
+		cap = cap * 2 > SPP_STORE_MAX_CAPACITY ? SPP_STORE_MAX_CAPACITY : cap * 2;
+	/* Doubling keeps the cost of rehashing at O(1) per entry over the store's life; if the
+	 * heap has no room for the double, the least that fits the request is tried. */
+	r = spp_store_init(&n, cap);
+	if (r == -ENOMEM && cap > want)
+		r = spp_store_init(&n, want);
+	if (r)
+		return -ENOMEM;
+	for (u64 i = 0; i <= s->slot_mask; i++) {
+		u64 t = s->tag[i], w = s->blk[i];
+
+		if (t) {
+			u64 j = page_find(&n, t & SLOT_GFN);
+
+			n.tag[j] = t;
+			n.map[j] = s->map[i];
+		}
+		if (w) {
+			u64 j = blk_find(&n, (w & ~BLK_USED) >> BLK_SHIFT);
+
+			n.blk[j] = w;
+		}
+	}
+	n.entries = s->entries;
+	n.protected_pages = s->protected_pages;
+	spp_store_destroy(s);
+	*s = n;
+	return 0;
 }
 
 u64 spp_store_protected_pages(const struct spp_store *s) { return s->protected_pages; }

@@ -7,10 +7,11 @@
  * SPPT leaf tables are needed. This is the source of truth the EPT bit 61 / SPPT state and
  * the software fallback are derived from.
  *
- * Sparse and of fixed size: a page has an entry iff its map is not SPP_MAP_ALL or it is
+ * Sparse and growable: a page has an entry iff its map is not SPP_MAP_ALL or it is
  * locked, so memory grows with protected and locked pages, never with guest RAM. Two
  * open-addressing hash tables (linear probing, Fibonacci hashing, deletion by backward
- * shift so no tombstones accumulate) live in one run of pmm pages allocated at init:
+ * shift so no tombstones accumulate) live in one run of pmm pages, allocated at init and
+ * replaced by a larger run when spp_store_grow() is asked for more room:
  * page slots (a u64 tag = gfn | flags | used, and a u32 map) and 2 MiB block slots (one u64,
  * block << 10 | count). Both have slots = power of two >= 1.5 x capacity, so the load stays
  * at or below 2/3 and a lookup costs a multiply, a shift and a probe or two.
@@ -76,11 +77,33 @@ void spp_store_apply_set(struct spp_store *s, u64 gfn, u64 n, const u32 *maps, u
 			 void (*cb)(void *ctx, u64 gfn, u32 old_map, u32 new_map, u32 new_flags),
 			 void *ctx);
 
+/* As spp_store_apply_set without a callback, for the hypercall's hot path. Returns
+ * SPP_APPLY_NARROWED if some page lost write permission on some sub-page, SPP_APPLY_CHANGED
+ * if some page's map changed. A locked page (excluded by check_set) keeps its map, and
+ * maps[k] is overwritten with it, so maps[] reads as the maps now in force. */
+#define SPP_APPLY_NARROWED 1u
+#define SPP_APPLY_CHANGED  2u
+u32 spp_store_apply_set_bulk(struct spp_store *s, u64 gfn, u64 n, u32 *maps, u32 flags);
+
 /* Would LOCK of n pages from gfn fit? -EINVAL (range), -ENOMEM or 0. Changes nothing. */
 int spp_store_check_lock(const struct spp_store *s, u64 gfn, u64 n);
 /* Applies a checked LOCK: every page keeps its map and TRACK flag and becomes LOCKED
  * (unprotected pages get an entry so they stay unprotected). Locking twice is harmless. */
 void spp_store_apply_lock(struct spp_store *s, u64 gfn, u64 n);
+
+/* The maps of n pages from gfn into out[0..n-1] (unknown pages SPP_MAP_ALL): one block
+ * lookup per 2 MiB and page lookups only for blocks with protected pages. */
+void spp_store_get_range(const struct spp_store *s, u64 gfn, u64 n, u32 *out);
+u32 spp_store_map(const struct spp_store *s, u64 gfn); /* one page's map */
+
+/*
+ * Makes room for at least `want` page entries (protected or locked pages): moves everything
+ * into larger tables from the pmm (capacity doubled, or exactly `want` when the heap has no
+ * room for the double) and frees the old ones. 0 (also when there is room already) or
+ * -ENOMEM (want above SPP_STORE_MAX_CAPACITY or no memory): then nothing changed. Lookups
+ * stay O(1): the load factor stays at or below 2/3 at every size.
+ */
+int spp_store_grow(struct spp_store *s, u64 want);
 
 u64 spp_store_count_2m(const struct spp_store *s, u64 gfn); /* protected pages in gfn's 2 MiB block */
 u64 spp_store_protected_pages(const struct spp_store *s);

@@ -7,7 +7,9 @@
  *   RCX = SPPT level to corrupt (1 = leaf vector: odd bits, 2 = the L2 entry: reserved bits).
  *   0, -ENODEV (not hardware SPP), -EINVAL (bad level, or no SPPT entry for that address).
  *
- *   HC_TEST_TABLE_MEM (0x7e01): no arguments. Returns 0 with RBX = free pages of the
+ *   HC_TEST_TABLE_MEM (0x7e01): RBX = 1: first give back the tables of the idle-block cache
+ *   (spp_reclaim_idle, the reclamation hysteresis), RBX = 0: as they are. Returns 0 with
+ *   RBX = free pages of the
  *   hypervisor's page allocator, RCX = EPT table pages, RDX = SPPT table pages (0 without
  *   hardware SPP): what a guest needs to see table memory return to its starting level after
  *   protect/unprotect churn (issue 9 item m).
@@ -40,6 +42,8 @@ s64 hc_test_table_mem(struct percpu *c, struct hc_args *a)
 {
 	(void)c;
 	spin_lock(&spp.lock);
+	if (a->arg[0] & 1)
+		spp_reclaim_idle();
 	a->out[0] = pmm_free_count();
 	a->out[1] = spp.ept ? spp.ept->tables : 0;
 	a->out[2] = spp.mode == SPP_MODE_HW ? spp.sppt.pages : 0;

@@ -47,6 +47,28 @@ for op in "HC_NOP round trip" "CPUID(0) round trip" "SPP_SET, 1 page" "SPP_SET, 
 done
 fi
 
+# ---- Permission tables (the performance issue, SET/GET half): the test build (its
+# HC_TEST_TABLE_MEM hook reads free heap pages) with 2 GiB of RAM (Bochs 2.7's maximum) and a
+# large heap, in each mode: the first SET in a fresh 2 MiB block, hypervisor memory per
+# protected page (dense, scattered), and SET/GET per page and a denied write while 0 ..
+# 1,000,000 other pages are protected (as far as the guest's RAM goes). BENCH_PT=0 skips it.
+if [ "${BENCH_UEFI:-1}" = 1 ] && [ "${BENCH_PT:-1}" = 1 ]; then
+	[ -f build/tessel-test.efi ] || { echo "bench: build first (make all)" >&2; exit 2; }
+	for c in "hw-eager|corei7_icelake_u|" "hw-lazy|corei7_icelake_u|sppt=lazy" "sw|corei7_skylake_x|"; do
+		IFS='|' read -r name model extra <<<"$c"
+		cfg=$(printf 'next=\\tests\\bench.efi\nlog=warn\nheap=%s\n%s\n' "${BENCH_PT_HEAP:-128}" "$extra")
+		run=build/run/bench-pt-$name
+		rm -rf "$run"
+		MODEL=$model tests/harness/bochs.sh "bench-pt-$name" --boot build/tessel-test.efi --mem 2048 \
+			--cfg-text "$cfg" --until '^BENCH-END' --timeout 600 >/dev/null 2>&1 || true
+		out=$(tr -d '\r' < "$run/serial.log" | sed -n '/^PT-BEGIN/,/^PT-END/p' | grep -v '^PT-' | sed 's/^PT //')
+		[ -n "$out" ] || { echo "bench: pt-$name produced no table (see $run/serial.log)" >&2; exit 1; }
+		echo "== permission tables, $name ($model${extra:+, $extra}, test build, heap=${BENCH_PT_HEAP:-128}, 2 GiB) =="
+		echo "$out"
+		echo
+	done
+fi
+
 # ---- Linux (issue 5): the same kernel and initramfs as the linux-* test groups, booted with
 # tessel_init=bench: instructions from reset to /init without Tessel and under it, and the
 # guest driver's costs measured from user space by tessel-conform bench (RDTSC around each

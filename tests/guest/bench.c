@@ -70,6 +70,158 @@ static uint64_t measure_empty(void)
 	return samples[SAMPLES / 2];
 }
 
+/* ---- permission-table rows (the performance issue, SET/GET half) ---- */
+
+#define HC_TEST_TABLE_MEM 0x7e01u /* test build only (spp/test_hooks.c) */
+
+/* Free heap pages after the hypervisor gave back its idle-block cache; ~0 without the
+ * test build. */
+static uint64_t heap_free(void)
+{
+	struct tessel_hc_out o = { 0, 0, 0 };
+	if (tessel_vmcall(HC_TEST_TABLE_MEM, 1, 0, 0, 0, &o) != 0)
+		return ~0ull;
+	return o.rbx;
+}
+
+static uint32_t pt_maps[512];
+
+static int64_t set_n(uint64_t gfn, uint64_t n, uint32_t map)
+{
+	for (uint64_t k = 0; k < n; k++)
+		pt_maps[k] = map;
+	return tessel_spp_set(gfn, n, gpa_of(pt_maps), 0);
+}
+
+static void med3(uint64_t *v, int n, uint64_t *first, uint64_t *med, uint64_t *max)
+{
+	*first = v[0];
+	sort(v, n);
+	*med = v[n / 2];
+	*max = v[n - 1];
+}
+
+/* The first SET of one page in each of nb fresh 2 MiB blocks (EPT split, SPPT path). */
+static void bench_first_set(uint8_t *blocks, int nb, uint64_t overhead)
+{
+	static uint64_t v[64];
+	uint64_t f, m, x;
+	for (int b = 0; b < nb; b++) {
+		uint64_t g = gfn_of(blocks) + (uint64_t)b * 512 + 3;
+		pt_maps[0] = 0xfffffffeu;
+		uint64_t t0 = rdtsc();
+		tessel_spp_set(g, 1, gpa_of(pt_maps), 0);
+		v[b] = rdtsc() - t0 - overhead;
+	}
+	for (int b = 0; b < nb; b++)
+		set_n(gfn_of(blocks) + (uint64_t)b * 512 + 3, 1, TESSEL_SPP_ALL_WRITABLE);
+	med3(v, nb, &f, &m, &x);
+	serial_printf("PT first SET of 1 page in a fresh 2 MiB block (%d blocks): first %llu median %llu max %llu\n",
+		      nb, (unsigned long long)f, (unsigned long long)m, (unsigned long long)x);
+}
+
+/* Hypervisor memory per protected page (test build: free heap pages before and after). */
+static void bench_memory(uint8_t *blocks, int nb)
+{
+	uint64_t f0 = heap_free();
+	if (f0 == ~0ull) {
+		serial_printf("PT memory per protected page: needs the test build (HC_TEST_TABLE_MEM)\n");
+		return;
+	}
+	/* scattered first: the dense run grows the store, which stays grown */
+	for (int b = 0; b < nb; b++)
+		set_n(gfn_of(blocks) + (uint64_t)b * 512 + 100, 1, 0xfffffffeu);
+	uint64_t f2 = heap_free();
+	for (int b = 0; b < nb; b++)
+		set_n(gfn_of(blocks) + (uint64_t)b * 512 + 100, 1, TESSEL_SPP_ALL_WRITABLE);
+	uint64_t f0b = heap_free();
+	for (int b = 0; b < nb; b++)
+		set_n(gfn_of(blocks) + (uint64_t)b * 512, 512, 0xfffffffeu);
+	uint64_t f1 = heap_free();
+	for (int b = 0; b < nb; b++)
+		set_n(gfn_of(blocks) + (uint64_t)b * 512, 512, TESSEL_SPP_ALL_WRITABLE);
+	serial_printf("PT memory per protected page (store growth included): dense (%d full blocks) %llu bytes, scattered (1 page in each of "
+		      "%d blocks) %llu bytes\n", nb, (unsigned long long)((f0b - f1) * 4096 / (512ull * nb)), nb,
+		      (unsigned long long)((f0 - f2) * 4096 / nb));
+}
+
+/* SET/GET per page and a denied write on a probe block while 1 .. 1,000,000 other pages are
+ * protected (as far as guest RAM and the heap go). */
+static void bench_scaling(uint8_t *probe_blk, uint64_t overhead)
+{
+	static const uint64_t marks[] = { 0, 1000, 10000, 65536, 100000, 262144, 500000, 1000000 };
+	static uint64_t v[16];
+	uint64_t done = 0, fstart = heap_free();
+	uint8_t *chunk = NULL;
+	uint64_t chunk_pages = 0, chunk_used = 0;
+	serial_printf("PT scaling: | protected pages | SET/page (512) | GET/page (512) | denied write | bytes/page |\n");
+	for (unsigned mi = 0; mi < sizeof(marks) / sizeof(marks[0]); mi++) {
+		int64_t st = 0;
+		while (done < marks[mi]) {
+			if (chunk_used == chunk_pages) {
+				chunk_pages = 16384; /* 64 MiB at a time */
+				chunk = alloc_pages(chunk_pages + 512);
+				if (!chunk) {
+					chunk_pages = 2048;
+					chunk = alloc_pages(chunk_pages + 512);
+				}
+				if (!chunk)
+					break;
+				chunk = (uint8_t *)(((uintptr_t)chunk + 0x1fffff) & ~(uintptr_t)0x1fffff);
+				chunk_used = 0;
+			}
+			uint64_t n = marks[mi] - done;
+			if (n > 512)
+				n = 512;
+			if (n > chunk_pages - chunk_used)
+				n = chunk_pages - chunk_used;
+			st = set_n(gfn_of(chunk) + chunk_used, n, 0xfffffff0u);
+			if (st)
+				break;
+			chunk_used += n;
+			done += n;
+		}
+		if (done < marks[mi]) {
+			serial_printf("PT scaling: stopped at %llu protected pages (%s, SET status %lld)\n",
+				      (unsigned long long)done, chunk ? "heap" : "guest RAM", (long long)st);
+			break;
+		}
+		for (int i = 0; i < 9; i++) {
+			uint64_t t0 = rdtsc();
+			set_n(gfn_of(probe_blk), 512, 0xfffffffeu);
+			v[i] = (rdtsc() - t0) / 512;
+			set_n(gfn_of(probe_blk), 512, TESSEL_SPP_ALL_WRITABLE);
+		}
+		sort(v, 9);
+		uint64_t setp = v[4];
+		set_n(gfn_of(probe_blk), 512, 0xfffffffeu);
+		for (int i = 0; i < 9; i++) {
+			uint64_t t0 = rdtsc();
+			tessel_spp_get(gfn_of(probe_blk), 512, gpa_of(pt_maps));
+			v[i] = (rdtsc() - t0) / 512;
+		}
+		sort(v, 9);
+		uint64_t getp = v[4];
+		volatile uint64_t *pw = (volatile uint64_t *)(probe_blk + 8192);
+		for (int i = 0; i < 9; i++) {
+			uint64_t t0 = rdtsc();
+			pw[0] = (uint64_t)i;
+			v[i] = rdtsc() - t0 - overhead;
+		}
+		sort(v, 9);
+		uint64_t den = v[4];
+		set_n(gfn_of(probe_blk), 512, TESSEL_SPP_ALL_WRITABLE);
+		uint64_t fnow = heap_free();
+		if (fnow == ~0ull || !done)
+			serial_printf("PT scaling: | %llu | %llu | %llu | %llu | - |\n", (unsigned long long)done,
+				      (unsigned long long)setp, (unsigned long long)getp, (unsigned long long)den);
+		else
+			serial_printf("PT scaling: | %llu | %llu | %llu | %llu | %llu |\n", (unsigned long long)done,
+				      (unsigned long long)setp, (unsigned long long)getp, (unsigned long long)den,
+				      (unsigned long long)((fstart - fnow) * 4096 / done));
+	}
+}
+
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 {
 	guest_init(image, st);
@@ -174,7 +326,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		if (flags & TESSEL_F_SPP_HW) {
 			uint64_t misses0 = stat_now(TESSEL_STAT_SPP_MISSES);
 			for (int i = 0; i < SPP_SAMPLES; i++) {
-				maps[0] = 0xfffffffeu;
+				/* a real change of the map each time (sub-page 31 protected or not):
+				 * a SET that changes nothing need not invalidate the block */
+				maps[0] = (i & 1) ? 0x7ffffffeu : 0xfffffffeu;
 				tessel_spp_set(gfn_of(blk) + 1, 1, gpa_of(maps), 0);
 				invlpg((void *)probe);
 				uint64_t t0 = rdtsc();
@@ -199,6 +353,20 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		maps[0] = TESSEL_SPP_ALL_WRITABLE;
 		for (int k = 0; k < 24; k++)
 			tessel_spp_set(gfn_of(region) + (uint64_t)k * 64, 1, gpa_of(maps), 0);
+	}
+
+	/* Permission-table rows: fresh blocks for the first-SET and memory rows, then (with
+	 * the test build, which bench.sh boots with a large heap and RAM) the scaling table. */
+	uint8_t *fresh = have_spp && maps ? alloc_pages(17 * 512) : NULL;
+	if (fresh) {
+		fresh = (uint8_t *)(((uintptr_t)fresh + 0x1fffff) & ~(uintptr_t)0x1fffff);
+		serial_printf("PT-BEGIN\n");
+		bench_first_set(fresh, 16, overhead);
+		bench_memory(fresh, 16);
+		if (heap_free() != ~0ull)
+			bench_scaling(region && maps ? (uint8_t *)(((uintptr_t)region + 0x1fffff) & ~(uintptr_t)0x1fffff) : fresh,
+				      overhead);
+		serial_printf("PT-END\n");
 	}
 
 	serial_printf("BENCH-BEGIN %s\n", !tessel_present() ? "no hypervisor" :

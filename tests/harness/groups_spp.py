@@ -133,3 +133,29 @@ SPP_GROUPS += [
          expect=[('hypervisor uses hardware SPP', _P['hv_eager'])],
          reject=_COMMON_REJECT),
 ]
+
+# spp_many.efi (tests/guest/spp_many.c, the performance issue): 66,560 protected pages, more
+# than the permission store's old fixed 65,536, with heap=64 and 1 GiB of RAM: every SET
+# succeeds, GET and a denied write on the highest page, everything unprotected again. Before
+# the store could grow, the SET calls after the 65,536th page returned -ENOMEM.
+_MANY = 'next=\\tests\\spp_many.efi'
+SPP_GROUPS += [
+    dict(name='spp-many-hw', emu='bochs', model='corei7_icelake_u', cpus=2, mem=1024,
+         boot='build/tessel-test.efi',
+         cfg=_cfg('# more than 65,536 protected pages, hardware SPP, eager SPPT', _MANY, 'heap=64'),
+         tap=True, timeout=240,
+         expect=[('hypervisor uses hardware SPP with an eager SPPT', _P['hv_eager'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-many-lazy', emu='bochs', model='corei7_icelake_u', cpus=2, mem=1024,
+         boot='build/tessel-test.efi',
+         cfg=_cfg('# more than 65,536 protected pages, hardware SPP, lazy SPPT', _MANY, 'heap=64', 'sppt=lazy'),
+         tap=True, timeout=240,
+         expect=[('hypervisor uses hardware SPP with a lazy SPPT', _P['hv_lazy'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-many-sw', emu='bochs', model='corei7_skylake_x', cpus=2, mem=1024,
+         boot='build/tessel-test.efi',
+         cfg=_cfg('# more than 65,536 protected pages, software path', _MANY, 'heap=64'),
+         tap=True, timeout=240,
+         expect=[('hypervisor uses software enforcement', _P['hv_sw'])],
+         reject=_COMMON_REJECT),
+]

@@ -45,11 +45,11 @@
 /* Guest RAM: [W_BASE, W_BASE + 112 MiB), straddling 5 GiB: the hypervisor's region (the
  * heap) sits below 5 GiB, the RAM above it starts out in a 1 GiB EPT leaf, and the churn
  * runs there (C_BLOCKS 2 MiB blocks from 5 GiB). The heap is small: the permission store
- * takes 640 pages, which leaves a few dozen for tables. */
+ * takes 40 pages at first, which leaves a few dozen for tables. */
 #define W_BASE (5 * GiB - MiB(16))
 #define W_SIZE MiB(112)
 #define HV_BASE (W_BASE + 0x1000)
-#define HV_SIZE (690 * PAGE_SIZE)
+#define HV_SIZE (90 * PAGE_SIZE)
 #define HV_END (HV_BASE + HV_SIZE)
 #define MAP_GPA (W_BASE + MiB(8)) /* the guest's map buffer */
 #define C_BASE (5 * GiB)
@@ -143,6 +143,36 @@ static u64 leaf(u64 gpa, int *level)
 	return *e;
 }
 
+/* Table pages the idle cache may hold: per block its EPT table and (hardware) its SPPT
+ * leaf table, plus the tables above them they share: the window's 1 GiB EPT table and
+ * (hardware) the SPPT L3 and L2 tables. */
+static u64 idle_bound(void)
+{
+	return spp.mode == SPP_MODE_HW ? 2 * SPP_IDLE_BLOCKS + 3 : SPP_IDLE_BLOCKS + 1;
+}
+
+static void drop_idle(void)
+{
+	spin_lock(&spp.lock);
+	spp_reclaim_idle();
+	spin_unlock(&spp.lock);
+	assert_int_equal(spp.nidle, 0);
+}
+
+/* Blocks of the churn window mapped by a 4 KiB table. */
+static u64 split_blocks(void)
+{
+	u64 n = 0;
+
+	for (u64 b = 0; b < C_BLOCKS; b++) {
+		int level;
+
+		leaf(C_BASE + b * SZ_2M, &level);
+		n += level == 1;
+	}
+	return n;
+}
+
 /* Every page of the window outside the region's block is back in the boot leaf. */
 static void check_boot_leaves(void)
 {
@@ -183,13 +213,148 @@ static void test_churn_returns_memory(void **state)
 			assert_int_equal(set_pages(gfn, 1, SPP_MAP_ALL), 0);
 			e = leaf(gfn << PAGE_SHIFT, &level);
 			assert_true(e & EPT_W);
-			if (pmm_free_count() != free0)
-				fail_msg("round %d block %llu: %llu pages free after unprotect, %llu at start",
-					 round, (unsigned long long)b, (unsigned long long)pmm_free_count(),
-					 (unsigned long long)free0);
+			/* Hysteresis: the last SPP_IDLE_BLOCKS emptied blocks keep their tables,
+			 * no more. */
+			if (free0 - pmm_free_count() > idle_bound() || split_blocks() > SPP_IDLE_BLOCKS ||
+			    spp.nidle > SPP_IDLE_BLOCKS)
+				fail_msg("round %d block %llu: %llu pages free after unprotect, %llu at start, "
+					 "%llu split blocks, %u idle (bound %u blocks, %llu pages)", round,
+					 (unsigned long long)b, (unsigned long long)pmm_free_count(),
+					 (unsigned long long)free0, (unsigned long long)split_blocks(), spp.nidle,
+					 SPP_IDLE_BLOCKS, (unsigned long long)idle_bound());
 			churned++;
 		}
 	}
+	assert_int_equal(spp.nidle, SPP_IDLE_BLOCKS); /* the cache was used, and stayed bounded */
+	drop_idle();
+	assert_int_equal(pmm_free_count(), free0);
+	check_boot_leaves();
+}
+
+/* Protect and unprotect one page of a block again and again: after the first protect the
+ * block keeps its tables (no split, no merge, no table memory moving), and a page of
+ * another block changes nothing there. */
+static void test_hysteresis_keeps_block(void **state)
+{
+	(void)state;
+	u64 gfn = C_BASE / PAGE_SIZE + 3;
+	int level;
+
+	assert_int_equal(set_pages(gfn, 1, 0xfffffffe), 0);
+	u64 held = pmm_free_count(), tables = ept.tables;
+	assert_int_equal(set_pages(gfn, 1, SPP_MAP_ALL), 0);
+	assert_int_equal(spp.nidle, 1);
+	assert_int_equal(pmm_free_count(), held); /* kept */
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(set_pages(gfn, 1, 0xfffffffe), 0);
+		assert_int_equal(spp.nidle, 0);   /* live again: not idle */
+		assert_int_equal(leaf(gfn << PAGE_SHIFT, &level) & EPT_W, 0);
+		assert_int_equal(set_pages(gfn, 1, SPP_MAP_ALL), 0);
+		assert_true(leaf(gfn << PAGE_SHIFT, &level) & EPT_W);
+		assert_int_equal(pmm_free_count(), held);
+		assert_int_equal(ept.tables, tables);
+	}
+	drop_idle();
+	assert_int_equal(pmm_free_count(), free0);
+	check_boot_leaves();
+}
+
+/* Blocks protected one page each until -ENOMEM; the idle cache full (warm) or empty. */
+static u64 live_blocks_until_enomem(bool warm)
+{
+	u64 b = 0, base = C_BASE / PAGE_SIZE;
+
+	if (warm)
+		for (u64 k = 0; k < SPP_IDLE_BLOCKS; k++) {
+			u64 g = base + (C_BLOCKS - 1 - k) * 512;
+			assert_int_equal(set_pages(g, 1, 0), 0);
+			assert_int_equal(set_pages(g, 1, SPP_MAP_ALL), 0);
+		}
+	if (warm)
+		assert_int_equal(spp.nidle, SPP_IDLE_BLOCKS);
+	for (; b < C_BLOCKS; b++) {
+		u64 g = base + b * 512 + 7;
+		u64 before = spp_store_protected_pages(&spp.store);
+		s64 r = set_pages(g, 1, 0x0f0f0f0f);
+
+		if (r == -ENOMEM) {
+			u32 m, f;
+			/* nothing changed: the page reads unprotected, its leaf is writable */
+			spp_store_get(&spp.store, g, &m, &f);
+			assert_int_equal(m, SPP_MAP_ALL);
+			assert_int_equal(spp_store_protected_pages(&spp.store), before);
+			u64 *e = ept_leaf(&ept, g << PAGE_SHIFT, NULL);
+			assert_true(e && (*e & EPT_W));
+			assert_int_equal(spp.nidle, 0); /* the cache was given up first */
+			break;
+		}
+		assert_int_equal(r, 0);
+	}
+	return b;
+}
+
+/* -ENOMEM depends on the blocks that hold protected pages, not on the idle cache. */
+static void test_enomem_ignores_idle_cache(void **state)
+{
+	u64 cold = live_blocks_until_enomem(false);
+
+	teardown(state);
+	assert_int_equal(setup_mode(spp.mode == SPP_MODE_HW ? CFG_SPP_HW : CFG_SPP_SW,
+				    spp.lazy ? CFG_SPPT_LAZY : CFG_SPPT_EAGER), 0);
+	u64 warm = live_blocks_until_enomem(true);
+	print_message("blocks protected before -ENOMEM: %llu with an empty idle cache, %llu with a full one\n",
+		      (unsigned long long)cold, (unsigned long long)warm);
+	assert_true(cold > 0 && cold < C_BLOCKS); /* the heap did run out */
+	assert_int_equal(warm, cold);
+}
+
+/* Fail injection by exhaustion: with 0, 1, 2, ... free heap pages left, a SET that needs a
+ * split and an SPPT path either succeeds or returns -ENOMEM and changes
+ * nothing (maps, protected count, EPT leaves, free memory once the filler is released). */
+static void test_enomem_sweep(void **state)
+{
+	(void)state;
+	static hpa_t filler[128];
+	u64 base = C_BASE / PAGE_SIZE + 2 * 512;
+	u64 n = 300, ok_at = ~0ULL;
+
+	for (u64 k = 0; k < 64 && ok_at == ~0ULL; k++) {
+		u64 nf = 0;
+		while (pmm_free_count() > k && nf < ARRAY_SIZE(filler))
+			filler[nf++] = pmm_alloc_page();
+		u64 free_before = pmm_free_count(), prot = spp_store_protected_pages(&spp.store);
+		u64 cap = spp_store_capacity(&spp.store);
+		s64 r = set_pages(base, n, 0x3);
+		if (r == 0) {
+			ok_at = k;
+		} else {
+			assert_int_equal(r, -ENOMEM);
+			assert_int_equal(spp_store_protected_pages(&spp.store), prot);
+			for (u64 i = 0; i < n; i += 37) {
+				u32 m, f;
+				spp_store_get(&spp.store, base + i, &m, &f);
+				assert_int_equal(m, SPP_MAP_ALL);
+				u64 *e = ept_leaf(&ept, (base + i) << PAGE_SHIFT, NULL);
+				assert_true(e && (*e & EPT_W));
+			}
+			/* A store that grew stays grown (invisible to the guest). Of the tables, only
+			 * upper levels a partial prepare linked may stay (the 1 GiB EPT table, SPPT
+			 * L3/L2: ept_split/sppt_prepare keep them, reused by the next SET); they are
+			 * gone at the end (below). */
+			if (spp_store_capacity(&spp.store) == cap && free_before - pmm_free_count() > 3)
+				fail_msg("k=%llu: %llu free after the failed SET, %llu before (mode %d)",
+					 (unsigned long long)k, (unsigned long long)pmm_free_count(),
+					 (unsigned long long)free_before, spp.mode);
+		}
+		while (nf)
+			pmm_free_page(filler[--nf]);
+	}
+	assert_true(ok_at != ~0ULL);
+	print_message("a 300-page SET in a fresh block succeeds from %llu free pages on\n",
+		      (unsigned long long)ok_at);
+	assert_int_equal(set_pages(base, n, SPP_MAP_ALL), 0);
+	drop_idle();
+	assert_int_equal(pmm_free_count(), free0);
 	check_boot_leaves();
 }
 
@@ -216,10 +381,13 @@ static void test_spread_then_unprotect(void **state)
 	assert_int_equal(level, 1);
 	leaf((gfn0 + 97) << PAGE_SHIFT, &level);
 	assert_int_equal(level, 1);
+	drop_idle();
 	leaf(C_BASE + SZ_2M, &level);
 	assert_int_equal(level, 2); /* merged back to 2 MiB; the 1 GiB table holds the split block */
 	inv0 = fake_invept_count();
 	assert_int_equal(set_pages(gfn0, 512, SPP_MAP_ALL), 0);
+	assert_true(pmm_free_count() < free0); /* idle cache */
+	drop_idle();
 	assert_true(fake_invept_count() > inv0); /* freed only after an INVEPT */
 	assert_int_equal(pmm_free_count(), free0);
 	check_boot_leaves();
@@ -242,12 +410,14 @@ static void test_no_merge_over_special_leaves(void **state)
 
 	assert_int_equal(set_pages(apic / PAGE_SIZE + 3, 1, 0), 0);
 	assert_int_equal(set_pages(apic / PAGE_SIZE + 3, 1, SPP_MAP_ALL), 0);
+	drop_idle();
 	assert_int_equal(leaf(apic, &level) & EPT_W, 0);
 	assert_int_equal(level, 1);
 	assert_int_equal(pmm_free_count(), free1);
 
 	assert_int_equal(set_pages(gfn_hv_block, 1, 0), 0);
 	assert_int_equal(set_pages(gfn_hv_block, 1, SPP_MAP_ALL), 0);
+	drop_idle();
 	u64 e = leaf(HV_BASE, &level);
 	assert_int_equal(level, 1);
 	assert_int_equal(e & EPT_W, 0);
@@ -265,6 +435,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spread_then_unprotect, setup_sw, teardown),
 		cmocka_unit_test_setup_teardown(test_no_merge_over_special_leaves, setup_hw_eager, teardown),
 		cmocka_unit_test_setup_teardown(test_no_merge_over_special_leaves, setup_sw, teardown),
+		cmocka_unit_test_setup_teardown(test_hysteresis_keeps_block, setup_hw_eager, teardown),
+		cmocka_unit_test_setup_teardown(test_hysteresis_keeps_block, setup_hw_lazy, teardown),
+		cmocka_unit_test_setup_teardown(test_hysteresis_keeps_block, setup_sw, teardown),
+		cmocka_unit_test_setup_teardown(test_enomem_ignores_idle_cache, setup_hw_eager, teardown),
+		cmocka_unit_test_setup_teardown(test_enomem_ignores_idle_cache, setup_sw, teardown),
+		cmocka_unit_test_setup_teardown(test_enomem_sweep, setup_hw_eager, teardown),
+		cmocka_unit_test_setup_teardown(test_enomem_sweep, setup_hw_lazy, teardown),
+		cmocka_unit_test_setup_teardown(test_enomem_sweep, setup_sw, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

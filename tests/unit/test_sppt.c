@@ -345,6 +345,90 @@ static void test_lazy_random(void **state)
 	assert_int_equal(used_pages(), 0);
 }
 
+/* Lazy refill from the dirty record (sppt_invalidate_range): after a fill, a change of k
+ * pages makes the next fill call map_of for those k pages only; a mix of ranges, whole-block
+ * invalidations, more blocks than records (evictions: whole refill) and an unlinked table
+ * always ends in exactly the model's vectors. */
+static void test_lazy_dirty_refill(void **state)
+{
+	static u64 blocks[64];
+	u64 nb = SPPT_DIRTY_MAX + 4, changed; /* more blocks than records */
+	struct sppt t;
+
+	(void)state;
+	setup_window(WIN_SIZE);
+	assert_int_equal(sppt_init(&t, PB), 0);
+	for (u64 i = 0; i < nb; i++) {
+		blocks[i] = 0x300 + i * 3;
+		assert_int_equal(sppt_prepare(&t, blocks[i] << 9), 0);
+		map_of_calls = 0;
+		assert_int_equal(sppt_fill_2m(&t, blocks[i] << 21, map_of, NULL), 0);
+		assert_int_equal(map_of_calls, 512); /* no record: whole */
+	}
+	/* One page changed: one map_of call. */
+	u64 g = blocks[0] << 9 | 17;
+	m_set(g, 0x1);
+	sppt_invalidate_range(&t, g, 1);
+	assert_int_equal(status_at(&t, g << 12, NULL), SW_MISS);
+	map_of_calls = 0;
+	assert_int_equal(sppt_fill_2m(&t, g << 12, map_of, NULL), 0);
+	assert_int_equal(map_of_calls, 1);
+	check_block(&t, g);
+	/* Two ranges in one block accumulate; an invalidate_2m on top means whole. */
+	m_set(g + 1, 0x2);
+	m_set(g + 300, 0x3);
+	sppt_invalidate_range(&t, g + 1, 1);
+	sppt_invalidate_range(&t, g + 300, 5);
+	map_of_calls = 0;
+	assert_int_equal(sppt_fill_2m(&t, g << 12, map_of, NULL), 0);
+	assert_int_equal(map_of_calls, 6);
+	check_block(&t, g);
+	sppt_invalidate_range(&t, g, 2);
+	sppt_invalidate_2m(&t, g);
+	map_of_calls = 0;
+	assert_int_equal(sppt_fill_2m(&t, g << 12, map_of, NULL), 0);
+	assert_int_equal(map_of_calls, 512);
+	/* Random rounds over more blocks than records. */
+	for (int round = 0; round < 30; round++) {
+		changed = 0;
+		for (int k = 0; k < 60; k++) {
+			u64 b = blocks[rnd() % nb], p = rnd() % 512, n = 1 + rnd() % (512 - p);
+
+			if (n > 8 && rnd() % 8)
+				n = 1 + rnd() % 8;
+			for (u64 j = 0; j < n; j++)
+				m_set(b << 9 | (p + j), rnd() % 2 == 0 ? SPP_MAP_ALL : rnd_map());
+			if (rnd() % 20 == 0)
+				sppt_invalidate_2m(&t, b << 9);
+			else
+				sppt_invalidate_range(&t, b << 9 | p, n);
+			changed += n;
+		}
+		assert_true(t.ndirty <= SPPT_DIRTY_MAX);
+		map_of_calls = 0;
+		for (u64 i = 0; i < nb; i++)
+			if (status_at(&t, blocks[i] << 21, NULL) == SW_MISS)
+				assert_int_equal(sppt_fill_2m(&t, blocks[i] << 21 | 0x5000, map_of, NULL), 0);
+		assert_int_equal(t.ndirty, 0);
+		for (u64 i = 0; i < nb; i++)
+			check_block(&t, blocks[i] << 9);
+	}
+	/* An unlinked block's record goes with its table: the new table is filled whole. */
+	m_set(blocks[1] << 9 | 5, 0x7);
+	sppt_invalidate_range(&t, blocks[1] << 9 | 5, 1);
+	for (u64 j = 0; j < 512; j++)
+		m_set(blocks[1] << 9 | j, SPP_MAP_ALL);
+	assert_true(sppt_unlink_2m(&t, blocks[1] << 9));
+	sppt_reclaim(&t);
+	m_set(blocks[1] << 9 | 9, 0x9);
+	map_of_calls = 0;
+	assert_int_equal(sppt_fill_2m(&t, blocks[1] << 21, map_of, NULL), 0);
+	assert_int_equal(map_of_calls, 512);
+	check_block(&t, blocks[1] << 9);
+	sppt_destroy(&t);
+	assert_int_equal(used_pages(), 0);
+}
+
 static void test_misconfig(void **state)
 {
 	struct sppt t;
@@ -590,6 +674,7 @@ int main(void)
 		cmocka_unit_test(test_enomem),
 		cmocka_unit_test(test_counts),
 		cmocka_unit_test(test_unlink_reclaim),
+		cmocka_unit_test(test_lazy_dirty_refill),
 		cmocka_unit_test(test_phys52),
 	};
 
