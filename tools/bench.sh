@@ -35,7 +35,7 @@ bench_run() { # NAME MODEL EXTRA CPUS BOOT -> the table on stdout
 }
 for c in "${configs[@]+"${configs[@]}"}"; do
 	IFS='|' read -r name model extra cpus <<<"$c"
-	out=$(bench_run "$name" "$model" "$extra" "$cpus" "$root/build/tessel.efi")
+	out=$(bench_run "$name" "$model" "$extra" "$cpus" "${BENCH_HV:-$root/build/tessel.efi}")
 	if [ -z "$out" ]; then
 		echo "bench: $name produced no table (see build/run/bench-$name/serial.log)" >&2
 		exit 1
@@ -43,7 +43,7 @@ for c in "${configs[@]+"${configs[@]}"}"; do
 	# The counts: the test build's VMREAD/VMWRITE columns replace the shipped build's "-".
 	declare -A cnt=()
 	if [ "$cpus" = 1 ] && [ -f build/tessel-test.efi ]; then
-		cout=$(bench_run "$name-count" "$model" "$extra" 1 "$root/build/tessel-test.efi")
+		cout=$(bench_run "$name-count" "$model" "$extra" 1 "${BENCH_HV_TEST:-$root/build/tessel-test.efi}")
 		while IFS='|' read -r _ op _ _ _ _ _ rd wr _; do
 			op=$(echo "$op" | sed 's/^ *//; s/ *$//')
 			[ -n "$op" ] && cnt["$op"]="$(echo "$rd" | tr -d ' ')|$(echo "$wr" | tr -d ' ')"
