@@ -79,11 +79,21 @@ struct guest_paging;
 struct insn;
 struct emu_regs;
 void vcpu_emu_load(struct percpu *c, struct emu_regs *r);
+/* The same for the decoded instruction `in` at `rip` (known to the caller): the segment
+ * bases, CR0/CR4/XCR0 the emulator will not look at for it are not read (64-bit mode: only
+ * an FS/GS override uses a base; only 0F-map and VEX/EVEX stores check CR0/CR4/XCR0). */
+void vcpu_emu_load_for(struct percpu *c, struct emu_regs *r, const struct insn *in, u64 rip);
 void vcpu_emu_commit_gprs(struct percpu *c, const struct emu_regs *r);
 /* Registers, flags and RIP after an emulated instruction; a REP that is not finished keeps
  * RIP on itself and is not "complete" (no STI-blocking end, no single-step trap). */
 void vcpu_emu_commit(struct percpu *c, const struct emu_regs *r, u64 old_rip);
 void vcpu_guest_paging(struct guest_paging *p);
 int vcpu_decode_current(struct insn *in);
+/* The same with what the caller already read: the paging state, the decoding mode (see
+ * vcpu_insn_mode), RIP and the CPL. Decodings are cached per CPU, keyed by the bytes
+ * fetched now (hv/exit_ept.c). */
+enum insn_mode;
+enum insn_mode vcpu_insn_mode(void);
+int vcpu_decode_at(struct insn *in, const struct guest_paging *p, enum insn_mode mode, u64 rip, unsigned cpl);
 
 #endif
