@@ -37,6 +37,21 @@ static inline void vcpu_skip_bytes(struct percpu *c, u64 len)
 		vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC) | PENDING_DBG_BS);
 }
 
+/* The same when the caller knows RIP (it read it on this exit and did not change it). */
+static inline void vcpu_skip_from(struct percpu *c, u64 old, u64 len)
+{
+	(void)c;
+	u64 rip = old + len;
+	if (unlikely((rip ^ old) >> 16))
+		rip = vcpu_rip_wrap(rip);
+	vmcs_writel(VMCS_GUEST_RIP, rip);
+	u32 intr = vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY);
+	if (intr & (GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS))
+		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, intr & ~(GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS));
+	if (vmcs_readl(VMCS_GUEST_RFLAGS) & RFLAGS_TF)
+		vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC) | PENDING_DBG_BS);
+}
+
 static inline void vcpu_skip_insn(struct percpu *c)
 {
 	vcpu_skip_bytes(c, vmcs_read32(VMCS_RO_EXIT_INSN_LEN));

@@ -180,6 +180,69 @@ static u32 step_writes(const struct insn *in, const struct emu_regs *r, u64 rip,
 	return m;
 }
 
+/* The events and counters of an emulated store that completed. */
+static void report(struct percpu *c, const struct wctx *w, u64 rip)
+{
+	if (w->denied_bytes) {
+		stat_inc(STAT_SPP_DENIED);
+		spp_post_event(c, w->denied_gpa, rip, w->denied_gla, TESSEL_EV_DENIED, (u16)MIN(w->denied_bytes, 0xffffU));
+	}
+	if (w->tracked_bytes) {
+		stat_inc(STAT_SPP_TRACKED);
+		spp_post_event(c, w->tracked_gpa, rip, w->tracked_gla, TESSEL_EV_TRACKED, (u16)MIN(w->tracked_bytes, 0xffffU));
+	}
+}
+
+/*
+ * The most common store, MOV to memory (88 /r, 89 /r, C6 /0 ib, C7 /0 iw/id; SDM Vol. 2B
+ * "MOV"), in 64-bit mode at CPL 0, done on the saved registers in place: it changes no
+ * register and no flag, so nothing is loaded into or committed from the emulator's register
+ * file. Only when the store stays on the linear page the processor translated for this exit
+ * (w->xlate): then there is no canonical, segment, alignment-check or page-permission
+ * question the processor has not already answered for it. False: not such a store (the
+ * emulator handles it); true: stored through the backend (protected bytes kept, counted).
+ */
+static bool mov_store(struct percpu *c, struct wctx *w, const struct insn *in, u64 rip)
+{
+	u8 op = in->opcode;
+	if (in->mode != INSN_MODE_64 || in->map != 0 || in->vex || in->evex || !in->has_mem || in->lock ||
+	    in->vsib || !(op == 0x88 || op == 0x89 || op == 0xc6 || op == 0xc7))
+		return false;
+	if ((op == 0xc6 || op == 0xc7) && ((in->modrm >> 3) & 7) != 0)
+		return false; /* C6/C7 with reg != 0: not MOV (#UD or XABORT/XBEGIN forms) */
+	unsigned n = (op == 0x88 || op == 0xc6) ? 1 : in->opsize;
+	u64 *gpr = c->regs->gpr;
+	/* The saved-register frame has a slot for RSP that entry.asm neither fills nor restores:
+	 * the guest's RSP (VMCS) goes there when the address or the source uses it. */
+	if (in->mem_base == GPR_SP || in->mem_index == GPR_SP || ((op == 0x88 || op == 0x89) && in->reg == GPR_SP))
+		gpr[GPR_SP] = vmcs_readl(VMCS_GUEST_RSP);
+	u64 la = insn_mem_offset(in, gpr, rip + in->len);
+	if (in->seg == INSN_SEG_FS)
+		la += vmcs_readl(VMCS_GUEST_FS_BASE);
+	else if (in->seg == INSN_SEG_GS)
+		la += vmcs_readl(VMCS_GUEST_GS_BASE);
+	if ((la & ~(u64)(PAGE_SIZE - 1)) != w->xla_page || (la & (PAGE_SIZE - 1)) + n > PAGE_SIZE)
+		return false;
+	u64 v;
+	if (op == 0x88)
+		/* Without REX, registers 4-7 are AH, CH, DH, BH (SDM Vol. 2A 3.1.1.1). */
+		v = (!in->rex && in->reg >= 4 && in->reg < 8) ? gpr[in->reg - 4] >> 8 : gpr[in->reg];
+	else if (op == 0x89)
+		v = gpr[in->reg];
+	else if (op == 0xc7 && n == 8)
+		v = (u64)(s64)(s32)(u32)in->imm; /* imm32 sign-extended to 64 bits */
+	else
+		v = in->imm;
+	u8 buf[8];
+	for (unsigned i = 0; i < n; i++)
+		buf[i] = (u8)(v >> (8 * i));
+	if (backend_write(w, la, buf, n)) {
+		w->mmio = false; /* not RAM after all: the emulator's path decides what happens */
+		return false;
+	}
+	return true;
+}
+
 bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 {
 	if (spp.mode == SPP_MODE_NONE || !(qual & EPT_QUAL_WRITE) || !memmap_is_ram(gpa, 1))
@@ -246,6 +309,13 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 		w.xla_page = gla & ~(u64)(PAGE_SIZE - 1);
 		w.xpa_page = gpa & ~(u64)(PAGE_SIZE - 1);
 	}
+	if (w.xlate && mov_store(c, &w, &in, rip)) {
+		vcpu_skip_from(c, rip, in.len);
+		stat_inc(STAT_EMULATED_WRITES);
+		report(c, &w, rip);
+		spin_unlock(&spp.lock);
+		return true;
+	}
 	struct emu_regs regs = { 0 };
 	vcpu_emu_load_for(c, &regs, &in, rip);
 	struct emu_mem mem = { backend_read, backend_write, &w };
@@ -253,14 +323,7 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	if (r == 0) {
 		vcpu_emu_commit(c, &regs, rip);
 		stat_inc(STAT_EMULATED_WRITES);
-		if (w.denied_bytes) {
-			stat_inc(STAT_SPP_DENIED);
-			spp_post_event(c, w.denied_gpa, rip, w.denied_gla, TESSEL_EV_DENIED, (u16)MIN(w.denied_bytes, 0xffffU));
-		}
-		if (w.tracked_bytes) {
-			stat_inc(STAT_SPP_TRACKED);
-			spp_post_event(c, w.tracked_gpa, rip, w.tracked_gla, TESSEL_EV_TRACKED, (u16)MIN(w.tracked_bytes, 0xffffU));
-		}
+		report(c, &w, rip);
 	} else if (r == -EFAULT && !w.mmio) {
 		vcpu_emu_commit_gprs(c, &regs); /* a REP keeps the progress it made before the fault */
 		inject_pf(c, w.fault_la, w.pfec);
