@@ -83,13 +83,24 @@ int vcpu_decode_at(struct insn *in, const struct guest_paging *p, enum insn_mode
 	/* The instruction may end on the next page; take what is fetchable. */
 	size_t first = MIN((size_t)INSN_MAX_LEN, (size_t)(PAGE_SIZE - (la & (PAGE_SIZE - 1))));
 	u32 pfec;
-	u64 fault_la;
+	u64 fault_la, gpa;
+	size_t avail = first;
+	if (first == INSN_MAX_LEN && !guest_walk(p, la, access, &gpa, &pfec) && memmap_is_ram(gpa, INSN_MAX_LEN)) {
+		/* The usual case: all 15 bytes on one page of RAM. Two overlapping 8-byte loads. */
+		const u8 *src = hpa_to_ptr(hpa(gpa));
+		u64 lo, hi;
+		__builtin_memcpy(&lo, src, 8);
+		__builtin_memcpy(&hi, src + INSN_MAX_LEN - 8, 8);
+		__builtin_memcpy(bytes, &lo, 8);
+		__builtin_memcpy(bytes + INSN_MAX_LEN - 8, &hi, 8);
+		goto fetched;
+	}
 	if (guest_read_linear(p, la, bytes, first, access, &pfec, &fault_la))
 		return -EFAULT;
-	size_t avail = first;
 	if (first < INSN_MAX_LEN &&
 	    !guest_read_linear(p, la + first, bytes + first, INSN_MAX_LEN - first, access, &pfec, &fault_la))
 		avail = INSN_MAX_LEN;
+fetched:;
 	struct insn_cache *ic = &insn_cache[this_cpu()->index];
 	if (insn_cache_hit(ic, bytes, avail, mode)) {
 		*in = ic->in;

@@ -234,8 +234,7 @@ static bool mov_store(struct percpu *c, struct wctx *w, const struct insn *in, u
 	else
 		v = in->imm;
 	u8 buf[8];
-	for (unsigned i = 0; i < n; i++)
-		buf[i] = (u8)(v >> (8 * i));
+	__builtin_memcpy(buf, &v, 8); /* little-endian: the low n bytes are the operand */
 	if (backend_write(w, la, buf, n)) {
 		w->mmio = false; /* not RAM after all: the emulator's path decides what happens */
 		return false;
