@@ -206,9 +206,18 @@ static bool read_insn_bytes(u64 rip, u8 *buf, unsigned n)
 	struct guest_paging p;
 	vcpu_guest_paging(&p);
 	u64 la = vcpu_long_mode() ? rip : (u32)(vmcs_readl(VMCS_GUEST_CS_BASE) + rip);
-	u32 pfec;
-	u64 fla;
-	return guest_read_linear(&p, la, buf, n, GACC_FETCH | (vcpu_cpl() == 3 ? GACC_USER : 0), &pfec, &fla) == 0;
+	u32 pfec, access = GACC_FETCH | (vcpu_cpl() == 3 ? GACC_USER : 0);
+	u64 fla, gpa;
+	if ((la & (PAGE_SIZE - 1)) + n <= PAGE_SIZE) {
+		/* On one page (the usual case): one walk, then the bytes straight from RAM. */
+		if (guest_walk(&p, la, access, &gpa, &pfec))
+			return false;
+		if (memmap_is_ram(gpa, n)) {
+			memcpy(buf, hpa_to_ptr(hpa(gpa)), n);
+			return true;
+		}
+	}
+	return guest_read_linear(&p, la, buf, n, access, &pfec, &fla) == 0;
 }
 
 /*
