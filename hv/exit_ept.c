@@ -50,6 +50,17 @@ enum insn_mode vcpu_insn_mode(void)
 	return (cs_ar & SEG_AR_DB) ? INSN_MODE_32 : INSN_MODE_16;
 }
 
+/* The same from paging state the caller read (EFER, CR0): CS and RFLAGS are still read. */
+enum insn_mode vcpu_insn_mode_paging(const struct guest_paging *p)
+{
+	u32 cs_ar = vmcs_read32(VMCS_GUEST_CS_AR);
+	if ((p->efer & EFER_LMA) && (cs_ar & SEG_AR_L))
+		return INSN_MODE_64;
+	if (!(p->cr0 & CR0_PE) || (vmcs_readl(VMCS_GUEST_RFLAGS) & RFLAGS_VM))
+		return INSN_MODE_16;
+	return (cs_ar & SEG_AR_DB) ? INSN_MODE_32 : INSN_MODE_16;
+}
+
 /*
  * The last instruction each CPU decoded, keyed by its bytes and mode: the decoder is a pure
  * function of (bytes, mode), so when the bytes just fetched at RIP begin with the cached
@@ -306,13 +317,13 @@ void exit_ept_violation(struct percpu *c)
 	c->exit_qual = q;
 	stat_inc(STAT_EPT_VIOLATIONS);
 	/* SDM 27.2.3: NMI unblocking due to IRET while the violation happened. */
-	if ((q & EPT_QUAL_NMI_UNBLOCK) && !(vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+	if ((q & EPT_QUAL_NMI_UNBLOCK) && !(vcpu_idt_vectoring(c) & INTR_INFO_VALID))
 		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY) | GUEST_INTR_BLOCK_NMI);
 	if ((q & EPT_QUAL_WRITE) && (q & EPT_QUAL_GLA_VALID) && !(q & EPT_QUAL_GLA_XLATE)) {
 		exit_paging_write(c, gpa);
 		return;
 	}
-	if ((q & EPT_QUAL_WRITE) && (vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID) &&
+	if ((q & EPT_QUAL_WRITE) && (vcpu_idt_vectoring(c) & INTR_INFO_VALID) &&
 	    vapic_is_apic_page(gpa)) {
 		/* An event frame pushed onto the local APIC's page (a stack pointed there): the
 		 * instruction at RIP did not write it, and a frame in APIC registers cannot land. */
@@ -330,7 +341,7 @@ void exit_ept_violation(struct percpu *c)
 		return;
 
 	if ((q & EPT_QUAL_WRITE) && memmap_in_hv(gpa, 1)) {
-		if (vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID) {
+		if (vcpu_idt_vectoring(c) & INTR_INFO_VALID) {
 			/* The processor was pushing an event frame (an IDT or stack pointed into the
 			 * region), not running the instruction at RIP: nothing to skip, and the frame
 			 * cannot land (ABI.md section 7). */

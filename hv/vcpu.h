@@ -57,6 +57,17 @@ static inline void vcpu_skip_insn(struct percpu *c)
 	vcpu_skip_bytes(c, vmcs_read32(VMCS_RO_EXIT_INSN_LEN));
 }
 
+/* The exit's IDT-vectoring information field (SDM 24.9.3): read-only and fixed for the
+ * exit, so read at most once per exit (vmx_handle_exit clears idt_vectoring_read). */
+static inline u32 vcpu_idt_vectoring(struct percpu *c)
+{
+	if (!c->idt_vectoring_read) {
+		c->idt_vectoring = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
+		c->idt_vectoring_read = true;
+	}
+	return c->idt_vectoring;
+}
+
 /* The guest runs 64-bit code: IA32_EFER.LMA and CS.L (SDM 5.2.1). */
 static inline bool vcpu_long_mode(void)
 {
@@ -109,6 +120,7 @@ int vcpu_decode_current(struct insn *in);
  * fetched now (hv/exit_ept.c). */
 enum insn_mode;
 enum insn_mode vcpu_insn_mode(void);
+enum insn_mode vcpu_insn_mode_paging(const struct guest_paging *p);
 int vcpu_decode_at(struct insn *in, const struct guest_paging *p, enum insn_mode mode, u64 rip, unsigned cpl);
 
 #endif

@@ -263,7 +263,7 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	struct insn in;
 	u64 rip = vmcs_readl(VMCS_GUEST_RIP);
 	u64 gla = (qual & EPT_QUAL_GLA_VALID) ? vmcs_readl(VMCS_RO_GUEST_LINEAR_ADDR) : 0;
-	u32 vectoring = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
+	u32 vectoring = vcpu_idt_vectoring(c);
 	if (vectoring & INTR_INFO_VALID) {
 		/* The processor was delivering an event (pushing its frame), not executing the
 		 * instruction at RIP. */
@@ -288,7 +288,7 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	unsigned cpl = vcpu_cpl();
 	struct wctx w = { .access = cpl == 3 ? GACC_USER : 0, .gfn = gpa >> PAGE_SHIFT, .map = map, .flags = flags };
 	vcpu_guest_paging(&w.paging);
-	if (vcpu_decode_at(&in, &w.paging, vcpu_insn_mode(), rip, cpl)) {
+	if (vcpu_decode_at(&in, &w.paging, vcpu_insn_mode_paging(&w.paging), rip, cpl)) {
 		/* Without a length the instruction cannot even be skipped. */
 		spp_post_event(c, gpa, rip, gla, TESSEL_EV_DISCARDED, 0);
 		spin_unlock(&spp.lock);
@@ -388,7 +388,7 @@ void exit_spp(struct percpu *c)
 	c->exit_qual = q;
 	if (spp.mode != SPP_MODE_HW)
 		vcpu_stop(c, "SPP exit without hardware SPP in use");
-	if ((q & SPP_QUAL_NMI_UNBLOCK) && !(vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+	if ((q & SPP_QUAL_NMI_UNBLOCK) && !(vcpu_idt_vectoring(c) & INTR_INFO_VALID))
 		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY) | GUEST_INTR_BLOCK_NMI);
 	spin_lock(&spp.lock);
 	if (q & SPP_QUAL_MISS) {
