@@ -39,5 +39,6 @@
 #define HC_TEST_SPPT_MISCONFIG 0x7e00
 #define HC_TEST_TABLE_MEM      0x7e01
 #define HC_TEST_EPT_LEAF       0x7e02
+#define HC_TEST_VMCS_COUNT     0x7e03
 
 #endif

@@ -63,6 +63,9 @@ struct emu_regs {
 	/* The guest's CR0, CR4 and XCR0 (0 while its CR4.OSXSAVE is 0): SSE/AVX instructions
 	 * check them as the processor would (#UD, #NM) before any vector register is read. */
 	u64 cr0, cr4, xcr0;
+	/* RSP and RFLAGS as loaded (hv/vcpu.c), not used by the emulator: the commit writes
+	 * back only what changed. */
+	u64 loaded_rsp, loaded_rflags;
 };
 
 struct emu_mem {

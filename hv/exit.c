@@ -156,7 +156,7 @@ exit_handler_t exit_lookup(u32 reason)
 static void deliver_events(struct percpu *c)
 {
 	if (!c->event_injected) {
-		u32 vec = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
+		u32 vec = vcpu_idt_vectoring(c);
 		if (vec & INTR_INFO_VALID) {
 			u32 type = vec & INTR_TYPE_MASK;
 			u32 err = (vec & INTR_INFO_DELIVER_CODE) ? vmcs_read32(VMCS_RO_IDT_VECTORING_ERROR) : 0;
@@ -219,6 +219,7 @@ void vmx_handle_exit(struct guest_regs *regs)
 	c->regs = regs;
 	c->exit_reason = EXIT_REASON_BASIC(reason);
 	c->event_injected = false;
+	c->idt_vectoring_read = false;
 	c->exits++;
 	vapic_exit_trace(c);
 

@@ -40,7 +40,7 @@ void vcpu_guest_paging(struct guest_paging *p)
 	}
 }
 
-static enum insn_mode vcpu_insn_mode(void)
+enum insn_mode vcpu_insn_mode(void)
 {
 	if (vcpu_long_mode())
 		return INSN_MODE_64;
@@ -50,27 +50,88 @@ static enum insn_mode vcpu_insn_mode(void)
 	return (cs_ar & SEG_AR_DB) ? INSN_MODE_32 : INSN_MODE_16;
 }
 
+/* The same from paging state the caller read (EFER, CR0): CS and RFLAGS are still read. */
+enum insn_mode vcpu_insn_mode_paging(const struct guest_paging *p)
+{
+	u32 cs_ar = vmcs_read32(VMCS_GUEST_CS_AR);
+	if ((p->efer & EFER_LMA) && (cs_ar & SEG_AR_L))
+		return INSN_MODE_64;
+	if (!(p->cr0 & CR0_PE) || (vmcs_readl(VMCS_GUEST_RFLAGS) & RFLAGS_VM))
+		return INSN_MODE_16;
+	return (cs_ar & SEG_AR_DB) ? INSN_MODE_32 : INSN_MODE_16;
+}
+
+/*
+ * The last instruction each CPU decoded, keyed by its bytes and mode: the decoder is a pure
+ * function of (bytes, mode), so when the bytes just fetched at RIP begin with the cached
+ * instruction's bytes the cached decoding is exactly what decoding them again would give.
+ * The key is what was fetched now, through the guest's current translation, so a changed
+ * CR3, a remapped page, code rewritten by another vCPU or a mode change can only make it
+ * miss, never return another instruction's decoding. Only successful decodings are kept.
+ */
+struct insn_cache {
+	u8 bytes[INSN_MAX_LEN];
+	u8 mode;
+	struct insn in;
+};
+static struct insn_cache insn_cache[TESSEL_MAX_CPUS];
+
+static bool insn_cache_hit(const struct insn_cache *ic, const u8 *bytes, size_t avail, enum insn_mode mode)
+{
+	if (ic->mode != mode || !ic->in.len || ic->in.len > avail)
+		return false;
+	for (unsigned i = 0; i < ic->in.len; i++)
+		if (ic->bytes[i] != bytes[i])
+			return false;
+	return true;
+}
+
+int vcpu_decode_at(struct insn *in, const struct guest_paging *p, enum insn_mode mode, u64 rip, unsigned cpl)
+{
+	u64 la = mode == INSN_MODE_64 ? rip : (u32)(vmcs_readl(VMCS_GUEST_CS_BASE) + rip);
+	u8 bytes[INSN_MAX_LEN];
+	u32 access = GACC_FETCH | (cpl == 3 ? GACC_USER : 0);
+	/* The instruction may end on the next page; take what is fetchable. */
+	size_t first = MIN((size_t)INSN_MAX_LEN, (size_t)(PAGE_SIZE - (la & (PAGE_SIZE - 1))));
+	u32 pfec;
+	u64 fault_la, gpa;
+	size_t avail = first;
+	if (first == INSN_MAX_LEN && !guest_walk(p, la, access, &gpa, &pfec) && memmap_is_ram(gpa, INSN_MAX_LEN)) {
+		/* The usual case: all 15 bytes on one page of RAM. Two overlapping 8-byte loads. */
+		const u8 *src = hpa_to_ptr(hpa(gpa));
+		u64 lo, hi;
+		__builtin_memcpy(&lo, src, 8);
+		__builtin_memcpy(&hi, src + INSN_MAX_LEN - 8, 8);
+		__builtin_memcpy(bytes, &lo, 8);
+		__builtin_memcpy(bytes + INSN_MAX_LEN - 8, &hi, 8);
+		goto fetched;
+	}
+	if (guest_read_linear(p, la, bytes, first, access, &pfec, &fault_la))
+		return -EFAULT;
+	if (first < INSN_MAX_LEN &&
+	    !guest_read_linear(p, la + first, bytes + first, INSN_MAX_LEN - first, access, &pfec, &fault_la))
+		avail = INSN_MAX_LEN;
+fetched:;
+	struct insn_cache *ic = &insn_cache[this_cpu()->index];
+	if (insn_cache_hit(ic, bytes, avail, mode)) {
+		*in = ic->in;
+		return 0;
+	}
+	if (insn_decode(in, bytes, avail, mode))
+		return -EINVAL;
+	for (unsigned i = 0; i < in->len; i++)
+		ic->bytes[i] = bytes[i];
+	ic->mode = (u8)mode;
+	ic->in = *in;
+	return 0;
+}
+
 /* Decode the instruction at the guest's CS:RIP. 0 or a negative errno. */
 int vcpu_decode_current(struct insn *in)
 {
 	struct guest_paging p;
 	vcpu_guest_paging(&p);
-	enum insn_mode mode = vcpu_insn_mode();
-	u64 rip = vmcs_readl(VMCS_GUEST_RIP);
-	u64 la = mode == INSN_MODE_64 ? rip : (u32)(vmcs_readl(VMCS_GUEST_CS_BASE) + rip);
-	u8 bytes[INSN_MAX_LEN];
-	u32 access = GACC_FETCH | (vcpu_cpl() == 3 ? GACC_USER : 0);
-	/* The instruction may end on the next page; take what is fetchable. */
-	size_t first = MIN((size_t)INSN_MAX_LEN, (size_t)(PAGE_SIZE - (la & (PAGE_SIZE - 1))));
-	u32 pfec;
-	u64 fault_la;
-	if (guest_read_linear(&p, la, bytes, first, access, &pfec, &fault_la))
-		return -EFAULT;
-	size_t avail = first;
-	if (first < INSN_MAX_LEN &&
-	    !guest_read_linear(&p, la + first, bytes + first, INSN_MAX_LEN - first, access, &pfec, &fault_la))
-		avail = INSN_MAX_LEN;
-	return insn_decode(in, bytes, avail, mode) ? -EINVAL : 0;
+	return vcpu_decode_at(in, &p, vcpu_insn_mode(), vmcs_readl(VMCS_GUEST_RIP), vcpu_cpl());
 }
 
 /* ---- the processor's own writes to guest paging structures ---- */
@@ -256,13 +317,13 @@ void exit_ept_violation(struct percpu *c)
 	c->exit_qual = q;
 	stat_inc(STAT_EPT_VIOLATIONS);
 	/* SDM 27.2.3: NMI unblocking due to IRET while the violation happened. */
-	if ((q & EPT_QUAL_NMI_UNBLOCK) && !(vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+	if ((q & EPT_QUAL_NMI_UNBLOCK) && !(vcpu_idt_vectoring(c) & INTR_INFO_VALID))
 		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY) | GUEST_INTR_BLOCK_NMI);
 	if ((q & EPT_QUAL_WRITE) && (q & EPT_QUAL_GLA_VALID) && !(q & EPT_QUAL_GLA_XLATE)) {
 		exit_paging_write(c, gpa);
 		return;
 	}
-	if ((q & EPT_QUAL_WRITE) && (vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID) &&
+	if ((q & EPT_QUAL_WRITE) && (vcpu_idt_vectoring(c) & INTR_INFO_VALID) &&
 	    vapic_is_apic_page(gpa)) {
 		/* An event frame pushed onto the local APIC's page (a stack pointed there): the
 		 * instruction at RIP did not write it, and a frame in APIC registers cannot land. */
@@ -280,7 +341,7 @@ void exit_ept_violation(struct percpu *c)
 		return;
 
 	if ((q & EPT_QUAL_WRITE) && memmap_in_hv(gpa, 1)) {
-		if (vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID) {
+		if (vcpu_idt_vectoring(c) & INTR_INFO_VALID) {
 			/* The processor was pushing an event frame (an IDT or stack pointed into the
 			 * region), not running the instruction at RIP: nothing to skip, and the frame
 			 * cannot land (ABI.md section 7). */

@@ -73,6 +73,8 @@ struct percpu {
 	u8 pending_vector;           /* event-ring notification to inject (0 = none) */
 	u32 exit_reason;             /* basic exit reason of the current exit */
 	u64 exit_qual;
+	u32 idt_vectoring;           /* the exit's IDT-vectoring information (vcpu_idt_vectoring) */
+	bool idt_vectoring_read;     /* ... once read on this exit */
 	u64 exits;                   /* exits taken on this CPU */
 	u64 cr0_guest_mask;          /* CR0 bits the hypervisor owns (guest sees the shadow) */
 	u64 cr4_guest_mask;

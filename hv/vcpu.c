@@ -7,6 +7,7 @@
 #include "panic.h"
 #include "vcpu.h"
 #include "emulate.h"
+#include "insn.h"
 #include "vmcs.h"
 
 u64 vcpu_gpr(struct percpu *c, unsigned reg)
@@ -100,28 +101,48 @@ __noreturn void vcpu_stop(struct percpu *c, const char *why)
 }
 
 /* Guest registers for the instruction emulator, and back once it has run. */
-void vcpu_emu_load(struct percpu *c, struct emu_regs *r)
+static void emu_load(struct percpu *c, struct emu_regs *r, bool long_mode, bool fs_gs, bool simd)
 {
 	for (unsigned i = 0; i < 16; i++)
 		r->gpr[i] = c->regs->gpr[i];
 	r->gpr[GPR_SP] = vmcs_readl(VMCS_GUEST_RSP);
-	r->rip = vmcs_readl(VMCS_GUEST_RIP);
 	r->rflags = vmcs_readl(VMCS_GUEST_RFLAGS);
+	r->loaded_rsp = r->gpr[GPR_SP];
+	r->loaded_rflags = r->rflags;
 	/* In 64-bit mode only FS and GS have bases (SDM 3.2.4): skip the other four VMREADs. */
-	if (!vcpu_long_mode()) {
+	if (!long_mode) {
 		r->seg_base[0] = vmcs_readl(VMCS_GUEST_ES_BASE);
 		r->seg_base[1] = vmcs_readl(VMCS_GUEST_CS_BASE);
 		r->seg_base[2] = vmcs_readl(VMCS_GUEST_SS_BASE);
 		r->seg_base[3] = vmcs_readl(VMCS_GUEST_DS_BASE);
+		r->stack_size = (vmcs_read32(VMCS_GUEST_SS_AR) & SEG_AR_DB) ? 4 : 2; /* ignored in 64-bit mode */
 	}
-	r->seg_base[4] = vmcs_readl(VMCS_GUEST_FS_BASE);
-	r->seg_base[5] = vmcs_readl(VMCS_GUEST_GS_BASE);
-	r->stack_size = (vmcs_read32(VMCS_GUEST_SS_AR) & SEG_AR_DB) ? 4 : 2; /* ignored in 64-bit mode */
-	r->cr0 = vmcs_readl(VMCS_GUEST_CR0);
-	r->cr4 = vmcs_readl(VMCS_GUEST_CR4);
-	/* XCR0 is the guest's while the hypervisor runs (hv/exit_misc.c never changes it);
-	 * XGETBV needs CR4.OSXSAVE, which the host has whenever the guest can have it. */
-	r->xcr0 = (r->cr4 & CR4_OSXSAVE) ? xgetbv(0) : 0;
+	if (!long_mode || fs_gs) {
+		r->seg_base[4] = vmcs_readl(VMCS_GUEST_FS_BASE);
+		r->seg_base[5] = vmcs_readl(VMCS_GUEST_GS_BASE);
+	}
+	if (simd) {
+		r->cr0 = vmcs_readl(VMCS_GUEST_CR0);
+		r->cr4 = vmcs_readl(VMCS_GUEST_CR4);
+		/* XCR0 is the guest's while the hypervisor runs (hv/exit_misc.c never changes it);
+		 * XGETBV needs CR4.OSXSAVE, which the host has whenever the guest can have it. */
+		r->xcr0 = (r->cr4 & CR4_OSXSAVE) ? xgetbv(0) : 0;
+	}
+}
+
+/* Guest registers for the instruction emulator, and back once it has run. */
+void vcpu_emu_load(struct percpu *c, struct emu_regs *r)
+{
+	emu_load(c, r, vcpu_long_mode(), true, true);
+	r->rip = vmcs_readl(VMCS_GUEST_RIP);
+}
+
+void vcpu_emu_load_for(struct percpu *c, struct emu_regs *r, const struct insn *in, u64 rip)
+{
+	bool long_mode = in->mode == INSN_MODE_64; /* decoded in 64-bit mode: EFER.LMA and CS.L */
+	emu_load(c, r, long_mode, in->seg == INSN_SEG_FS || in->seg == INSN_SEG_GS,
+		 in->map != 0 || in->vex || in->evex);
+	r->rip = rip;
 }
 
 void vcpu_emu_commit_gprs(struct percpu *c, const struct emu_regs *r)
@@ -129,13 +150,15 @@ void vcpu_emu_commit_gprs(struct percpu *c, const struct emu_regs *r)
 	for (unsigned i = 0; i < 16; i++)
 		if (i != GPR_SP)
 			c->regs->gpr[i] = r->gpr[i];
-	vmcs_writel(VMCS_GUEST_RSP, r->gpr[GPR_SP]);
+	if (r->gpr[GPR_SP] != r->loaded_rsp) /* most stores leave RSP alone: no VMWRITE */
+		vmcs_writel(VMCS_GUEST_RSP, r->gpr[GPR_SP]);
 }
 
 void vcpu_emu_commit(struct percpu *c, const struct emu_regs *r, u64 old_rip)
 {
 	vcpu_emu_commit_gprs(c, r);
-	vmcs_writel(VMCS_GUEST_RFLAGS, r->rflags);
+	if (r->rflags != r->loaded_rflags)
+		vmcs_writel(VMCS_GUEST_RFLAGS, r->rflags);
 	/* A REP string instruction that is not finished leaves RIP on itself: it continues at
 	 * the next entry, and is not complete (no STI-blocking end, no single-step trap). */
 	if (r->rip == old_rip)

@@ -37,9 +37,35 @@ static inline void vcpu_skip_bytes(struct percpu *c, u64 len)
 		vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC) | PENDING_DBG_BS);
 }
 
+/* The same when the caller knows RIP (it read it on this exit and did not change it). */
+static inline void vcpu_skip_from(struct percpu *c, u64 old, u64 len)
+{
+	(void)c;
+	u64 rip = old + len;
+	if (unlikely((rip ^ old) >> 16))
+		rip = vcpu_rip_wrap(rip);
+	vmcs_writel(VMCS_GUEST_RIP, rip);
+	u32 intr = vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY);
+	if (intr & (GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS))
+		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, intr & ~(GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS));
+	if (vmcs_readl(VMCS_GUEST_RFLAGS) & RFLAGS_TF)
+		vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC) | PENDING_DBG_BS);
+}
+
 static inline void vcpu_skip_insn(struct percpu *c)
 {
 	vcpu_skip_bytes(c, vmcs_read32(VMCS_RO_EXIT_INSN_LEN));
+}
+
+/* The exit's IDT-vectoring information field (SDM 24.9.3): read-only and fixed for the
+ * exit, so read at most once per exit (vmx_handle_exit clears idt_vectoring_read). */
+static inline u32 vcpu_idt_vectoring(struct percpu *c)
+{
+	if (!c->idt_vectoring_read) {
+		c->idt_vectoring = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
+		c->idt_vectoring_read = true;
+	}
+	return c->idt_vectoring;
 }
 
 /* The guest runs 64-bit code: IA32_EFER.LMA and CS.L (SDM 5.2.1). */
@@ -79,11 +105,22 @@ struct guest_paging;
 struct insn;
 struct emu_regs;
 void vcpu_emu_load(struct percpu *c, struct emu_regs *r);
+/* The same for the decoded instruction `in` at `rip` (known to the caller): the segment
+ * bases, CR0/CR4/XCR0 the emulator will not look at for it are not read (64-bit mode: only
+ * an FS/GS override uses a base; only 0F-map and VEX/EVEX stores check CR0/CR4/XCR0). */
+void vcpu_emu_load_for(struct percpu *c, struct emu_regs *r, const struct insn *in, u64 rip);
 void vcpu_emu_commit_gprs(struct percpu *c, const struct emu_regs *r);
 /* Registers, flags and RIP after an emulated instruction; a REP that is not finished keeps
  * RIP on itself and is not "complete" (no STI-blocking end, no single-step trap). */
 void vcpu_emu_commit(struct percpu *c, const struct emu_regs *r, u64 old_rip);
 void vcpu_guest_paging(struct guest_paging *p);
 int vcpu_decode_current(struct insn *in);
+/* The same with what the caller already read: the paging state, the decoding mode (see
+ * vcpu_insn_mode), RIP and the CPL. Decodings are cached per CPU, keyed by the bytes
+ * fetched now (hv/exit_ept.c). */
+enum insn_mode;
+enum insn_mode vcpu_insn_mode(void);
+enum insn_mode vcpu_insn_mode_paging(const struct guest_paging *p);
+int vcpu_decode_at(struct insn *in, const struct guest_paging *p, enum insn_mode mode, u64 rip, unsigned cpl);
 
 #endif

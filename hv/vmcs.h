@@ -14,10 +14,21 @@
 __noreturn void vmcs_read_failed(u32 field);
 __noreturn void vmcs_write_failed(u32 field, u64 value);
 
+/* Test builds count every VMREAD and VMWRITE (HC_TEST_VMCS_COUNT, spp/test_hooks.c) so the
+ * benchmark can show how many each exit path makes. One plain counter for all CPUs: exact
+ * with one CPU, approximate with more (the benchmark measures with one). */
+#ifdef TESSEL_TEST_HOOKS
+extern u64 vmcs_test_reads, vmcs_test_writes;
+#define VMCS_TEST_COUNT(n) ((n)++)
+#else
+#define VMCS_TEST_COUNT(n) ((void)0)
+#endif
+
 /* Inline: these are on every exit path; the failure report is out of line. */
 static inline u64 vmcs_read_raw(u32 field)
 {
 	u64 v;
+	VMCS_TEST_COUNT(vmcs_test_reads);
 	if (unlikely(!vmx_vmread(field, &v)))
 		vmcs_read_failed(field);
 	return v;
@@ -25,6 +36,7 @@ static inline u64 vmcs_read_raw(u32 field)
 
 static inline void vmcs_write_raw(u32 field, u64 value)
 {
+	VMCS_TEST_COUNT(vmcs_test_writes);
 	if (unlikely(!vmx_vmwrite(field, value)))
 		vmcs_write_failed(field, value);
 }

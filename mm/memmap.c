@@ -106,16 +106,19 @@ bool memmap_is_ram(u64 gpa, u64 len)
 {
 	if (!len || gpa + len < gpa || memmap_in_hv(gpa, len))
 		return false;
-	/* Guest page walks ask about the same range again and again: try the last hit first.
-	 * The table never changes after boot, so a racy read of the index is harmless. */
-	static u32 last;
-	u32 l = __atomic_load_n(&last, __ATOMIC_RELAXED);
-	if (l < ram_count && ram[l].start <= gpa && gpa + len <= ram[l].end)
-		return true;
+	/* Guest page walks ask about the same few ranges again and again (the page tables',
+	 * the code's, the data's): try the last four hits first. The table never changes after
+	 * boot, so racy reads of the indexes are harmless (each is checked before use). */
+	static u32 recent[4], next;
+	for (unsigned k = 0; k < 4; k++) {
+		u32 l = __atomic_load_n(&recent[k], __ATOMIC_RELAXED);
+		if (l < ram_count && ram[l].start <= gpa && gpa + len <= ram[l].end)
+			return true;
+	}
 	u32 lo = first_ending_after(gpa);
 	bool ok = lo < ram_count && ram[lo].start <= gpa && gpa + len <= ram[lo].end;
 	if (ok)
-		__atomic_store_n(&last, lo, __ATOMIC_RELAXED);
+		__atomic_store_n(&recent[__atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) & 3], lo, __ATOMIC_RELAXED);
 	return ok;
 }
 

@@ -76,7 +76,9 @@ struct spp_step {
 	bool used_mtf;
 	bool pushf;      /* the instruction is PUSHF: fix the TF bit it stored */
 	u32 pin, proc, exc_bitmap;
-	u8 *save;        /* the page before the step */
+	u8 *save;        /* the page before the step (the sub-pages in save_mask) */
+	u32 save_mask;   /* sub-pages of gfn saved in save: every protected one, and those the
+			  * instruction's operand can write (all 32 when that is not known) */
 	u8 *save2;       /* gfn2 before the step */
 };
 
@@ -216,9 +218,18 @@ static bool read_insn_bytes(u64 rip, u8 *buf, unsigned n)
 	struct guest_paging p;
 	vcpu_guest_paging(&p);
 	u64 la = vcpu_long_mode() ? rip : (u32)(vmcs_readl(VMCS_GUEST_CS_BASE) + rip);
-	u32 pfec;
-	u64 fla;
-	return guest_read_linear(&p, la, buf, n, GACC_FETCH | (vcpu_cpl() == 3 ? GACC_USER : 0), &pfec, &fla) == 0;
+	u32 pfec, access = GACC_FETCH | (vcpu_cpl() == 3 ? GACC_USER : 0);
+	u64 fla, gpa;
+	if ((la & (PAGE_SIZE - 1)) + n <= PAGE_SIZE) {
+		/* On one page (the usual case): one walk, then the bytes straight from RAM. */
+		if (guest_walk(&p, la, access, &gpa, &pfec))
+			return false;
+		if (memmap_is_ram(gpa, n)) {
+			memcpy(buf, hpa_to_ptr(hpa(gpa)), n);
+			return true;
+		}
+	}
+	return guest_read_linear(&p, la, buf, n, access, &pfec, &fla) == 0;
 }
 
 /*
@@ -239,7 +250,33 @@ static void fix_pending_bs(void)
 
 static bool have_timer(void) { return vmx_allows(vmx_caps.pin, PIN_PREEMPTION_TIMER); }
 
-bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, bool pushf)
+/* Copies the sub-pages in mask (128 bytes each) between a page and its save area. */
+static void copy_subpages(u8 *dst, const u8 *src, u32 mask)
+{
+	if (mask == ~0U) {
+		memcpy(dst, src, PAGE_SIZE);
+		return;
+	}
+	for (; mask; mask &= mask - 1) {
+		unsigned off = (unsigned)__builtin_ctz(mask) * 128;
+		memcpy(dst + off, src + off, 128);
+	}
+}
+
+/* Whether a 128-byte sub-page differs from its saved copy, a word at a time. */
+static bool subpage_changed(const u8 *now, const u8 *saved)
+{
+	u64 diff = 0;
+	for (unsigned i = 0; i < 128; i += 8) {
+		u64 a, b;
+		__builtin_memcpy(&a, now + i, 8);
+		__builtin_memcpy(&b, saved + i, 8);
+		diff |= a ^ b;
+	}
+	return diff != 0;
+}
+
+bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, bool pushf, u32 writes)
 {
 	struct spp_step *st = &steps[c->index];
 	if (!st->save || spp.mode != SPP_MODE_SW)
@@ -258,7 +295,13 @@ bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, 
 	st->insn_ok = len <= sizeof(st->insn) && read_insn_bytes(st->rip, st->insn, (unsigned)len);
 	for (unsigned i = 0; i < 16; i++)
 		st->gpr[i] = vcpu_gpr(c, i);
-	memcpy(st->save, hpa_to_ptr(hpa(gfn << PAGE_SHIFT)), PAGE_SIZE);
+	/* The protected sub-pages (what the judgement and an undo need) and those the operand
+	 * writes (so an undone instruction leaves no partial writes); the map cannot change
+	 * while the world is stopped and spp.lock held. */
+	u32 map, flags;
+	spp_store_get(&spp.store, gfn, &map, &flags);
+	st->save_mask = ~map | writes;
+	copy_subpages(st->save, hpa_to_ptr(hpa(gfn << PAGE_SHIFT)), st->save_mask);
 	st->delivery = false;
 	st->pin = vmcs_read32(VMCS_CTRL_PIN_BASED);
 	st->proc = vmcs_read32(VMCS_CTRL_PROC_BASED);
@@ -339,6 +382,7 @@ bool spp_step_delivery(struct percpu *c, u64 gfn, u64 fault_gpa, u64 gla)
 	d->intr = vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY);
 	d->vectoring = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
 	memcpy(st->save, hpa_to_ptr(hpa(gfn << PAGE_SHIFT)), PAGE_SIZE);
+	st->save_mask = ~0U;
 	st->pin = vmcs_read32(VMCS_CTRL_PIN_BASED);
 	st->proc = vmcs_read32(VMCS_CTRL_PROC_BASED);
 	st->exc_bitmap = vmcs_read32(VMCS_CTRL_EXCEPTION_BITMAP);
@@ -360,7 +404,7 @@ static struct step_effect step_effect(const struct spp_step *st)
 	spp_store_get(&spp.store, st->gfn, &map, &flags);
 	const u8 *now = hpa_to_ptr(hpa(st->gfn << PAGE_SHIFT));
 	for (unsigned sp = 0; sp < 32; sp++) {
-		if ((map & (1U << sp)) || !memcmp(now + sp * 128, st->save + sp * 128, 128))
+		if ((map & (1U << sp)) || !subpage_changed(now + sp * 128, st->save + sp * 128))
 			continue;
 		if (!(flags & SPP_PAGE_TRACK)) {
 			fx.denied = true;
@@ -376,7 +420,7 @@ static struct step_effect step_effect(const struct spp_step *st)
 
 static void undo_page(const struct spp_step *st)
 {
-	memcpy(hpa_to_ptr(hpa(st->gfn << PAGE_SHIFT)), st->save, PAGE_SIZE);
+	copy_subpages(hpa_to_ptr(hpa(st->gfn << PAGE_SHIFT)), st->save, st->save_mask);
 	if (st->gfn2 != NO_GFN)
 		memcpy(hpa_to_ptr(hpa(st->gfn2 << PAGE_SHIFT)), st->save2, PAGE_SIZE);
 }

@@ -14,9 +14,11 @@ int spp_step_init(void);
 void spp_step_set_mtf(bool works);
 bool spp_step_uses_mtf(void);
 
-/* Start stepping the instruction at RIP (length len) that wrote to page gfn. Caller holds
- * spp.lock and releases it before VM entry. False: could not step (caller discards). */
-bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, bool pushf);
+/* Start stepping the instruction at RIP (length len) that wrote to page gfn. `writes`: the
+ * sub-pages of gfn the instruction can write (bit j = bytes 128j..128j+127; ~0 if not
+ * known): only those and the protected ones are saved for the judgement and an undo. Caller
+ * holds spp.lock and releases it before VM entry. False: could not step (caller discards). */
+bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, bool pushf, u32 writes);
 /* An event delivery (vectored event) wrote page gfn at a writable byte: deliver it again
  * with the page writable for this vCPU only (caller holds spp.lock). False: not possible. */
 bool spp_step_delivery(struct percpu *c, u64 gfn, u64 fault_gpa, u64 gla);

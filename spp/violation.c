@@ -36,6 +36,13 @@ struct wctx {
 	u64 fault_la;
 	u32 pfec;
 	bool mmio;             /* an access reached something that is not RAM: not emulatable */
+	/* The exit's own translation (qualification bit 8: GLA -> GPA, SDM 27.2.1 Table 27-7):
+	 * a write to the same linear page goes to the same guest-physical page without a walk. */
+	bool xlate;
+	u64 xla_page, xpa_page;
+	/* The store's answer for the exit's page, looked up once under spp.lock. */
+	u64 gfn;
+	u32 map, flags;
 };
 
 static int backend_read(void *vctx, u64 la, void *buf, unsigned n)
@@ -58,7 +65,12 @@ static int backend_read(void *vctx, u64 la, void *buf, unsigned n)
 static void store_page(struct wctx *w, u64 gpa, u64 la, const u8 *src, unsigned n)
 {
 	u32 map, flags;
-	spp_store_get(&spp.store, gpa >> PAGE_SHIFT, &map, &flags);
+	if ((gpa >> PAGE_SHIFT) == w->gfn) {
+		map = w->map; /* spp.lock is held since that lookup: still the store's answer */
+		flags = w->flags;
+	} else {
+		spp_store_get(&spp.store, gpa >> PAGE_SHIFT, &map, &flags);
+	}
 	u8 *dst = hpa_to_ptr(hpa(gpa));
 	bool all_writable = true;
 	for (u64 a = gpa & ~127ULL; a < gpa + n; a += 128)
@@ -110,7 +122,11 @@ static int backend_write(void *vctx, u64 la, const void *buf, unsigned n)
 	while (n) {
 		unsigned chunk = (unsigned)MIN((u64)n, PAGE_SIZE - (la & (PAGE_SIZE - 1)));
 		u64 gpa;
-		int r = guest_walk(&w->paging, la, GACC_WRITE | w->access, &gpa, &w->pfec);
+		int r = 0;
+		if (w->xlate && (la & ~(u64)(PAGE_SIZE - 1)) == w->xla_page)
+			gpa = w->xpa_page | (la & (PAGE_SIZE - 1));
+		else
+			r = guest_walk(&w->paging, la, GACC_WRITE | w->access, &gpa, &w->pfec);
 		if (r == -EFAULT) {
 			w->fault_la = la;
 			return -EFAULT;
@@ -140,6 +156,92 @@ static void inject_pf(struct percpu *c, u64 la, u32 pfec)
 	vcpu_inject_exception(c, VEC_PF, true, pfec);
 }
 
+/*
+ * The sub-pages of the exit's page that a stepped instruction can write (spp/step.c saves
+ * only those and the protected ones). Known only where the decoder gives the operand's size
+ * and the operand is the instruction's only store: 0F-map instructions with a memory operand
+ * in 64-bit mode (FXSAVE and the like; none of them also pushes). Everything else: all 32.
+ */
+static u32 step_writes(const struct insn *in, const struct emu_regs *r, u64 rip, u64 gla, u64 qual)
+{
+	if (in->mode != INSN_MODE_64 || in->map != 1 || in->vex || in->evex || !in->has_mem || !in->memsize ||
+	    !(qual & EPT_QUAL_GLA_VALID))
+		return ~0U;
+	u64 la = insn_mem_offset(in, r->gpr, rip + in->len);
+	if (in->seg == INSN_SEG_FS || in->seg == INSN_SEG_GS)
+		la += r->seg_base[in->seg];
+	u64 page = gla & ~(u64)(PAGE_SIZE - 1);
+	u64 lo = MAX(la, page), hi = MIN(la + in->memsize, page + PAGE_SIZE);
+	if (la + in->memsize < la || hi <= lo)
+		return ~0U; /* wraps, or not on this page: not the access that exited */
+	u32 m = 0;
+	for (u64 a = lo & ~127ULL; a < hi; a += 128)
+		m |= 1U << ((a - page) >> 7);
+	return m;
+}
+
+/* The events and counters of an emulated store that completed. */
+static void report(struct percpu *c, const struct wctx *w, u64 rip)
+{
+	if (w->denied_bytes) {
+		stat_inc(STAT_SPP_DENIED);
+		spp_post_event(c, w->denied_gpa, rip, w->denied_gla, TESSEL_EV_DENIED, (u16)MIN(w->denied_bytes, 0xffffU));
+	}
+	if (w->tracked_bytes) {
+		stat_inc(STAT_SPP_TRACKED);
+		spp_post_event(c, w->tracked_gpa, rip, w->tracked_gla, TESSEL_EV_TRACKED, (u16)MIN(w->tracked_bytes, 0xffffU));
+	}
+}
+
+/*
+ * The most common store, MOV to memory (88 /r, 89 /r, C6 /0 ib, C7 /0 iw/id; SDM Vol. 2B
+ * "MOV"), in 64-bit mode at CPL 0, done on the saved registers in place: it changes no
+ * register and no flag, so nothing is loaded into or committed from the emulator's register
+ * file. Only when the store stays on the linear page the processor translated for this exit
+ * (w->xlate): then there is no canonical, segment, alignment-check or page-permission
+ * question the processor has not already answered for it. False: not such a store (the
+ * emulator handles it); true: stored through the backend (protected bytes kept, counted).
+ */
+static bool mov_store(struct percpu *c, struct wctx *w, const struct insn *in, u64 rip)
+{
+	u8 op = in->opcode;
+	if (in->mode != INSN_MODE_64 || in->map != 0 || in->vex || in->evex || !in->has_mem || in->lock ||
+	    in->vsib || !(op == 0x88 || op == 0x89 || op == 0xc6 || op == 0xc7))
+		return false;
+	if ((op == 0xc6 || op == 0xc7) && ((in->modrm >> 3) & 7) != 0)
+		return false; /* C6/C7 with reg != 0: not MOV (#UD or XABORT/XBEGIN forms) */
+	unsigned n = (op == 0x88 || op == 0xc6) ? 1 : in->opsize;
+	u64 *gpr = c->regs->gpr;
+	/* The saved-register frame has a slot for RSP that entry.asm neither fills nor restores:
+	 * the guest's RSP (VMCS) goes there when the address or the source uses it. */
+	if (in->mem_base == GPR_SP || in->mem_index == GPR_SP || ((op == 0x88 || op == 0x89) && in->reg == GPR_SP))
+		gpr[GPR_SP] = vmcs_readl(VMCS_GUEST_RSP);
+	u64 la = insn_mem_offset(in, gpr, rip + in->len);
+	if (in->seg == INSN_SEG_FS)
+		la += vmcs_readl(VMCS_GUEST_FS_BASE);
+	else if (in->seg == INSN_SEG_GS)
+		la += vmcs_readl(VMCS_GUEST_GS_BASE);
+	if ((la & ~(u64)(PAGE_SIZE - 1)) != w->xla_page || (la & (PAGE_SIZE - 1)) + n > PAGE_SIZE)
+		return false;
+	u64 v;
+	if (op == 0x88)
+		/* Without REX, registers 4-7 are AH, CH, DH, BH (SDM Vol. 2A 3.1.1.1). */
+		v = (!in->rex && in->reg >= 4 && in->reg < 8) ? gpr[in->reg - 4] >> 8 : gpr[in->reg];
+	else if (op == 0x89)
+		v = gpr[in->reg];
+	else if (op == 0xc7 && n == 8)
+		v = (u64)(s64)(s32)(u32)in->imm; /* imm32 sign-extended to 64 bits */
+	else
+		v = in->imm;
+	u8 buf[8];
+	__builtin_memcpy(buf, &v, 8); /* little-endian: the low n bytes are the operand */
+	if (backend_write(w, la, buf, n)) {
+		w->mmio = false; /* not RAM after all: the emulator's path decides what happens */
+		return false;
+	}
+	return true;
+}
+
 bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 {
 	if (spp.mode == SPP_MODE_NONE || !(qual & EPT_QUAL_WRITE) || !memmap_is_ram(gpa, 1))
@@ -161,7 +263,7 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	struct insn in;
 	u64 rip = vmcs_readl(VMCS_GUEST_RIP);
 	u64 gla = (qual & EPT_QUAL_GLA_VALID) ? vmcs_readl(VMCS_RO_GUEST_LINEAR_ADDR) : 0;
-	u32 vectoring = vmcs_read32(VMCS_RO_IDT_VECTORING_INFO);
+	u32 vectoring = vcpu_idt_vectoring(c);
 	if (vectoring & INTR_INFO_VALID) {
 		/* The processor was delivering an event (pushing its frame), not executing the
 		 * instruction at RIP. */
@@ -183,37 +285,52 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 		vcpu_inject_exception(c, VEC_DF, true, 0);
 		return true;
 	}
-	if (vcpu_decode_current(&in)) {
+	unsigned cpl = vcpu_cpl();
+	struct wctx w = { .access = cpl == 3 ? GACC_USER : 0, .gfn = gpa >> PAGE_SHIFT, .map = map, .flags = flags };
+	vcpu_guest_paging(&w.paging);
+	if (vcpu_decode_at(&in, &w.paging, vcpu_insn_mode_paging(&w.paging), rip, cpl)) {
 		/* Without a length the instruction cannot even be skipped. */
 		spp_post_event(c, gpa, rip, gla, TESSEL_EV_DISCARDED, 0);
 		spin_unlock(&spp.lock);
 		vcpu_inject_ud(c);
 		return true;
 	}
-	struct wctx w = { .access = vcpu_cpl() == 3 ? GACC_USER : 0 };
-	vcpu_guest_paging(&w.paging);
+	/* The processor translated the exit's linear address for this write and found it
+	 * writable in the guest's paging structures (an EPT violation on the final access is
+	 * only reached once the guest's page walk and its permission checks passed; bit 8 of
+	 * the qualification says the GPA is that walk's result, SDM Vol. 3C "Exit Qualification
+	 * for EPT Violations"): writes to the same linear page need no walk. The translation is
+	 * the one in force at the write, as a TLB entry would be.
+	 * At CPL 0 only: a CPL-3 instruction's exit can come from an implicit supervisor access
+	 * (a descriptor's accessed flag), whose permission says nothing about a user write. */
+	if ((qual & EPT_QUAL_GLA_VALID) && (qual & EPT_QUAL_GLA_XLATE) && cpl == 0) {
+		w.xlate = true;
+		w.xla_page = gla & ~(u64)(PAGE_SIZE - 1);
+		w.xpa_page = gpa & ~(u64)(PAGE_SIZE - 1);
+	}
+	if (w.xlate && mov_store(c, &w, &in, rip)) {
+		vcpu_skip_from(c, rip, in.len);
+		stat_inc(STAT_EMULATED_WRITES);
+		report(c, &w, rip);
+		spin_unlock(&spp.lock);
+		return true;
+	}
 	struct emu_regs regs = { 0 };
-	vcpu_emu_load(c, &regs);
+	vcpu_emu_load_for(c, &regs, &in, rip);
 	struct emu_mem mem = { backend_read, backend_write, &w };
 	int r = emu_write_insn(&regs, &in, &mem);
 	if (r == 0) {
 		vcpu_emu_commit(c, &regs, rip);
 		stat_inc(STAT_EMULATED_WRITES);
-		if (w.denied_bytes) {
-			stat_inc(STAT_SPP_DENIED);
-			spp_post_event(c, w.denied_gpa, rip, w.denied_gla, TESSEL_EV_DENIED, (u16)MIN(w.denied_bytes, 0xffffU));
-		}
-		if (w.tracked_bytes) {
-			stat_inc(STAT_SPP_TRACKED);
-			spp_post_event(c, w.tracked_gpa, rip, w.tracked_gla, TESSEL_EV_TRACKED, (u16)MIN(w.tracked_bytes, 0xffffU));
-		}
+		report(c, &w, rip);
 	} else if (r == -EFAULT && !w.mmio) {
 		vcpu_emu_commit_gprs(c, &regs); /* a REP keeps the progress it made before the fault */
 		inject_pf(c, w.fault_la, w.pfec);
 	} else if (vcpu_inject_emu_fault(c, r)) {
 		/* the instruction faults natively (#UD, #GP, #NM): nothing stored */
 	} else if (spp.mode == SPP_MODE_SW && !w.mmio &&
-		   spp_step_start(c, gpa >> PAGE_SHIFT, in.len, gpa, gla, in.map == 0 && in.opcode == 0x9c)) {
+		   spp_step_start(c, gpa >> PAGE_SHIFT, in.len, gpa, gla, in.map == 0 && in.opcode == 0x9c,
+				  step_writes(&in, &regs, rip, gla, qual))) {
 		/* Not emulatable: run it once with the page writable (spp/step.c). */
 	} else {
 		/* Not emulatable (or it stores to MMIO): discard the whole instruction. */
@@ -271,7 +388,7 @@ void exit_spp(struct percpu *c)
 	c->exit_qual = q;
 	if (spp.mode != SPP_MODE_HW)
 		vcpu_stop(c, "SPP exit without hardware SPP in use");
-	if ((q & SPP_QUAL_NMI_UNBLOCK) && !(vmcs_read32(VMCS_RO_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+	if ((q & SPP_QUAL_NMI_UNBLOCK) && !(vcpu_idt_vectoring(c) & INTR_INFO_VALID))
 		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY) | GUEST_INTR_BLOCK_NMI);
 	spin_lock(&spp.lock);
 	if (q & SPP_QUAL_MISS) {

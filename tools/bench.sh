@@ -9,41 +9,75 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 [ -f build/tessel.efi ] && [ -f build/guest/bench.efi ] || { echo "bench: build first (make all)" >&2; exit 2; }
 
+# Path costs are measured with ONE CPU: Bochs advances the TSC by the mean of all CPUs'
+# instruction counts, so with two CPUs a row would show half of one CPU's work plus whatever
+# the other CPU did meanwhile. The cross-CPU costs (SPP_SET's shootdown, the single step's
+# stop-the-world) are measured separately with two CPUs ("sw, 2 CPUs", labelled as such).
+# The VMREAD/VMWRITE columns come from a second run of the same program under the test
+# build (build/tessel-test.efi counts them, HC_TEST_VMCS_COUNT); its times are not used, as
+# the counting itself costs instructions.
 configs=(
-	"hw-eager|corei7_icelake_u|"
-	"hw-lazy|corei7_icelake_u|sppt=lazy"
-	"sw|corei7_skylake_x|"
+	"hw-eager|corei7_icelake_u||1"
+	"hw-lazy|corei7_icelake_u|sppt=lazy|1"
+	"sw|corei7_skylake_x||1"
+	"sw-2cpu|corei7_skylake_x||2"
 )
+[ -n "${BENCH_CONFIGS:-}" ] && { sel=(); for c in "${configs[@]}"; do [[ ",$BENCH_CONFIGS," == *",${c%%|*},"* ]] && sel+=("$c"); done; configs=("${sel[@]}"); }
 declare -A table
 [ "${BENCH_UEFI:-1}" = 1 ] || configs=() # BENCH_UEFI=0: only the Linux part
-for c in "${configs[@]+"${configs[@]}"}"; do
-	IFS='|' read -r name model extra <<<"$c"
-	cfg=$(printf 'next=\\tests\\bench.efi\nlog=warn\n%s\n' "$extra")
-	run=build/run/bench-$name
+bench_run() { # NAME MODEL EXTRA CPUS BOOT -> the table on stdout
+	local cfg run
+	cfg=$(printf 'next=\\tests\\bench.efi\nlog=warn\n%s\n' "$3")
+	run=build/run/bench-$1
 	rm -rf "$run"
-	MODEL=$model tests/harness/bochs.sh "bench-$name" --cfg-text "$cfg" --until '^BENCH-END' --timeout 400 >/dev/null 2>&1 || true
-	out=$(tr -d '\r' < "$run/serial.log" | sed -n '/^BENCH-BEGIN/,/^BENCH-END/p')
+	CPUS=$4 BOOT=$5 MODEL=$2 tests/harness/bochs.sh "bench-$1" --cfg-text "$cfg" --until '^BENCH-END' --timeout 400 >/dev/null 2>&1 || true
+	tr -d '\r' < "$run/serial.log" | sed -n '/^BENCH-BEGIN/,/^BENCH-END/p'
+}
+for c in "${configs[@]+"${configs[@]}"}"; do
+	IFS='|' read -r name model extra cpus <<<"$c"
+	out=$(bench_run "$name" "$model" "$extra" "$cpus" "${BENCH_HV:-$root/build/tessel.efi}")
 	if [ -z "$out" ]; then
-		echo "bench: $name produced no table (see $run/serial.log)" >&2
+		echo "bench: $name produced no table (see build/run/bench-$name/serial.log)" >&2
 		exit 1
 	fi
-	echo "== $name ($model${extra:+, $extra}) =="
-	echo "$out" | grep -v '^BENCH-'
+	# The counts: the test build's VMREAD/VMWRITE columns replace the shipped build's "-".
+	declare -A cnt=()
+	if [ "$cpus" = 1 ] && [ -f build/tessel-test.efi ]; then
+		cout=$(bench_run "$name-count" "$model" "$extra" 1 "${BENCH_HV_TEST:-$root/build/tessel-test.efi}")
+		while IFS='|' read -r _ op _ _ _ _ _ rd wr _; do
+			op=$(echo "$op" | sed 's/^ *//; s/ *$//')
+			[ -n "$op" ] && cnt["$op"]="$(echo "$rd" | tr -d ' ')|$(echo "$wr" | tr -d ' ')"
+		done < <(echo "$cout" | grep '^| ')
+	fi
+	echo "== $name ($model${extra:+, $extra}, $cpus CPU$([ "$cpus" = 1 ] || echo s)) =="
+	echo "$out" | grep -v '^BENCH-' | while IFS= read -r line; do
+		if [[ "$line" =~ ^\|\  ]] && [ "${#cnt[@]}" -gt 0 ]; then
+			IFS='|' read -r _ op md mn mx fs nt _ _ _ <<<"$line"
+			k=$(echo "$op" | sed 's/^ *//; s/ *$//')
+			if [ -n "${cnt[$k]:-}" ]; then
+				printf '|%s|%s|%s|%s|%s|%s| %6s | %6s |\n' "$op" "$md" "$mn" "$mx" "$fs" "$nt" "${cnt[$k]%%|*}" "${cnt[$k]##*|}"
+				continue
+			fi
+		fi
+		echo "$line"
+	done
+	unset cnt
 	echo
-	while IFS='|' read -r _ op med _; do
+	while IFS='|' read -r _ op med _ _ _ nat _; do
 		op=$(echo "$op" | sed 's/^ *//; s/ *$//'); med=$(echo "$med" | tr -d ' ')
 		[ -n "$op" ] && [[ "$med" =~ ^[0-9]+$ ]] && table["$name|$op"]=$med
 	done < <(echo "$out" | grep '^| ')
 done
 
 if [ "${BENCH_UEFI:-1}" = 1 ]; then
-echo "== side by side: median Bochs instructions (same guest program) =="
-printf '| %-32s | %9s | %9s | %9s |\n' "operation" "hw-eager" "hw-lazy" "sw"
-printf '|----------------------------------|-----------|-----------|-----------|\n'
+echo "== side by side: median Bochs instructions (same guest program; 1 CPU except the last column) =="
+printf '| %-32s | %9s | %9s | %9s | %9s |\n' "operation" "hw-eager" "hw-lazy" "sw" "sw 2 CPUs"
+printf '|----------------------------------|-----------|-----------|-----------|-----------|\n'
 for op in "HC_NOP round trip" "CPUID(0) round trip" "SPP_SET, 1 page" "SPP_SET, 512 pages, per page" \
-	"SPP_GET, 512 pages" "denied write (8 bytes)" "allowed write, protected page" "FXSAVE to writable sub-pages" \
+	"SPP_GET, 512 pages" "denied write, ring (8 bytes)" "denied write, ring + vector" "straddling write (4 denied)" \
+	"denied write, no ring" "allowed write, protected page" "allowed write across sub-pages" "FXSAVE to writable sub-pages" \
 	"allowed write after SET (miss)"; do
-	printf '| %-32s | %9s | %9s | %9s |\n' "$op" "${table[hw-eager|$op]:--}" "${table[hw-lazy|$op]:--}" "${table[sw|$op]:--}"
+	printf '| %-32s | %9s | %9s | %9s | %9s |\n' "$op" "${table[hw-eager|$op]:--}" "${table[hw-lazy|$op]:--}" "${table[sw|$op]:--}" "${table[sw-2cpu|$op]:--}"
 done
 fi
 

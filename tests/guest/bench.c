@@ -6,6 +6,8 @@
  */
 #include "arch.h"
 #include "guest.h"
+#include "spp_util.h"
+#include "lib/fmt.h"
 #include <tessel.h>
 
 #define SAMPLES 1000
@@ -25,7 +27,10 @@ static void sort(uint64_t *v, int n)
 	}
 }
 
-struct result { const char *name; uint64_t median, min, max; };
+/* first: the first sample (cold caches, first exit of its kind); native: the median of the
+ * same operation on an unprotected page (write rows only, else -1); reads/writes: VMREADs
+ * and VMWRITEs the hypervisor made for one operation (test build only, else -1). */
+struct result { const char *name; uint64_t median, min, max, first; int64_t native, reads, writes; };
 
 static void *alloc_pages(UINTN n)
 {
@@ -35,8 +40,19 @@ static void *alloc_pages(UINTN n)
 	return (void *)(uintptr_t)a;
 }
 
-static uint64_t gfn_of(const void *p) { return (uint64_t)(uintptr_t)p >> 12; }
-static uint64_t gpa_of(const void *p) { return (uint64_t)(uintptr_t)p; }
+#define BENCH_VECTOR 0xe5
+#define HC_TEST_VMCS_COUNT 0x7e03u /* hv/abi.h: test builds only */
+
+/* VMREADs and VMWRITEs so far (build/tessel-test.efi); false in the shipped build. */
+static int vmcs_count(uint64_t *reads, uint64_t *writes)
+{
+	struct tessel_hc_out o = { 0, 0, 0 };
+	if (tessel_vmcall(HC_TEST_VMCS_COUNT, 0, 0, 0, 0, &o))
+		return 0;
+	*reads = o.rbx;
+	*writes = o.rcx;
+	return 1;
+}
 
 static uint64_t stat_now(int idx)
 {
@@ -47,17 +63,68 @@ static uint64_t stat_now(int idx)
 }
 
 #define SPP_SAMPLES 64
-#define MAX_ROWS 16
+#define MAX_ROWS 24
+
+static uint64_t sub0(uint64_t v, uint64_t o) { return v > o ? v - o : 0; }
+
+static struct result summarize_n(const char *name, uint64_t overhead, int n)
+{
+	uint64_t first = samples[0];
+	sort(samples, n);
+	struct result r = { name, sub0(samples[n / 2], overhead), sub0(samples[0], overhead),
+			    sub0(samples[n - 1], overhead), sub0(first, overhead), -1, -1, -1 };
+	return r;
+}
 
 static struct result summarize(const char *name, uint64_t overhead)
 {
-	sort(samples, SAMPLES);
-	struct result r = { name, samples[SAMPLES / 2], samples[0], samples[SAMPLES - 1] };
-	r.median = r.median > overhead ? r.median - overhead : 0;
-	r.min = r.min > overhead ? r.min - overhead : 0;
-	r.max = r.max > overhead ? r.max - overhead : 0;
-	return r;
+	return summarize_n(name, overhead, SAMPLES);
 }
+
+/* The VMREAD/VMWRITE counts of the last row: around one more run of the operation, less
+ * what two counter calls in a row show (the counter calls' own share). */
+static uint64_t cnt_r0, cnt_w0, cnt_r1, cnt_w1, cnt_er, cnt_ew;
+
+/* One write row: `nsamp` samples of `op` (with `p` the address and `i` the sample) after
+ * `prep` and an INVLPG of p's page (Bochs' TLB otherwise remembers an allowed write:
+ * docs/SPP.md section 10, bug 1): first on the unprotected page `nat` (native column), then
+ * on `prot`, then once between two counter calls. */
+#define WROW(label, nsamp, prep, op, prot, nat)                                                        \
+	do {                                                                                           \
+		volatile uint8_t *p = (nat);                                                           \
+		for (int i = 0; i < (nsamp); i++) {                                                    \
+			prep;                                                                          \
+			invlpg((void *)p);                                                             \
+			uint64_t t0 = rdtsc();                                                         \
+			op;                                                                            \
+			samples[i] = rdtsc() - t0;                                                     \
+		}                                                                                      \
+		sort(samples, (nsamp));                                                                \
+		int64_t nat_med = (int64_t)sub0(samples[(nsamp) / 2], overhead);                       \
+		p = (prot);                                                                            \
+		for (int i = 0; i < (nsamp); i++) {                                                    \
+			prep;                                                                          \
+			invlpg((void *)p);                                                             \
+			uint64_t t0 = rdtsc();                                                         \
+			op;                                                                            \
+			samples[i] = rdtsc() - t0;                                                     \
+		}                                                                                      \
+		res[n] = summarize_n(label, overhead, (nsamp));                                        \
+		res[n].native = nat_med;                                                               \
+		{                                                                                      \
+			int i = 0;                                                                     \
+			prep;                                                                          \
+			invlpg((void *)p);                                                             \
+			if (vmcs_count(&cnt_r0, &cnt_w0)) {                                            \
+				op;                                                                    \
+				vmcs_count(&cnt_r1, &cnt_w1);                                          \
+				res[n].reads = (int64_t)(cnt_r1 - cnt_r0) - (int64_t)cnt_er;           \
+				res[n].writes = (int64_t)(cnt_w1 - cnt_w0) - (int64_t)cnt_ew;          \
+			}                                                                              \
+			(void)i;                                                                       \
+		}                                                                                      \
+		n++;                                                                                   \
+	} while (0)
 
 static uint64_t measure_empty(void)
 {
@@ -236,6 +303,16 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 			samples[i] = rdtsc() - t0;
 		}
 		res[n++] = summarize("HC_NOP round trip", overhead);
+		if (vmcs_count(&cnt_r0, &cnt_w0)) {
+			vmcs_count(&cnt_r1, &cnt_w1);
+			cnt_er = cnt_r1 - cnt_r0;
+			cnt_ew = cnt_w1 - cnt_w0;
+			vmcs_count(&cnt_r0, &cnt_w0);
+			tessel_hc0(HC_NOP);
+			vmcs_count(&cnt_r1, &cnt_w1);
+			res[n - 1].reads = (int64_t)(cnt_r1 - cnt_r0 - cnt_er);
+			res[n - 1].writes = (int64_t)(cnt_w1 - cnt_w0 - cnt_ew);
+		}
 	}
 	for (int i = 0; i < SAMPLES; i++) {
 		uint64_t t0 = rdtsc();
@@ -249,13 +326,13 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	uint64_t maxp = 0;
 	if (tessel_present())
 		tessel_query(&version, &flags, &maxp);
-	uint64_t sppt_dense = 0, sppt_scattered = 0;
+	uint64_t sppt_dense = 0, sppt_scattered = 0, vec_hits = 0;
 	int have_spp = (flags & (TESSEL_F_SPP_HW | TESSEL_F_SPP_SW)) != 0;
 	uint32_t *maps = alloc_pages(1);
 	uint8_t *region = alloc_pages(1024 + 512); /* holds one whole aligned 2 MiB block */
 	if (have_spp && maps && region) {
 		uint8_t *blk = (uint8_t *)(((uintptr_t)region + 0x1fffff) & ~(uintptr_t)0x1fffff);
-		volatile uint64_t *probe = (volatile uint64_t *)(blk + 4096);
+		volatile uint8_t *probe = blk + 4096;
 		/* SPP_SET of 1 page (protect; the unprotect in between is not measured) */
 		for (int i = 0; i < SPP_SAMPLES; i++) {
 			maps[0] = 0xfffffffeu;
@@ -294,34 +371,52 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 		for (int i = SPP_SAMPLES; i < SAMPLES; i++)
 			samples[i] = samples[i % SPP_SAMPLES];
 		res[n++] = summarize("SPP_GET, 512 pages", overhead);
-		/* A denied write: sub-page 0 of page 1 is protected (map 0xfffffffe). */
-		for (int i = 0; i < SAMPLES; i++) {
-			uint64_t t0 = rdtsc();
-			probe[0] = (uint64_t)i;
-			samples[i] = rdtsc() - t0;
+		/* The write rows. Page 1 of the block: sub-page 0 protected (map 0xfffffffe); page 3
+		 * of the next block (never protected) gives each row its native column (the same
+		 * instruction, same INVLPG, no protection). With the event ring set up, as a guest
+		 * that uses protection has it; the ring is drained outside the timed part. */
+		volatile uint8_t *plain = blk + 0x200000 + 3 * 4096; /* the next 2 MiB block: unprotected */
+		struct tessel_ring *ring = alloc_pages(1);
+		if (!ring) {
+			serial_printf("BENCH-BEGIN\nbench: no memory for the ring\nBENCH-END\n");
+			power_off();
 		}
-		res[n++] = summarize("denied write (8 bytes)", overhead);
+		ev_setup(ring, 1, 0);
+		WROW("denied write, ring (8 bytes)", SAMPLES, ev_drain(ring), poke64((volatile uint64_t *)(p), (uint64_t)i), probe, plain);
+		ev_drain(ring);
+		/* The same with the ring's notification vector: the time includes the injected
+		 * interrupt and the guest's handler (count and IRET). */
+		{
+			uint64_t if_was = read_rflags() & (1u << 9);
+			vec_install(BENCH_VECTOR);
+			__asm__ __volatile__("sti" ::: "memory");
+			ev_setup(ring, 1, BENCH_VECTOR);
+			WROW("denied write, ring + vector", SAMPLES, ev_drain(ring), poke64((volatile uint64_t *)(p), (uint64_t)i),
+			     probe, plain);
+			if (!if_was)
+				__asm__ __volatile__("cli" ::: "memory");
+			vec_hits = spp_vec_hits;
+			vec_remove();
+			ev_drain(ring);
+			ev_setup(ring, 1, 0);
+		}
+		/* An 8-byte write across the end of protected sub-page 0: 4 bytes denied, 4 land. */
+		WROW("straddling write (4 denied)", SAMPLES, ev_drain(ring), poke64((volatile uint64_t *)(p + 124), (uint64_t)i),
+		     probe, plain);
+		ev_drain(ring);
+		tessel_events_setup(0, 0, 0);
+		WROW("denied write, no ring", SAMPLES, (void)0, poke64((volatile uint64_t *)(p), (uint64_t)i), probe, plain);
 		/* An allowed write to the same page (sub-page 1): INVLPG first so Bochs' TLB does
 		 * not remember an earlier allowed write (docs/SPP.md section 10, bug 1). */
-		for (int i = 0; i < SAMPLES; i++) {
-			invlpg((void *)probe);
-			uint64_t t0 = rdtsc();
-			probe[16] = (uint64_t)i;
-			samples[i] = rdtsc() - t0;
-		}
-		res[n++] = summarize("allowed write, protected page", overhead);
+		WROW("allowed write, protected page", SAMPLES, (void)0, poke64((volatile uint64_t *)(p + 128), (uint64_t)i),
+		     probe, plain);
+		/* Across two writable sub-pages (1 and 2) of that page. */
+		WROW("allowed write across sub-pages", SAMPLES, (void)0, poke64((volatile uint64_t *)(p + 252), (uint64_t)i),
+		     probe, plain);
 		/* An instruction the emulator does not cover (FXSAVE, 512 bytes into writable
 		 * sub-pages 8-11): software mode single-steps it; hardware SPP lets it through. */
-		for (int i = 0; i < SPP_SAMPLES; i++) {
-			invlpg((void *)probe);
-			uint8_t *area = (uint8_t *)probe + 1024;
-			uint64_t t0 = rdtsc();
-			__asm__ __volatile__("fxsave64 (%0)" : : "r"(area) : "memory");
-			samples[i] = rdtsc() - t0;
-		}
-		for (int i = SPP_SAMPLES; i < SAMPLES; i++)
-			samples[i] = samples[i % SPP_SAMPLES];
-		res[n++] = summarize("FXSAVE to writable sub-pages", overhead);
+		WROW("FXSAVE to writable sub-pages", SPP_SAMPLES, (void)0,
+		     __asm__ __volatile__("fxsave64 (%0)" : : "r"(p + 1024) : "memory"), probe, plain);
 		/* Lazy-mode SPP miss: a SET invalidates the block's SPPT entry; the next write misses. */
 		if (flags & TESSEL_F_SPP_HW) {
 			uint64_t misses0 = stat_now(TESSEL_STAT_SPP_MISSES);
@@ -332,7 +427,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 				tessel_spp_set(gfn_of(blk) + 1, 1, gpa_of(maps), 0);
 				invlpg((void *)probe);
 				uint64_t t0 = rdtsc();
-				probe[16] = (uint64_t)i;
+				((volatile uint64_t *)probe)[16] = (uint64_t)i;
 				samples[i] = rdtsc() - t0;
 			}
 			for (int i = SPP_SAMPLES; i < SAMPLES; i++)
@@ -372,13 +467,26 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	serial_printf("BENCH-BEGIN %s\n", !tessel_present() ? "no hypervisor" :
 		      (flags & TESSEL_F_SPP_HW) ? "under Tessel, hardware SPP" :
 		      (flags & TESSEL_F_SPP_SW) ? "under Tessel, software SPP" : "under Tessel, SPP off");
-	serial_printf("| %-28s | %8s | %8s | %8s |\n", "operation (Bochs instructions)", "median", "min", "max");
-	serial_printf("|------------------------------|----------|----------|----------|\n");
-	for (int i = 0; i < n; i++)
-		serial_printf("| %-28s | %8llu | %8llu | %8llu |\n", res[i].name, (unsigned long long)res[i].median,
-			      (unsigned long long)res[i].min, (unsigned long long)res[i].max);
+	serial_printf("| %-30s | %8s | %8s | %8s | %8s | %8s | %6s | %6s |\n", "operation (Bochs instructions)", "median",
+		      "min", "max", "first", "native", "VMREAD", "VMWRIT");
+	serial_printf("|--------------------------------|----------|----------|----------|----------|----------|--------|--------|\n");
+	for (int i = 0; i < n; i++) {
+		char nat[24] = "-", rd[24] = "-", wr[24] = "-";
+		if (res[i].native >= 0)
+			fmt_snprintf(nat, sizeof(nat), "%lld", (long long)res[i].native);
+		if (res[i].reads >= 0) {
+			fmt_snprintf(rd, sizeof(rd), "%lld", (long long)res[i].reads);
+			fmt_snprintf(wr, sizeof(wr), "%lld", (long long)res[i].writes);
+		}
+		serial_printf("| %-30s | %8llu | %8llu | %8llu | %8llu | %8s | %6s | %6s |\n", res[i].name,
+			      (unsigned long long)res[i].median, (unsigned long long)res[i].min,
+			      (unsigned long long)res[i].max, (unsigned long long)res[i].first, nat, rd, wr);
+	}
 	serial_printf("(%d samples each, %d for SPP calls; RDTSC-pair overhead of %llu subtracted)\n", SAMPLES,
 		      SPP_SAMPLES, (unsigned long long)overhead);
+	if (vec_hits)
+		serial_printf("(native: the same instruction on an unprotected page; ring + vector: handler invoked %llu "
+			      "times)\n", (unsigned long long)vec_hits);
 	if (have_spp && (flags & TESSEL_F_SPP_HW))
 		serial_printf("SPPT bytes per protected page: dense 2 MiB block %llu.%02llu (total SPPT after protecting "
 			      "512 pages: %llu pages), scattered (24 pages 64 KiB apart) %llu\n",

@@ -120,6 +120,18 @@ SPP_GROUPS += [
          tap=True, timeout=180,
          expect=[('hypervisor uses hardware SPP', _P['hv_eager'])],
          reject=_COMMON_REJECT),
+    # The MOV-to-memory encodings of the hypervisor's store fast path (spp/violation.c
+    # mov_store): writable bytes as native, protected bytes unchanged, in both modes.
+    dict(name='spp-movforms-sw', emu='bochs', model='corei7_skylake_x', cpus=2,
+         cfg=_cfg('# MOV store forms, software enforcement', 'next=\\tests\\spp_movforms.efi'),
+         tap=True, timeout=180,
+         expect=[('hypervisor uses software enforcement', _P['hv_sw'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-movforms-hw', emu='bochs', model='corei7_icelake_u', cpus=2,
+         cfg=_cfg('# MOV store forms, hardware SPP', 'next=\\tests\\spp_movforms.efi'),
+         tap=True, timeout=180,
+         expect=[('hypervisor uses hardware SPP', _P['hv_eager'])],
+         reject=_COMMON_REJECT),
     # An exception frame pushed onto a page with a protected canary (software mode: the
     # processor's delivery writes exit and must complete).
     dict(name='spp-deliver-sw', emu='bochs', model='corei7_skylake_x', cpus=2,

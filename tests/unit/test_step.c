@@ -200,7 +200,7 @@ static int teardown(void **state)
 static void start(bool pushf)
 {
 	spin_lock(&spp.lock);
-	bool ok = spp_step_start(&cpu, PAGE_GFN, G_LEN, PAGE_GPA + PROT_OFF, G_GLA, pushf);
+	bool ok = spp_step_start(&cpu, PAGE_GFN, G_LEN, PAGE_GPA + PROT_OFF, G_GLA, pushf, ~0U);
 	spin_unlock(&spp.lock);
 	assert_true(ok);
 	assert_non_null(cpu.step);
@@ -454,7 +454,7 @@ static void test_start_refused_outside_sw_mode(void **state)
 {
 	(void)state;
 	spp.mode = SPP_MODE_HW;
-	assert_false(spp_step_start(&cpu, PAGE_GFN, G_LEN, PAGE_GPA + PROT_OFF, G_GLA, false));
+	assert_false(spp_step_start(&cpu, PAGE_GFN, G_LEN, PAGE_GPA + PROT_OFF, G_GLA, false, ~0U));
 	assert_null(cpu.step);
 	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RFLAGS), G_RFLAGS);
 	assert_int_equal(fake_vmcs_get(VMCS_CTRL_EXCEPTION_BITMAP), OLD_EXC);
@@ -1024,7 +1024,7 @@ static void *stepper(void *arg)
 	(void)arg;
 	fake_cpu_local_set(&cpu);
 	spin_lock(&spp.lock);
-	bool ok = spp_step_start(&cpu, PAGE_GFN, G_LEN, PAGE_GPA + PROT_OFF, G_GLA, false);
+	bool ok = spp_step_start(&cpu, PAGE_GFN, G_LEN, PAGE_GPA + PROT_OFF, G_GLA, false, ~0U);
 	spin_unlock(&spp.lock);
 	__atomic_store_n(&step_started, ok, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&stepper_done, true, __ATOMIC_SEQ_CST);
