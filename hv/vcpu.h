@@ -23,6 +23,20 @@ void vcpu_set_gpr(struct percpu *c, unsigned reg, u64 v);
  * 3.5 and 3.6), and VM entry refuses a RIP above 2^32 there (SDM 26.3.1.4). */
 u64 vcpu_rip_wrap(u64 rip);
 
+/* The instruction at RIP completed (it was skipped or emulated): what the processor does at the
+ * end of every instruction. RF is cleared (SDM Vol. 3B 18.3.1.1): an exit an instruction
+ * causes saves RF as it was before it (SDM Vol. 3C 28.3.3), and left set it would suppress the
+ * instruction breakpoint of the next instruction (Xen's update_guest_eip clears it too). With
+ * TF set, the single-step trap is pending (BS). One VMREAD; a VMWRITE only if RF was set. */
+static inline void vcpu_complete_rflags(void)
+{
+	u64 fl = vmcs_readl(VMCS_GUEST_RFLAGS);
+	if (unlikely(fl & RFLAGS_RF))
+		vmcs_writel(VMCS_GUEST_RFLAGS, fl & ~RFLAGS_RF);
+	if (fl & RFLAGS_TF)
+		vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC) | PENDING_DBG_BS);
+}
+
 static inline void vcpu_skip_bytes(struct percpu *c, u64 len)
 {
 	(void)c;
@@ -33,8 +47,7 @@ static inline void vcpu_skip_bytes(struct percpu *c, u64 len)
 	u32 intr = vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY);
 	if (intr & (GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS))
 		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, intr & ~(GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS));
-	if (vmcs_readl(VMCS_GUEST_RFLAGS) & RFLAGS_TF)
-		vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC) | PENDING_DBG_BS);
+	vcpu_complete_rflags();
 }
 
 /* The same when the caller knows RIP (it read it on this exit and did not change it). */
@@ -48,8 +61,7 @@ static inline void vcpu_skip_from(struct percpu *c, u64 old, u64 len)
 	u32 intr = vmcs_read32(VMCS_GUEST_INTERRUPTIBILITY);
 	if (intr & (GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS))
 		vmcs_write32(VMCS_GUEST_INTERRUPTIBILITY, intr & ~(GUEST_INTR_BLOCK_STI | GUEST_INTR_BLOCK_MOV_SS));
-	if (vmcs_readl(VMCS_GUEST_RFLAGS) & RFLAGS_TF)
-		vmcs_writel(VMCS_GUEST_PENDING_DBG_EXC, vmcs_readl(VMCS_GUEST_PENDING_DBG_EXC) | PENDING_DBG_BS);
+	vcpu_complete_rflags();
 }
 
 static inline void vcpu_skip_insn(struct percpu *c)

@@ -468,7 +468,9 @@ static void discard(struct percpu *c, struct spp_step *st)
 	undo_page(st);
 	for (unsigned i = 0; i < 16; i++)
 		vcpu_set_gpr(c, i, st->gpr[i]);
-	vmcs_writel(VMCS_GUEST_RFLAGS, st->rflags);
+	/* The instruction counts as completed (its protected bytes are put back): RF clears, as
+	 * at the end of any instruction (vcpu_complete_rflags). */
+	vmcs_writel(VMCS_GUEST_RFLAGS, st->rflags & ~RFLAGS_RF);
 	vmcs_writel(VMCS_GUEST_RIP, st->rip + st->len);
 	stat_inc(STAT_SPP_DENIED);
 	spp_post_event(c, st->fault_gpa, st->rip, st->gla, TESSEL_EV_DISCARDED, 0);

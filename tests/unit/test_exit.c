@@ -15,6 +15,7 @@
 #include <arch/msr.h>
 #include <arch/vmx.h>
 #include "hv/abi.h"
+#include "hv/emulate.h"
 #include "hv/exit.h"
 #include "hv/vcpu.h"
 #include "hv/hypercall.h"
@@ -403,6 +404,40 @@ static void test_faults_push_rf(void **state)
 	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RFLAGS) & RFLAGS_RF, 0);
 }
 
+/* An instruction the hypervisor completes clears RF, as the processor does at the end of
+ * every instruction (SDM 18.3.1.1): an instruction-caused exit saves RF as it was before the
+ * instruction (SDM 28.3.3; Bochs 2.7 clears RF before executing, so only this model of the
+ * hardware shows it). Left set, RF would suppress the next instruction's breakpoint. An
+ * unfinished REP iteration (RIP unchanged) leaves RF alone. */
+static void test_completed_instruction_clears_rf(void **state)
+{
+	(void)state;
+	fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED | RFLAGS_RF | RFLAGS_IF);
+	exit_cpuid(&cpu);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1003);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RFLAGS), RFLAGS_FIXED | RFLAGS_IF);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_PENDING_DBG_EXC) & PENDING_DBG_BS, 0);
+	/* With TF: RF clears and the single-step trap is pending. */
+	fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED | RFLAGS_RF | RFLAGS_TF);
+	exit_cpuid(&cpu);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1006);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RFLAGS), RFLAGS_FIXED | RFLAGS_TF);
+	assert_true(fake_vmcs_get(VMCS_GUEST_PENDING_DBG_EXC) & PENDING_DBG_BS);
+	/* The emulator's commit: completed clears RF, an unfinished REP iteration keeps it. */
+	struct emu_regs r;
+	memset(&r, 0, sizeof(r));
+	fake_vmcs_set(VMCS_GUEST_PENDING_DBG_EXC, 0);
+	fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED | RFLAGS_RF);
+	r.rflags = r.loaded_rflags = RFLAGS_FIXED | RFLAGS_RF;
+	r.rip = 0x1006;
+	vcpu_emu_commit(&cpu, &r, 0x1006);
+	assert_true(fake_vmcs_get(VMCS_GUEST_RFLAGS) & RFLAGS_RF);
+	r.rip = 0x1008;
+	vcpu_emu_commit(&cpu, &r, 0x1006);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x1008);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_RFLAGS), RFLAGS_FIXED);
+}
+
 static void test_real_mode_faults_have_no_error_code(void **state)
 {
 	(void)state;
@@ -454,6 +489,7 @@ int main(void)
 		cmocka_unit_test_setup(test_cr4_vmxe_is_refused, setup),
 		cmocka_unit_test_setup(test_real_mode_faults_have_no_error_code, setup),
 		cmocka_unit_test_setup(test_faults_push_rf, setup),
+		cmocka_unit_test_setup(test_completed_instruction_clears_rf, setup),
 		cmocka_unit_test_setup(test_rip_wraps_outside_64bit, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
