@@ -1,6 +1,8 @@
 /*
- * I/O instruction exits (reason 30): the reset ports, and the ACPI PM1 sleep registers
- * (hv/pm1.c: a sleep request the hypervisor would not survive, S3, is refused). Only these
+ * I/O instruction exits (reason 30): the reset ports, the ACPI PM1 sleep registers
+ * (hv/pm1.c: a sleep request the hypervisor would not survive, S3, is refused) and, when
+ * the chipset's ACPI base register is known, PCI configuration mechanism #1 (hv/pmbase.c:
+ * that register keeps its value). Only these
  * ports are in the I/O bitmap (vmx_io_bitmap_init); every other port goes to the hardware
  * without an exit.
  *
@@ -29,6 +31,7 @@
 #include "exit.h"
 #include "log.h"
 #include "pm1.h"
+#include "pmbase.h"
 #include "vapic.h"
 #include "vcpu.h"
 #include "vmcs.h"
@@ -61,6 +64,7 @@ void vmx_io_bitmap_init(u8 *a, u8 *b)
 	set_bit(a, PORT_SYSCTL_A);
 	set_bit(a, PORT_RST_CNT);
 	pm1_io_bitmap(a, b);
+	pmbase_io_bitmap(a);
 }
 
 static void out_port(u16 port, unsigned size, u32 v)
@@ -96,7 +100,7 @@ void exit_io(struct percpu *c)
 	u16 port = IOQ_PORT(q);
 	unsigned size = IOQ_SIZE(q);
 	if (q & IOQ_STRING) {
-		log_warn_rl("string I/O at port %x (reset or PM1 ports): dropped", port);
+		log_warn_rl("string I/O at port %x (reset, PM1 or PCI configuration ports): dropped", port);
 		vcpu_skip_insn(c);
 		return;
 	}
@@ -115,6 +119,10 @@ void exit_io(struct percpu *c)
 	u32 v = (u32)*rax;
 	if (pm1_out(port, size, v)) {
 		vcpu_skip_insn(c); /* refused: nothing reaches the chipset */
+		return;
+	}
+	if (pmbase_out(port, size, v)) {
+		vcpu_skip_insn(c); /* PCI configuration: done, the ACPI PM base kept (hv/pmbase.c) */
 		return;
 	}
 	int kind = size == 1 ? reset_kind(port, (u8)v) : 0;

@@ -26,6 +26,7 @@
 #include "panic.h"
 #include "percpu.h"
 #include "pm1.h"
+#include "pmbase.h"
 #include "spp/spp.h"
 #include "spp/step.h"
 #include "traps.h"
@@ -124,6 +125,7 @@ static s64 core_init(struct tessel_boot_info *bi)
 	if (!vmx_global.io_bitmap_a.v || !vmx_global.io_bitmap_b.v)
 		return -ENOMEM;
 	pm1_init(&bi->sleep);
+	pmbase_init(&bi->sleep);
 	vmx_io_bitmap_init(hpa_to_ptr(vmx_global.io_bitmap_a), hpa_to_ptr(vmx_global.io_bitmap_b));
 
 	mtrr_read(&mtrr, vmx_caps.phys_bits);

@@ -13,9 +13,10 @@
  * - CR0/CR2/CR3/CR4, DR7, RFLAGS, the segment selectors, GDTR/IDTR/TR/LDTR: plain variables.
  * - One VMCS: an array indexed by field encoding (< FAKE_VMCS_FIELDS); VMREAD/VMWRITE of a
  *   larger encoding fail. VMXON/VMCLEAR/VMPTRLD record their operand and succeed.
- * - Port I/O: every OUTB/OUTW is logged; bytes written to the COM1 data port while the
+ * - Port I/O: every OUTB/OUTW is logged (OUTL as two OUTWs); bytes written to the COM1 data port while the
  *   line-control DLAB bit is clear are also collected as text (fake_io_output()). INB
  *   returns fake_io_set_in()'s value, or 0xFF (a floating bus; LSR "transmitter empty").
+ *   A device model (fake_io_set_device) takes every access at its ports whole instead.
  * - Physical memory: a heap buffer standing for host-physical [base, base + size), set up
  *   by fake_phys_init(). hpa_to_ptr()/ptr_to_hpa() translate inside that window and by
  *   identity outside it (so host pointers round-trip and hpa 0 is NULL).
@@ -156,13 +157,22 @@ static inline u16 read_gs(void) { return fake_seg_get(FAKE_GS); }
 void fake_outb(u16 port, u8 v);
 u8 fake_inb(u16 port);
 void fake_outw(u16 port, u16 v);
+u16 fake_inw(u16 port);
+u32 fake_inl(u16 port);
+void fake_outl(u16 port, u32 v);
 static inline void outb(u16 port, u8 v) { fake_outb(port, v); }
 static inline u8 inb(u16 port) { return fake_inb(port); }
-/* Wider reads: byte by byte, little-endian. */
-static inline u16 inw(u16 port) { return (u16)(fake_inb(port) | (fake_inb((u16)(port + 1)) << 8)); }
-static inline u32 inl(u16 port) { return inw(port) | ((u32)inw((u16)(port + 2)) << 16); }
+/* Wider reads: byte by byte, little-endian; wider writes: 32 as two 16-bit writes (logged as
+ * such) - except at a device model's ports (fake_io_set_device), which see each access whole. */
+static inline u16 inw(u16 port) { return fake_inw(port); }
+static inline u32 inl(u16 port) { return fake_inl(port); }
 static inline void outw(u16 port, u16 v) { fake_outw(port, v); }
-static inline void outl(u16 port, u32 v) { outw(port, (u16)v); outw((u16)(port + 2), (u16)(v >> 16)); }
+static inline void outl(u16 port, u32 v) { fake_outl(port, v); }
+/* A device model behind ports [base, base + len) (e.g. a PCI host bridge at 0xCF8-0xCFF):
+ * every IN/OUT that starts there goes to rd/wr with its width (1, 2, 4), unsplit and not in
+ * the I/O log; rd = NULL removes it. fake_reset() removes it too. */
+void fake_io_set_device(u16 base, u16 len, u32 (*rd)(u16 port, unsigned width),
+			void (*wr)(u16 port, unsigned width, u32 v));
 
 void fake_cpu_halt(void);
 void fake_irq_disable(void);

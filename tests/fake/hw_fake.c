@@ -38,6 +38,9 @@ static size_t io_text_len;
 static struct fake_io_rec io_log[FAKE_IO_LOG];
 static size_t io_log_len;
 static u8 io_in[65536];
+static u16 io_dev_base, io_dev_len;
+static u32 (*io_dev_rd)(u16 port, unsigned width);
+static void (*io_dev_wr)(u16 port, unsigned width, u32 v);
 static bool io_in_set[65536];
 static u8 serial_lcr;
 
@@ -77,6 +80,7 @@ void fake_reset(void)
 	fake_io_output_clear();
 	io_log_len = 0;
 	memset(io_in_set, 0, sizeof(io_in_set));
+	io_dev_rd = NULL;
 	serial_lcr = 0;
 	n_invept = last_invept_type = last_invept_eptp = n_invvpid = n_invlpg = n_wbinvd = 0;
 	n_halt = 0;
@@ -315,8 +319,26 @@ static void io_record(u16 port, u16 value, u8 width)
 		io_log[io_log_len++] = (struct fake_io_rec){ port, value, width };
 }
 
+void fake_io_set_device(u16 base, u16 len, u32 (*rd)(u16 port, unsigned width),
+			void (*wr)(u16 port, unsigned width, u32 v))
+{
+	io_dev_base = base;
+	io_dev_len = len;
+	io_dev_rd = rd;
+	io_dev_wr = wr;
+}
+
+static bool io_dev(u16 port)
+{
+	return io_dev_rd && port >= io_dev_base && port - io_dev_base < io_dev_len;
+}
+
 void fake_outb(u16 port, u8 v)
 {
+	if (io_dev(port)) {
+		io_dev_wr(port, 1, v);
+		return;
+	}
 	io_record(port, v, 1);
 	if (port == FAKE_SERIAL_PORT + 3)
 		serial_lcr = v;
@@ -327,9 +349,44 @@ void fake_outb(u16 port, u8 v)
 	}
 }
 
-void fake_outw(u16 port, u16 v) { io_record(port, v, 2); }
+void fake_outw(u16 port, u16 v)
+{
+	if (io_dev(port))
+		io_dev_wr(port, 2, v);
+	else
+		io_record(port, v, 2);
+}
 
-u8 fake_inb(u16 port) { return io_in_set[port] ? io_in[port] : 0xff; }
+void fake_outl(u16 port, u32 v)
+{
+	if (io_dev(port)) {
+		io_dev_wr(port, 4, v);
+		return;
+	}
+	fake_outw(port, (u16)v);
+	fake_outw((u16)(port + 2), (u16)(v >> 16));
+}
+
+u8 fake_inb(u16 port)
+{
+	if (io_dev(port))
+		return (u8)io_dev_rd(port, 1);
+	return io_in_set[port] ? io_in[port] : 0xff;
+}
+
+u16 fake_inw(u16 port)
+{
+	if (io_dev(port))
+		return (u16)io_dev_rd(port, 2);
+	return (u16)(fake_inb(port) | (fake_inb((u16)(port + 1)) << 8));
+}
+
+u32 fake_inl(u16 port)
+{
+	if (io_dev(port))
+		return io_dev_rd(port, 4);
+	return fake_inw(port) | ((u32)fake_inw((u16)(port + 2)) << 16);
+}
 
 void fake_io_set_in(u16 port, u8 v)
 {

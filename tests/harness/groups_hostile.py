@@ -220,6 +220,35 @@ HOSTILE_GROUPS.append(dict(
             ('the S3 request is refused on the log', S3_LOG['refused'])],
     reject=HOSTILE_REJECT))
 
+# The PM1 block moved through PCI configuration space (tests/guest/hostile_pmbase.c,
+# hv/pmbase.c, docs/ABI.md section 8): the guest rewrites the PIIX4 PM function's base
+# register (00:01.3, PMBA 0x40) and enable bit (PMREGMISC 0x80 bit 0) through 0xCF8/0xCFC
+# with 32-, 16- and 8-bit writes, then writes an S3 request to the new port. Bochs 2.7 moves
+# the block on a PMBA write and resets the machine on S3; under Tessel the base and enable
+# keep their values (logged), other bits pass, and the stage runs on. Hardware SPP (Ice
+# Lake) and software SPP (Skylake-X) only change the post-checks' protection.
+PMBASE_LOG = {
+    'core': r'I: pmbase: PCI 00:01\.3 \(PIIX4 PM, 8086:7113\): ACPI PM base register 40 \(b001\) and enable '
+            r'\(register 80 bit 0, set\) kept as found',
+    'kept': r'W: pmbase: guest wrote [0-9a-f]+ to port cf[c-f] \(PCI 00:01\.3 offset 4[0-3]\): the ACPI PM base '
+            r'and its enable keep their value',
+}
+
+
+def _pmbase(name, model):
+    return dict(name=name, emu='bochs', model=model, cpus=2,
+                cfg=cfg('# hostile: ACPI PM base moved through PCI configuration space',
+                        'next=\\tests\\hostile_pmbase.efi'),
+                tap=True, timeout=240,
+                expect=[('hypervisor started', _P['started']),
+                        ('the core guards the PIIX4 PM base', PMBASE_LOG['core']),
+                        ('a PMBA write is kept on the log', PMBASE_LOG['kept'])],
+                reject=HOSTILE_REJECT)
+
+
+HOSTILE_GROUPS.append(_pmbase('hostile-pmbase', 'corei7_icelake_u'))
+HOSTILE_GROUPS.append(_pmbase('hostile-pmbase-skx', 'corei7_skylake_x'))
+
 # ---- ABI 1.2: control-register and MSR pinning (tests/guest/hostile_pin.c, hv/pin.c) ----
 # The guest pins CR0.WP, CR4.SMEP, IA32_LSTAR and EFER.NXE, then tries to undo them on the BSP,
 # on the AP under MP services (running when the pins were made) and on the AP after an
