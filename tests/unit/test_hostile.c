@@ -113,7 +113,7 @@ static bool vm_exit(u32 reason, u64 qual, u64 gpa, u64 gla)
 	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
 	if (setjmp(halted))
 		return false;
-	vmx_handle_exit(&regs);
+	vmx_handle_exit(&regs, (u32)fake_vmcs_get(VMCS_RO_EXIT_REASON));
 	return true;
 }
 
