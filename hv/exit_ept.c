@@ -26,8 +26,12 @@
 #include "vcpu.h"
 #include "vmcs.h"
 
+/* Each CPU's last guest walk (mm/guest_mem.h struct walk_cache: verified entry by entry). */
+static struct walk_cache walk_caches[TESSEL_MAX_CPUS];
+
 void vcpu_guest_paging(struct guest_paging *p)
 {
+	p->wc = &walk_caches[this_cpu()->index];
 	p->cr0 = vmcs_readl(VMCS_GUEST_CR0);
 	p->cr3 = vmcs_readl(VMCS_GUEST_CR3);
 	p->cr4 = vmcs_readl(VMCS_GUEST_CR4);
