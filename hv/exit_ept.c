@@ -82,12 +82,22 @@ static struct insn_cache insn_cache[TESSEL_MAX_CPUS];
 
 static bool insn_cache_hit(const struct insn_cache *ic, const u8 *bytes, size_t avail, enum insn_mode mode)
 {
-	if (ic->mode != mode || !ic->in.len || ic->in.len > avail)
+	unsigned len = ic->in.len;
+	if (ic->mode != mode || !len || len > avail)
 		return false;
-	for (unsigned i = 0; i < ic->in.len; i++)
-		if (ic->bytes[i] != bytes[i])
-			return false;
-	return true;
+	/* The first len bytes, as two overlapping 8-byte words (bytes 0-7 and 7-14), masked. */
+	u64 a, b;
+	__builtin_memcpy(&a, bytes, 8);
+	__builtin_memcpy(&b, ic->bytes, 8);
+	u64 mask = len >= 8 ? ~0ULL : (1ULL << (8 * len)) - 1;
+	if ((a ^ b) & mask)
+		return false;
+	if (len <= 8)
+		return true;
+	__builtin_memcpy(&a, bytes + INSN_MAX_LEN - 8, 8);
+	__builtin_memcpy(&b, ic->bytes + INSN_MAX_LEN - 8, 8);
+	mask = len - 7 >= 8 ? ~0ULL : (1ULL << (8 * (len - 7))) - 1; /* bytes 7 .. len-1 */
+	return !((a ^ b) & mask);
 }
 
 int vcpu_decode_at(struct insn *in, const struct guest_paging *p, enum insn_mode mode, u64 rip, unsigned cpl)

@@ -135,10 +135,10 @@ static int backend_write(void *vctx, u64 la, const void *buf, unsigned n)
 			w->mmio = true; /* page tables outside RAM: no #PF to give (see backend_read) */
 			return -EFAULT;
 		}
-		if (memmap_in_hv(gpa, chunk)) {
-			/* hypervisor memory: writes are discarded (ABI.md section 6) */
-		} else if (memmap_is_ram(gpa, chunk)) {
+		if (memmap_is_ram(gpa, chunk)) { /* RAM is never the region: asked first, inline */
 			store_page(w, gpa, la, src, chunk);
+		} else if (memmap_in_hv(gpa, chunk)) {
+			/* hypervisor memory: writes are discarded (ABI.md section 6) */
 		} else {
 			w->mmio = true;
 			return -EFAULT;
@@ -318,7 +318,7 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	struct emu_regs regs = { 0 };
 	vcpu_emu_load_for(c, &regs, &in, rip);
 	struct emu_mem mem = { backend_read, backend_write, &w };
-	int r = emu_write_insn(&regs, &in, &mem);
+	int r = emu_covers(&in) ? emu_write_insn(&regs, &in, &mem) : -EOPNOTSUPP;
 	if (r == 0) {
 		vcpu_emu_commit(c, &regs, rip);
 		stat_inc(STAT_EMULATED_WRITES);
