@@ -25,6 +25,7 @@
 #include "vapic.h"
 #include "vcpu.h"
 #include "vmcs.h"
+#include "vmx_caps.h"
 
 /* Each CPU's last guest walk (mm/guest_mem.h struct walk_cache: verified entry by entry). */
 static struct walk_cache walk_caches[TESSEL_MAX_CPUS];
@@ -44,6 +45,23 @@ void vcpu_guest_paging(struct guest_paging *p)
 	}
 }
 
+bool vcpu_guest_paging_fetch(struct guest_paging *p, u64 efer)
+{
+	if (!(efer & EFER_LMA)) {
+		vcpu_guest_paging(p);
+		return false;
+	}
+	p->wc = &walk_caches[this_cpu()->index];
+	p->efer = efer;
+	p->cr3 = vmcs_readl(VMCS_GUEST_CR3);
+	/* IA-32e mode has CR4.PAE = 1; of CR4 the walk only looks at LA57, which is 0 wherever
+	 * VMX fixes it to 0 (IA32_VMX_CR4_FIXED1, SDM A.8: VM entry refuses a guest CR4 with it). */
+	p->cr4 = (vmx_caps.cr4_fixed1 & CR4_LA57) ? vmcs_readl(VMCS_GUEST_CR4) : CR4_PAE;
+	/* IA-32e mode has CR0.PG = PE = 1; WP is left out (0) and says nothing for a fetch. */
+	p->cr0 = CR0_PE | CR0_PG;
+	return true;
+}
+
 enum insn_mode vcpu_insn_mode(void)
 {
 	if (vcpu_long_mode())
@@ -57,7 +75,12 @@ enum insn_mode vcpu_insn_mode(void)
 /* The same from paging state the caller read (EFER, CR0): CS and RFLAGS are still read. */
 enum insn_mode vcpu_insn_mode_paging(const struct guest_paging *p)
 {
-	u32 cs_ar = vmcs_read32(VMCS_GUEST_CS_AR);
+	return vcpu_insn_mode_cs(p, vmcs_read32(VMCS_GUEST_CS_AR));
+}
+
+/* The same with CS's access rights too; RFLAGS is read outside IA-32e mode only. */
+enum insn_mode vcpu_insn_mode_cs(const struct guest_paging *p, u32 cs_ar)
+{
 	if ((p->efer & EFER_LMA) && (cs_ar & SEG_AR_L))
 		return INSN_MODE_64;
 	if (!(p->cr0 & CR0_PE) || (vmcs_readl(VMCS_GUEST_RFLAGS) & RFLAGS_VM))

@@ -51,9 +51,10 @@ static int check_perm(const struct guest_paging *p, bool rw, bool us, bool nx, u
 	return 0;
 }
 
+/* CR0.WP only counts for writes (check_perm): a fetch's key leaves it out. */
 static u32 walk_key(const struct guest_paging *p, u32 access)
 {
-	return access | ((p->cr0 & CR0_WP) ? 0x100 : 0) | ((p->efer & EFER_NXE) ? 0x200 : 0) |
+	return access | (((access & GACC_WRITE) && (p->cr0 & CR0_WP)) ? 0x100 : 0) | ((p->efer & EFER_NXE) ? 0x200 : 0) |
 	       ((p->cr4 & CR4_LA57) ? 0x400 : 0) | 0x80000000U;
 }
 

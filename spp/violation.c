@@ -285,10 +285,12 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 		vcpu_inject_exception(c, VEC_DF, true, 0);
 		return true;
 	}
-	unsigned cpl = vcpu_cpl();
+	/* What the fetch walk, the decoding mode and the CPL need, each field read once. */
+	u32 cs_ar = vmcs_read32(VMCS_GUEST_CS_AR);
+	unsigned cpl = vcpu_cpl_cs(cs_ar);
 	struct wctx w = { .access = cpl == 3 ? GACC_USER : 0, .gfn = gpa >> PAGE_SHIFT, .map = map, .flags = flags };
-	vcpu_guest_paging(&w.paging);
-	if (vcpu_decode_at(&in, &w.paging, vcpu_insn_mode_paging(&w.paging), rip, cpl)) {
+	bool cr0_stand_in = vcpu_guest_paging_fetch(&w.paging, vmcs_read64(VMCS_GUEST_IA32_EFER));
+	if (vcpu_decode_at(&in, &w.paging, vcpu_insn_mode_cs(&w.paging, cs_ar), rip, cpl)) {
 		/* Without a length the instruction cannot even be skipped. */
 		spp_post_event(c, gpa, rip, gla, TESSEL_EV_DISCARDED, 0);
 		spin_unlock(&spp.lock);
@@ -315,6 +317,9 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 		spin_unlock(&spp.lock);
 		return true;
 	}
+	/* The emulator's writes off the exit's page walk the guest's tables: CR0.WP counts. */
+	if (cr0_stand_in)
+		w.paging.cr0 = vmcs_readl(VMCS_GUEST_CR0);
 	struct emu_regs regs = { 0 };
 	vcpu_emu_load_for(c, &regs, &in, rip);
 	struct emu_mem mem = { backend_read, backend_write, &w };
