@@ -207,13 +207,13 @@ _BUDGET_COMMON = [
 SPP_GROUPS += [
     dict(name='perf-budget-sw', emu='bochs', model='corei7_skylake_x', cpus=1,
          boot='build/tessel-test.efi', cfg=_BENCH, timeout=300, until=r'^BENCH-END', grace=1, entry_check=False,
-         expect=[('hypervisor uses software enforcement', _P['hv_sw'])] + _BUDGET_COMMON + [
+         expect=[('bench runs under software SPP', r'^BENCH-BEGIN under Tessel, software SPP')] + _BUDGET_COMMON + [
              ('allowed write to a page with protected sub-pages <= 1,000',
               _row(r'allowed write, protected page', 1000)),
              ('single-stepped FXSAVE <= 3,000', _row(r'FXSAVE to writable sub-pages', 3000))],
          reject=_COMMON_REJECT),
     dict(name='perf-budget-hw', emu='bochs', model='corei7_icelake_u', cpus=1,
          boot='build/tessel-test.efi', cfg=_BENCH, timeout=300, until=r'^BENCH-END', grace=1, entry_check=False,
-         expect=[('hypervisor uses hardware SPP', _P['hv_eager'])] + _BUDGET_COMMON,
+         expect=[('bench runs under hardware SPP', r'^BENCH-BEGIN under Tessel, hardware SPP')] + _BUDGET_COMMON,
          reject=_COMMON_REJECT),
 ]
