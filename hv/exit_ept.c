@@ -148,6 +148,8 @@ int vcpu_decode_at(struct insn *in, const struct guest_paging *p, enum insn_mode
 	if (first < INSN_MAX_LEN &&
 	    !guest_read_linear(p, la + first, bytes + first, INSN_MAX_LEN - first, access, &pfec, &fault_la))
 		avail = INSN_MAX_LEN;
+	for (size_t i = avail; i < INSN_MAX_LEN; i++)
+		bytes[i] = 0; /* insn_cache_hit reads whole words (and masks these off) */
 fetched:;
 	struct insn_cache *ic = &insn_cache[this_cpu()->index];
 	if (insn_cache_hit(ic, bytes, avail, mode)) {
