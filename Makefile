@@ -86,7 +86,7 @@ $(B)/core-test/%.o: %.c
 	$(Q)$(CC) $(CORE_CFLAGS) -DTESSEL_TEST_HOOKS -MMD -c $< -o $@
 $(B)/core-test/%.o: %.asm
 	@mkdir -p $(dir $@)
-	$(Q)$(NASM) -f elf64 -g $< -o $@
+	$(Q)$(NASM) -f elf64 -g -DTESSEL_TEST_HOOKS $< -o $@
 $(B)/core-test.elf: $(CORE_TEST_OBJ) linker.ld
 	@echo '  LD      $@'
 	$(Q)$(LD) -nostdlib -static -z max-page-size=4096 --gc-sections -T linker.ld $(CORE_TEST_OBJ) -o $@

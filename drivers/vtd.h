@@ -118,6 +118,7 @@ struct iommu_state {
 	spinlock_t fault_lock;    /* serialises fault collection (any CPU may poll) */
 };
 extern struct iommu_state iommu;
+_Static_assert(__builtin_offsetof(struct iommu_state, active) == 0, "hv/entry.asm tests iommu.active at iommu + 0");
 
 /*
  * Boot (CORE_OP_INIT, after memmap_init and pmm_init): find and validate the DMAR table from

@@ -143,14 +143,37 @@ static int one_byte(struct emu *e)
 	}
 }
 
+/* The 0F opcodes two_byte hands to emu_do_atomic, and the store rows of emu_do_sse (its
+ * first switch): every other 0F opcode is -EOPNOTSUPP at once (emu_covers). */
+static bool two_byte_atomic(u8 op)
+{
+	return (op >= 0x90 && op <= 0x9f) || op == 0xab || op == 0xb3 || op == 0xbb || op == 0xba ||
+	       op == 0xb0 || op == 0xb1 || op == 0xc0 || op == 0xc1 || op == 0xc7;
+}
+
+static bool sse_store_row(u8 op)
+{
+	return op == 0x11 || op == 0x13 || op == 0x17 || op == 0x29 || op == 0x2b || op == 0x7e || op == 0x7f ||
+	       op == 0xd6 || op == 0xe7;
+}
+
+bool emu_covers(const struct insn *in)
+{
+	if (in->evex || in->map > 1)
+		return false;
+	if (in->map == 0)
+		return true;
+	return in->vex ? sse_store_row(in->opcode)
+		       : two_byte_atomic(in->opcode) || in->opcode == 0xc3 || sse_store_row(in->opcode);
+}
+
 static int two_byte(struct emu *e)
 {
 	const struct insn *in = e->in;
 	u8 op = in->opcode;
 	int rc;
 
-	if ((op >= 0x90 && op <= 0x9f) || op == 0xab || op == 0xb3 || op == 0xbb || op == 0xba ||
-	    op == 0xb0 || op == 0xb1 || op == 0xc0 || op == 0xc1 || op == 0xc7)
+	if (two_byte_atomic(op))
 		return emu_do_atomic(e);
 	if (op == 0xc3) {
 		if (!in->has_mem)

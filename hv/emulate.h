@@ -90,5 +90,9 @@ struct emu_mem {
  * Reads are issued before writes, so on -EFAULT from a read nothing was written.
  */
 int emu_write_insn(struct emu_regs *regs, const struct insn *in, const struct emu_mem *mem);
+/* False when emu_write_insn would return -EOPNOTSUPP for `in` before looking at anything
+ * else (EVEX, 0F38/0F3A, and the 0F opcodes with no store row: FXSAVE, XSAVE and the like),
+ * so a caller may skip loading the emulator's state and calling it. */
+bool emu_covers(const struct insn *in);
 
 #endif

@@ -28,7 +28,7 @@ int emu_do_sse(struct emu *e)
 	 * CR4.OSFXSR. */
 	switch (in->opcode) {
 	case 0x11: case 0x13: case 0x17: case 0x29: case 0x2b: case 0x7e: case 0x7f: case 0xd6: case 0xe7:
-		break;
+		break; /* the same list as hv/emulate.c sse_store_row (emu_covers) */
 	default:
 		return -EOPNOTSUPP; /* not a store row of this file (0F xx reaches here by default) */
 	}

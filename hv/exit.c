@@ -212,10 +212,9 @@ void vmx_entry_kicked(struct guest_regs *regs)
 		entry_check_before_entry(c, "VMRESUME");
 }
 
-void vmx_handle_exit(struct guest_regs *regs)
+void vmx_handle_exit(struct guest_regs *regs, u32 reason)
 {
 	struct percpu *c = this_cpu();
-	u32 reason = vmcs_read32(VMCS_RO_EXIT_REASON);
 	c->regs = regs;
 	c->exit_reason = EXIT_REASON_BASIC(reason);
 	c->event_injected = false;

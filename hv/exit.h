@@ -31,7 +31,8 @@ extern const exit_handler_t exit_handlers[EXIT_REASON_MAX];
 /* Look up the handler for a full exit-reason value; NULL when unexpected. */
 exit_handler_t exit_lookup(u32 reason);
 
-void vmx_handle_exit(struct guest_regs *regs);
+/* hv/entry.asm calls it with the exit reason it read (VMCS_RO_EXIT_REASON). */
+void vmx_handle_exit(struct guest_regs *regs, u32 reason);
 /* Called for the first VM exit of a CPU when it reports that the first VM entry failed
  * (hv/start.c sets it; NULL in host builds: such an exit is then unexpected). */
 extern void (*first_entry_failed_hook)(struct percpu *c, u32 reason);

@@ -25,9 +25,14 @@
 #include "vapic.h"
 #include "vcpu.h"
 #include "vmcs.h"
+#include "vmx_caps.h"
+
+/* Each CPU's last guest walk (mm/guest_mem.h struct walk_cache: verified entry by entry). */
+static struct walk_cache walk_caches[TESSEL_MAX_CPUS];
 
 void vcpu_guest_paging(struct guest_paging *p)
 {
+	p->wc = &walk_caches[this_cpu()->index];
 	p->cr0 = vmcs_readl(VMCS_GUEST_CR0);
 	p->cr3 = vmcs_readl(VMCS_GUEST_CR3);
 	p->cr4 = vmcs_readl(VMCS_GUEST_CR4);
@@ -38,6 +43,23 @@ void vcpu_guest_paging(struct guest_paging *p)
 		p->pdpte[2] = vmcs_read64(VMCS_GUEST_PDPTE2);
 		p->pdpte[3] = vmcs_read64(VMCS_GUEST_PDPTE3);
 	}
+}
+
+bool vcpu_guest_paging_fetch(struct guest_paging *p, u64 efer)
+{
+	if (!(efer & EFER_LMA)) {
+		vcpu_guest_paging(p);
+		return false;
+	}
+	p->wc = &walk_caches[this_cpu()->index];
+	p->efer = efer;
+	p->cr3 = vmcs_readl(VMCS_GUEST_CR3);
+	/* IA-32e mode has CR4.PAE = 1; of CR4 the walk only looks at LA57, which is 0 wherever
+	 * VMX fixes it to 0 (IA32_VMX_CR4_FIXED1, SDM A.8: VM entry refuses a guest CR4 with it). */
+	p->cr4 = (vmx_caps.cr4_fixed1 & CR4_LA57) ? vmcs_readl(VMCS_GUEST_CR4) : CR4_PAE;
+	/* IA-32e mode has CR0.PG = PE = 1; WP is left out (0) and says nothing for a fetch. */
+	p->cr0 = CR0_PE | CR0_PG;
+	return true;
 }
 
 enum insn_mode vcpu_insn_mode(void)
@@ -53,7 +75,12 @@ enum insn_mode vcpu_insn_mode(void)
 /* The same from paging state the caller read (EFER, CR0): CS and RFLAGS are still read. */
 enum insn_mode vcpu_insn_mode_paging(const struct guest_paging *p)
 {
-	u32 cs_ar = vmcs_read32(VMCS_GUEST_CS_AR);
+	return vcpu_insn_mode_cs(p, vmcs_read32(VMCS_GUEST_CS_AR));
+}
+
+/* The same with CS's access rights too; RFLAGS is read outside IA-32e mode only. */
+enum insn_mode vcpu_insn_mode_cs(const struct guest_paging *p, u32 cs_ar)
+{
 	if ((p->efer & EFER_LMA) && (cs_ar & SEG_AR_L))
 		return INSN_MODE_64;
 	if (!(p->cr0 & CR0_PE) || (vmcs_readl(VMCS_GUEST_RFLAGS) & RFLAGS_VM))
@@ -78,12 +105,22 @@ static struct insn_cache insn_cache[TESSEL_MAX_CPUS];
 
 static bool insn_cache_hit(const struct insn_cache *ic, const u8 *bytes, size_t avail, enum insn_mode mode)
 {
-	if (ic->mode != mode || !ic->in.len || ic->in.len > avail)
+	unsigned len = ic->in.len;
+	if (ic->mode != mode || !len || len > avail)
 		return false;
-	for (unsigned i = 0; i < ic->in.len; i++)
-		if (ic->bytes[i] != bytes[i])
-			return false;
-	return true;
+	/* The first len bytes, as two overlapping 8-byte words (bytes 0-7 and 7-14), masked. */
+	u64 a, b;
+	__builtin_memcpy(&a, bytes, 8);
+	__builtin_memcpy(&b, ic->bytes, 8);
+	u64 mask = len >= 8 ? ~0ULL : (1ULL << (8 * len)) - 1;
+	if ((a ^ b) & mask)
+		return false;
+	if (len <= 8)
+		return true;
+	__builtin_memcpy(&a, bytes + INSN_MAX_LEN - 8, 8);
+	__builtin_memcpy(&b, ic->bytes + INSN_MAX_LEN - 8, 8);
+	mask = len - 7 >= 8 ? ~0ULL : (1ULL << (8 * (len - 7))) - 1; /* bytes 7 .. len-1 */
+	return !((a ^ b) & mask);
 }
 
 int vcpu_decode_at(struct insn *in, const struct guest_paging *p, enum insn_mode mode, u64 rip, unsigned cpl)
@@ -111,6 +148,8 @@ int vcpu_decode_at(struct insn *in, const struct guest_paging *p, enum insn_mode
 	if (first < INSN_MAX_LEN &&
 	    !guest_read_linear(p, la + first, bytes + first, INSN_MAX_LEN - first, access, &pfec, &fault_la))
 		avail = INSN_MAX_LEN;
+	for (size_t i = avail; i < INSN_MAX_LEN; i++)
+		bytes[i] = 0; /* insn_cache_hit reads whole words (and masks these off) */
 fetched:;
 	struct insn_cache *ic = &insn_cache[this_cpu()->index];
 	if (insn_cache_hit(ic, bytes, avail, mode)) {

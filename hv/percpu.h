@@ -55,36 +55,49 @@ struct percpu {
 	volatile u32 entry_kick;
 	u32 index;                   /* 0 .. cpu_count-1, the loader's processor number */
 	u32 apic_id;
+	/* Offsets 20-23: the four flags hv/entry.asm's HC_NOP fast path tests with one compare
+	 * (all 0 but entered = 1: nothing for the full exit path to do). */
+	volatile bool nmi_pending;   /* an NMI arrived in root mode or must be re-delivered */
+	u8 pending_vector;           /* event-ring notification to inject (0 = none) */
+	bool mtf_selftest;           /* first entry made with MTF set: does MTF fire? */
+	bool entered;                /* the first VM entry succeeded (a VM exit other than entry failure) */
 	struct guest_regs *regs;     /* the guest's registers during an exit */
 	hpa_t vmxon;                 /* VMXON region */
 	hpa_t vmcs;                  /* this CPU's VMCS */
 	u64 stack_top;               /* HOST_RSP */
+	/* Offsets 56-77, also used by hv/entry.asm's fast path. */
+	struct spp_step *step;       /* software-SPP single step in progress (spp/step.c) */
+	u64 exits;                   /* exits taken on this CPU */
+	u32 exit_reason;             /* basic exit reason of the current exit */
+	bool event_injected;         /* a handler queued an event for the next entry */
+	bool idt_vectoring_read;     /* the exit's IDT-vectoring information was read (below) */
 	u64 gdt[HOST_GDT_ENTRIES] __aligned(16); /* null, code, data, ..., TSS (the last 2 slots) */
 	struct tss64 tss __aligned(16);
-	volatile bool nmi_pending;   /* an NMI arrived in root mode or must be re-delivered */
 	bool launched;
-	bool event_injected;         /* a handler queued an event for the next entry */
 	bool halted;                 /* stopped after an unexpected exit */
 	bool wait_sipi;              /* waiting for a SIPI: runs no guest code */
 	volatile bool vinit_pending; /* a virtual INIT was sent to this vCPU (hv/vapic.c) */
 	volatile s32 vsipi_vector;   /* the SIPI vector it received, -1 while none */
-	bool mtf_selftest;           /* first entry made with MTF set: does MTF fire? */
-	struct spp_step *step;       /* software-SPP single step in progress (spp/step.c) */
-	u8 pending_vector;           /* event-ring notification to inject (0 = none) */
-	u32 exit_reason;             /* basic exit reason of the current exit */
 	u64 exit_qual;
 	u32 idt_vectoring;           /* the exit's IDT-vectoring information (vcpu_idt_vectoring) */
-	bool idt_vectoring_read;     /* ... once read on this exit */
-	u64 exits;                   /* exits taken on this CPU */
 	u64 cr0_guest_mask;          /* CR0 bits the hypervisor owns (guest sees the shadow) */
 	u64 cr4_guest_mask;
-	bool entered;                /* the first VM entry succeeded (a VM exit other than entry failure) */
 	volatile u32 locks_held;     /* spinlocks held (include/tessel/spinlock.h) */
 	volatile bool pause_deferred; /* a pause NMI came while locks_held != 0 (spp/step.c) */
 	struct launch_jmp launch_jmp;
 };
 
 _Static_assert(__builtin_offsetof(struct percpu, entry_kick) == 8, "hv/entry.asm reads entry_kick at %gs:8");
+/* hv/entry.asm's HC_NOP fast path (PERCPU_* there). */
+_Static_assert(__builtin_offsetof(struct percpu, index) == 12, "hv/entry.asm: index");
+_Static_assert(__builtin_offsetof(struct percpu, nmi_pending) == 20 &&
+	       __builtin_offsetof(struct percpu, pending_vector) == 21 &&
+	       __builtin_offsetof(struct percpu, mtf_selftest) == 22 &&
+	       __builtin_offsetof(struct percpu, entered) == 23, "hv/entry.asm: the flags dword at 20");
+_Static_assert(__builtin_offsetof(struct percpu, step) == 56 && __builtin_offsetof(struct percpu, exits) == 64 &&
+	       __builtin_offsetof(struct percpu, exit_reason) == 72 &&
+	       __builtin_offsetof(struct percpu, event_injected) == 76 &&
+	       __builtin_offsetof(struct percpu, idt_vectoring_read) == 77, "hv/entry.asm: step, exits, exit_reason");
 
 extern struct percpu *percpu_array[TESSEL_MAX_CPUS];
 /* Set once every CPU that runs core code reaches its per-CPU area through GS (hv/main.c):

@@ -19,6 +19,8 @@ enum stat {
 };
 
 extern u64 stat_counters[][STAT_COUNT];
+/* hv/entry.asm's HC_NOP fast path counts STAT_HYPERCALLS in a row of STAT_COUNT counters. */
+_Static_assert(STAT_HYPERCALLS == 1 && STAT_COUNT == 13, "hv/entry.asm: STAT_HYPERCALLS_OFF, STAT_ROW_BYTES");
 #define stat_inc(s) (stat_counters[this_cpu()->index][(s)]++)
 /* Sum of every CPU's counters and the current gauges, in ABI order. */
 void stats_snapshot(u64 out[STAT_COUNT]);

@@ -95,6 +95,16 @@ static inline unsigned vcpu_cpl(void)
 	return SEG_AR_DPL(vmcs_read32(VMCS_GUEST_SS_AR));
 }
 
+/* The same from CS's access rights when they say it: for a non-conforming code segment
+ * (types 9 and 11, S = 1) CS.DPL is the CPL - every load of such a CS sets CPL to its DPL,
+ * and VM entry requires CS.DPL = SS.DPL for them (SDM 26.3.1.2). Otherwise SS.DPL. */
+static inline unsigned vcpu_cpl_cs(u32 cs_ar)
+{
+	if ((cs_ar & 0x1f) == 0x19 || (cs_ar & 0x1f) == 0x1b)
+		return SEG_AR_DPL(cs_ar);
+	return vcpu_cpl();
+}
+
 /* Inject an event (VM-entry interruption-information format, SDM 24.8.3) with its error
  * code; the error code is dropped in real mode (CR0.PE = 0), where VM entry requires it. */
 void vcpu_inject_event(struct percpu *c, u32 info, u32 error);
@@ -133,6 +143,12 @@ int vcpu_decode_current(struct insn *in);
 enum insn_mode;
 enum insn_mode vcpu_insn_mode(void);
 enum insn_mode vcpu_insn_mode_paging(const struct guest_paging *p);
+enum insn_mode vcpu_insn_mode_cs(const struct guest_paging *p, u32 cs_ar);
+/* The paging state for fetch walks only, from the EFER the caller read: in IA-32e mode CR0
+ * is not read (PG = PE = 1 there; WP matters to writes only) and CR4 only where VMX lets
+ * LA57 be 1. Returns true when p->cr0 is that stand-in: the caller reads CR0 into it before
+ * any walk for a write (CR0.WP). Outside IA-32e mode: vcpu_guest_paging, false. */
+bool vcpu_guest_paging_fetch(struct guest_paging *p, u64 efer);
 int vcpu_decode_at(struct insn *in, const struct guest_paging *p, enum insn_mode mode, u64 rip, unsigned cpl);
 
 #endif

@@ -51,16 +51,59 @@ static int check_perm(const struct guest_paging *p, bool rw, bool us, bool nx, u
 	return 0;
 }
 
+/* CR0.WP only counts for writes (check_perm): a fetch's key leaves it out. */
+static u32 walk_key(const struct guest_paging *p, u32 access)
+{
+	return access | (((access & GACC_WRITE) && (p->cr0 & CR0_WP)) ? 0x100 : 0) | ((p->efer & EFER_NXE) ? 0x200 : 0) |
+	       ((p->cr4 & CR4_LA57) ? 0x400 : 0) | 0x80000000U;
+}
+
+/* The cached walk (struct walk_cache), if every entry it read still holds its value. */
+static bool walk_cached(const struct walk_cache *wc, const struct guest_paging *p, u64 gla, u32 access, u64 *gpa)
+{
+	if (wc->key != walk_key(p, access) || wc->cr3 != p->cr3 || wc->la_page != (gla >> 12) ||
+	    wc->gen != __atomic_load_n(&memmap_gen, __ATOMIC_RELAXED))
+		return false;
+	for (u32 i = 0; i < wc->n; i++)
+		if (__atomic_load_n((const u64 *)hpa_to_ptr(hpa(wc->ea[i])), __ATOMIC_RELAXED) != wc->ev[i])
+			return false;
+	*gpa = wc->gpa_page | (gla & 0xfff);
+	return true;
+}
+
+static void walk_cache_fill(struct walk_cache *wc, const struct guest_paging *p, u64 gla, u32 access, u64 gpa,
+			    const u64 *ea, const u64 *ev, u32 n, u32 gen)
+{
+	wc->key = 0;
+	for (u32 i = 0; i < n; i++) {
+		wc->ea[i] = ea[i];
+		wc->ev[i] = ev[i];
+	}
+	wc->n = n;
+	wc->cr3 = p->cr3;
+	wc->la_page = gla >> 12;
+	wc->gpa_page = gpa & ~0xfffULL;
+	wc->gen = gen;
+	wc->key = walk_key(p, access);
+}
+
 static int walk_long(const struct guest_paging *p, u64 gla, u32 access, u64 *gpa, u32 *pfec)
 {
+	if (p->wc && walk_cached(p->wc, p, gla, access, gpa))
+		return 0;
+	u32 gen = __atomic_load_n(&memmap_gen, __ATOMIC_RELAXED);
 	int levels = (p->cr4 & CR4_LA57) ? 5 : 4;
 	u64 table = p->cr3 & ADDR_MASK_64;
 	bool rw = true, us = true, nx = false;
+	u64 ea[5], ev[5];
+	u32 n = 0;
 	for (int level = levels; level >= 1; level--) {
 		u64 idx = (gla >> (12 + 9 * (level - 1))) & 511;
 		u64 e;
 		if (read_entry(table + idx * 8, &e, 8))
 			return -EINVAL;
+		ea[n] = table + idx * 8;
+		ev[n++] = e;
 		if (!(e & PTE_P))
 			return fault(pfec, 0, access);
 		rw &= (e & PTE_RW) != 0;
@@ -72,6 +115,8 @@ static int walk_long(const struct guest_paging *p, u64 gla, u32 access, u64 *gpa
 			if (r)
 				return r;
 			*gpa = ((e & ADDR_MASK_64) & ~(size - 1)) | (gla & (size - 1));
+			if (p->wc)
+				walk_cache_fill(p->wc, p, gla, access, *gpa, ea, ev, n, gen);
 			return 0;
 		}
 		table = e & ADDR_MASK_64;
@@ -80,6 +125,8 @@ static int walk_long(const struct guest_paging *p, u64 gla, u32 access, u64 *gpa
 	if (r)
 		return r;
 	*gpa = table | (gla & 0xfff);
+	if (p->wc)
+		walk_cache_fill(p->wc, p, gla, access, *gpa, ea, ev, n, gen);
 	return 0;
 }
 

@@ -8,9 +8,28 @@
 
 #include <tessel/types.h>
 
+/*
+ * The last successful 4/5-level walk of a CPU, kept with the address and the value of every
+ * paging-structure entry it read. A walk with the same key (CR3, linear page, access and the
+ * control bits the walk looks at) whose entries all still hold those values, read again in
+ * the walk's order, is exactly that walk: the same entries at the same addresses give the
+ * same translation and permissions. So nothing the guest changes in its tables (with or
+ * without INVLPG, which does not exit under EPT) is ever missed: a changed entry is a miss.
+ * The entries were RAM when read, and the RAM map does not change while the cache is kept
+ * (memmap_gen counts the changes memmap_hide makes).
+ */
+struct walk_cache {
+	u64 cr3, la_page, gpa_page;
+	u32 key;       /* access | CR0.WP | EFER.NXE | CR4.LA57 | valid; 0 = empty */
+	u32 gen;       /* memmap_gen when filled */
+	u32 n;         /* entries read */
+	u64 ea[5], ev[5];
+};
+
 struct guest_paging {
 	u64 cr0, cr3, cr4, efer;
 	u64 pdpte[4]; /* PAE paging: the PDPTE registers (VMCS guest PDPTEs) */
+	struct walk_cache *wc; /* this CPU's, or NULL (vcpu_guest_paging sets it) */
 };
 
 #define GACC_WRITE (1U << 0)

@@ -14,6 +14,19 @@ static u32 ram_count;
 static u64 hv_start, hv_end;
 static struct { u64 start, end; } hidden[MEMMAP_HIDDEN_MAX];
 static u32 hidden_count;
+/* ram[i] as a window when none of it is the region or hidden, else size 0 (memmap.h). */
+struct memmap_window memmap_clean[MEMMAP_MAX];
+u32 memmap_hot;
+u32 memmap_gen;
+
+static void clean_update(void)
+{
+	for (u32 i = 0; i < MEMMAP_MAX; i++) {
+		bool ok = i < ram_count && !memmap_in_hv(ram[i].start, ram[i].end - ram[i].start);
+		memmap_clean[i].start = ok ? ram[i].start : 0;
+		memmap_clean[i].size = ok ? ram[i].end - ram[i].start : 0;
+	}
+}
 
 /* Adds [s, e) to the sorted, merged table. The table only fills up if the RAM really is
  * in more than MEMMAP_MAX separate runs; then the range is left out (and counted). */
@@ -51,6 +64,7 @@ void memmap_init(const struct tessel_mem_range *ranges, u32 count, u64 hv_base, 
 	hv_start = hv_base;
 	hv_end = hv_base + hv_size;
 	hidden_count = 0;
+	__atomic_add_fetch(&memmap_gen, 1, __ATOMIC_SEQ_CST);
 	ram_count = 0;
 	u32 dropped = 0;
 	for (u32 i = 0; i < count; i++) {
@@ -60,6 +74,7 @@ void memmap_init(const struct tessel_mem_range *ranges, u32 count, u64 hv_base, 
 		if (!add_ram(s, e))
 			dropped++;
 	}
+	clean_update();
 	if (dropped)
 		log_warn("memory map: RAM in more than %u separate runs: %u range%s left out "
 			 "(treated as not RAM: no sub-page protection, no emulated access)",
@@ -85,6 +100,8 @@ bool memmap_hide(u64 base, u64 size)
 	hidden[hidden_count].start = base;
 	hidden[hidden_count].end = base + size;
 	hidden_count++;
+	clean_update();
+	__atomic_add_fetch(&memmap_gen, 1, __ATOMIC_SEQ_CST);
 	return true;
 }
 
@@ -102,7 +119,7 @@ static u32 first_ending_after(u64 gpa)
 	return lo;
 }
 
-bool memmap_is_ram(u64 gpa, u64 len)
+bool memmap_is_ram_slow(u64 gpa, u64 len)
 {
 	if (!len || gpa + len < gpa || memmap_in_hv(gpa, len))
 		return false;
@@ -112,13 +129,19 @@ bool memmap_is_ram(u64 gpa, u64 len)
 	static u32 recent[4], next;
 	for (unsigned k = 0; k < 4; k++) {
 		u32 l = __atomic_load_n(&recent[k], __ATOMIC_RELAXED);
-		if (l < ram_count && ram[l].start <= gpa && gpa + len <= ram[l].end)
+		if (l < ram_count && ram[l].start <= gpa && gpa + len <= ram[l].end) {
+			if (memmap_clean[l].size)
+				__atomic_store_n(&memmap_hot, l, __ATOMIC_RELAXED);
 			return true;
+		}
 	}
 	u32 lo = first_ending_after(gpa);
 	bool ok = lo < ram_count && ram[lo].start <= gpa && gpa + len <= ram[lo].end;
-	if (ok)
+	if (ok) {
 		__atomic_store_n(&recent[__atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) & 3], lo, __ATOMIC_RELAXED);
+		if (memmap_clean[lo].size)
+			__atomic_store_n(&memmap_hot, lo, __ATOMIC_RELAXED);
+	}
 	return ok;
 }
 

@@ -19,6 +19,8 @@
 
 struct __packed ring_entry { u64 gpa, rip, gla; u32 vcpu; u16 kind, bytes; };
 BUILD_BUG_ON(sizeof(struct ring_entry) != RING_ENTRY);
+BUILD_BUG_ON(__builtin_offsetof(struct ring_entry, vcpu) != 24 || __builtin_offsetof(struct ring_entry, kind) != 28 ||
+	     __builtin_offsetof(struct ring_entry, bytes) != 30); /* spp_post_event's fourth word */
 
 static volatile u32 *ring_u32(u64 off) { return hpa_to_ptr(hpa(spp.ring_gpa + off)); }
 
@@ -48,8 +50,12 @@ void spp_post_event(struct percpu *c, u64 gpa, u64 rip, u64 gla, u16 kind, u16 b
 		stat_inc(STAT_EVENTS_DROPPED);
 		return;
 	}
-	struct ring_entry e = { gpa, rip, gla, c->apic_id, kind, bytes };
-	memcpy(hpa_to_ptr(hpa(spp.ring_gpa + slot)), &e, sizeof(e));
+	/* Four 8-byte stores straight into the slot (struct ring_entry, little-endian). */
+	volatile u64 *dst = hpa_to_ptr(hpa(spp.ring_gpa + slot));
+	dst[0] = gpa;
+	dst[1] = rip;
+	dst[2] = gla;
+	dst[3] = (u64)c->apic_id | (u64)kind << 32 | (u64)bytes << 48;
 	__atomic_store_n(&spp.ring_head, head + 1, __ATOMIC_RELAXED);
 	__atomic_store_n((u32 *)ring_u32(0), head + 1, __ATOMIC_RELEASE);
 	if (spp.ring_vector)

@@ -250,6 +250,20 @@ static void fix_pending_bs(void)
 
 static bool have_timer(void) { return vmx_allows(vmx_caps.pin, PIN_PREEMPTION_TIMER); }
 
+/* 8-byte words that may alias the bytes of a page (guest memory, save areas). */
+typedef u64 __attribute__((may_alias)) u64_alias;
+
+/* One 128-byte sub-page, 8 bytes at a time, unrolled (sub-pages are 8-byte aligned). */
+static inline void copy_subpage(u8 *dst, const u8 *src)
+{
+	u64_alias *d = (u64_alias *)(void *)dst;
+	const u64_alias *q = (const u64_alias *)(const void *)src;
+#define CP4(i) do { u64 a = q[i], b = q[i + 1], c = q[i + 2], e = q[i + 3]; \
+		    d[i] = a; d[i + 1] = b; d[i + 2] = c; d[i + 3] = e; } while (0)
+	CP4(0); CP4(4); CP4(8); CP4(12);
+#undef CP4
+}
+
 /* Copies the sub-pages in mask (128 bytes each) between a page and its save area. */
 static void copy_subpages(u8 *dst, const u8 *src, u32 mask)
 {
@@ -259,20 +273,18 @@ static void copy_subpages(u8 *dst, const u8 *src, u32 mask)
 	}
 	for (; mask; mask &= mask - 1) {
 		unsigned off = (unsigned)__builtin_ctz(mask) * 128;
-		memcpy(dst + off, src + off, 128);
+		copy_subpage(dst + off, src + off);
 	}
 }
 
-/* Whether a 128-byte sub-page differs from its saved copy, a word at a time. */
+/* Whether a 128-byte sub-page differs from its saved copy, a word at a time (unrolled). */
 static bool subpage_changed(const u8 *now, const u8 *saved)
 {
+	const u64_alias *a = (const u64_alias *)(const void *)now, *b = (const u64_alias *)(const void *)saved;
 	u64 diff = 0;
-	for (unsigned i = 0; i < 128; i += 8) {
-		u64 a, b;
-		__builtin_memcpy(&a, now + i, 8);
-		__builtin_memcpy(&b, saved + i, 8);
-		diff |= a ^ b;
-	}
+#define X4(i) (diff |= (a[i] ^ b[i]) | (a[i + 1] ^ b[i + 1]) | (a[i + 2] ^ b[i + 2]) | (a[i + 3] ^ b[i + 3]))
+	X4(0); X4(4); X4(8); X4(12);
+#undef X4
 	return diff != 0;
 }
 
@@ -294,7 +306,8 @@ bool spp_step_start(struct percpu *c, u64 gfn, u64 len, u64 fault_gpa, u64 gla, 
 	/* Read after the world stopped: no other vCPU can change them until the step ends. */
 	st->insn_ok = len <= sizeof(st->insn) && read_insn_bytes(st->rip, st->insn, (unsigned)len);
 	for (unsigned i = 0; i < 16; i++)
-		st->gpr[i] = vcpu_gpr(c, i);
+		st->gpr[i] = c->regs->gpr[i];
+	st->gpr[GPR_SP] = vmcs_readl(VMCS_GUEST_RSP); /* not in the saved frame (hv/percpu.h) */
 	/* The protected sub-pages (what the judgement and an undo need) and those the operand
 	 * writes (so an undone instruction leaves no partial writes); the map cannot change
 	 * while the world is stopped and spp.lock held. */
@@ -403,8 +416,9 @@ static struct step_effect step_effect(const struct spp_step *st)
 	u32 map, flags;
 	spp_store_get(&spp.store, st->gfn, &map, &flags);
 	const u8 *now = hpa_to_ptr(hpa(st->gfn << PAGE_SHIFT));
-	for (unsigned sp = 0; sp < 32; sp++) {
-		if ((map & (1U << sp)) || !subpage_changed(now + sp * 128, st->save + sp * 128))
+	for (u32 prot = ~map; prot; prot &= prot - 1) { /* the protected sub-pages, in order */
+		unsigned sp = (unsigned)__builtin_ctz(prot);
+		if (!subpage_changed(now + sp * 128, st->save + sp * 128))
 			continue;
 		if (!(flags & SPP_PAGE_TRACK)) {
 			fx.denied = true;

@@ -135,10 +135,10 @@ static int backend_write(void *vctx, u64 la, const void *buf, unsigned n)
 			w->mmio = true; /* page tables outside RAM: no #PF to give (see backend_read) */
 			return -EFAULT;
 		}
-		if (memmap_in_hv(gpa, chunk)) {
-			/* hypervisor memory: writes are discarded (ABI.md section 6) */
-		} else if (memmap_is_ram(gpa, chunk)) {
+		if (memmap_is_ram(gpa, chunk)) { /* RAM is never the region: asked first, inline */
 			store_page(w, gpa, la, src, chunk);
+		} else if (memmap_in_hv(gpa, chunk)) {
+			/* hypervisor memory: writes are discarded (ABI.md section 6) */
 		} else {
 			w->mmio = true;
 			return -EFAULT;
@@ -285,10 +285,12 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 		vcpu_inject_exception(c, VEC_DF, true, 0);
 		return true;
 	}
-	unsigned cpl = vcpu_cpl();
+	/* What the fetch walk, the decoding mode and the CPL need, each field read once. */
+	u32 cs_ar = vmcs_read32(VMCS_GUEST_CS_AR);
+	unsigned cpl = vcpu_cpl_cs(cs_ar);
 	struct wctx w = { .access = cpl == 3 ? GACC_USER : 0, .gfn = gpa >> PAGE_SHIFT, .map = map, .flags = flags };
-	vcpu_guest_paging(&w.paging);
-	if (vcpu_decode_at(&in, &w.paging, vcpu_insn_mode_paging(&w.paging), rip, cpl)) {
+	bool cr0_stand_in = vcpu_guest_paging_fetch(&w.paging, vmcs_read64(VMCS_GUEST_IA32_EFER));
+	if (vcpu_decode_at(&in, &w.paging, vcpu_insn_mode_cs(&w.paging, cs_ar), rip, cpl)) {
 		/* Without a length the instruction cannot even be skipped. */
 		spp_post_event(c, gpa, rip, gla, TESSEL_EV_DISCARDED, 0);
 		spin_unlock(&spp.lock);
@@ -315,10 +317,13 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 		spin_unlock(&spp.lock);
 		return true;
 	}
+	/* The emulator's writes off the exit's page walk the guest's tables: CR0.WP counts. */
+	if (cr0_stand_in)
+		w.paging.cr0 = vmcs_readl(VMCS_GUEST_CR0);
 	struct emu_regs regs = { 0 };
 	vcpu_emu_load_for(c, &regs, &in, rip);
 	struct emu_mem mem = { backend_read, backend_write, &w };
-	int r = emu_write_insn(&regs, &in, &mem);
+	int r = emu_covers(&in) ? emu_write_insn(&regs, &in, &mem) : -EOPNOTSUPP;
 	if (r == 0) {
 		vcpu_emu_commit(c, &regs, rip);
 		stat_inc(STAT_EMULATED_WRITES);

@@ -1105,7 +1105,7 @@ static bool run_exit(u32 reason, const struct pre *p, u64 q, u64 gpa, u32 intr_i
 		}
 		return false;
 	}
-	vmx_handle_exit(&regs);
+	vmx_handle_exit(&regs, (u32)fake_vmcs_get(VMCS_RO_EXIT_REASON));
 	selftest_write();
 	in_exit = false;
 	region_poison(false);

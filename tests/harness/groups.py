@@ -22,6 +22,8 @@ A group is a dict:
   timeout   seconds (wall) before the run is stopped and counted as timed out
   timeout_ok  True: reaching the timeout is the expected way for the run to end
   qemu_args   (QEMU only) more QEMU arguments, e.g. '-device intel-iommu -device edu'
+  entry_check False: no check=entry for this Bochs group (timing groups: the checker's VMCS
+            reads on every exit would be counted)
 The ESP always gets build/guest/*.efi under \\tests\\.
 """
 

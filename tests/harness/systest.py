@@ -67,7 +67,8 @@ def run_group(g):
     boot = g.get('boot', 'build/tessel.efi')
     cmd += ['--boot', 'none' if boot is None else os.path.join(ROOT, boot)]
     cfg = g.get('cfg')
-    entry_checked = cfg is not None and g['emu'] == 'bochs' and os.environ.get('ENTRY_CHECK', '1') != '0'
+    entry_checked = (cfg is not None and g['emu'] == 'bochs' and os.environ.get('ENTRY_CHECK', '1') != '0'
+                     and g.get('entry_check', True))
     if entry_checked:
         # Bochs 2.7 skips most VM-entry checks, so every Bochs group runs with Tessel's own
         # (check=entry, hv/entry_check.c): a VMCS real processors would refuse stops the run

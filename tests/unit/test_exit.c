@@ -472,7 +472,7 @@ static void test_real_mode_faults_have_no_error_code(void **state)
 	fake_vmcs_set(VMCS_RO_EXIT_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_NMI | VEC_NMI);
 	fake_vmcs_set(VMCS_RO_IDT_VECTORING_INFO, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | INTR_INFO_DELIVER_CODE | VEC_GP);
 	fake_vmcs_set(VMCS_RO_IDT_VECTORING_ERROR, 0x18);
-	vmx_handle_exit(&regs);
+	vmx_handle_exit(&regs, (u32)fake_vmcs_get(VMCS_RO_EXIT_REASON));
 	assert_int_equal(injected(), INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | VEC_GP);
 }
 

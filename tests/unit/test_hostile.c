@@ -24,6 +24,7 @@
 #include <hw.h>
 #include <arch/cpu.h>
 #include <arch/ept.h>
+#include <arch/msr.h>
 #include <arch/vmx.h>
 #include <tessel/bootinfo.h>
 #include <tessel/config.h>
@@ -113,7 +114,7 @@ static bool vm_exit(u32 reason, u64 qual, u64 gpa, u64 gla)
 	fake_vmcs_set(VMCS_CTRL_ENTRY_INTR_INFO, 0);
 	if (setjmp(halted))
 		return false;
-	vmx_handle_exit(&regs);
+	vmx_handle_exit(&regs, (u32)fake_vmcs_get(VMCS_RO_EXIT_REASON));
 	return true;
 }
 
@@ -355,6 +356,59 @@ static void test_mmio_source_no_page_fault(void **state)
 	assert_int_equal(ring_entry(RING_GPA, 0).kind, TESSEL_EV_DISCARDED);
 }
 
+/*
+ * The per-CPU guest-walk cache (mm/guest_mem.h struct walk_cache) must never decode bytes
+ * the guest no longer maps at RIP: the guest remaps its code page by editing a PTE (no exit,
+ * as INVLPG has none under EPT), and the next emulated store at the same RIP, CR3 and
+ * access is the new instruction's. Then the same with an upper-level entry changed.
+ */
+#define LM_TABLES MiB(12) /* PML4, PDPT, PD, PT, PT2 at +0, +4K, +8K, +12K, +16K */
+static void test_walk_cache_sees_remap(void **state)
+{
+	(void)state;
+	u64 *pml4 = (u64 *)gp(LM_TABLES), *pdpt = (u64 *)gp(LM_TABLES + 0x1000), *pd = (u64 *)gp(LM_TABLES + 0x2000);
+	u64 *pt = (u64 *)gp(LM_TABLES + 0x3000), *pt2 = (u64 *)gp(LM_TABLES + 0x4000);
+	pml4[0] = (LM_TABLES + 0x1000) | 3;
+	pdpt[0] = (LM_TABLES + 0x2000) | 3;
+	pd[0] = (LM_TABLES + 0x3000) | 3;
+	for (u64 i = 1; i < 16; i++)
+		pd[i] = (i << 21) | 0x83; /* 2 MiB pages, identity (the protected page is in pd[4]) */
+	for (u64 i = 0; i < 512; i++)
+		pt[i] = pt2[i] = (i << 12) | 3;
+	pt[5] = 0x6000 | 3;   /* code at 0x5000: MOV [RDI], EAX */
+	pt2[5] = 0x6000 | 3;
+	memcpy(gp(0x6000), "\x89\x07", 2);
+	memcpy(gp(0x7000), "\x89\x0f", 2); /* MOV [RDI], ECX */
+	fake_vmcs_set(VMCS_GUEST_CR0, CR0_PE | CR0_NE | CR0_ET | CR0_WP | CR0_PG);
+	fake_vmcs_set(VMCS_GUEST_CR4, CR4_PAE);
+	fake_vmcs_set(VMCS_GUEST_CR3, LM_TABLES);
+	fake_vmcs_set(VMCS_GUEST_IA32_EFER, EFER_LME | EFER_LMA);
+	fake_vmcs_set(VMCS_GUEST_CS_AR, 0xa09b); /* 64-bit code, DPL 0 */
+	fake_vmcs_set(VMCS_RO_IDT_VECTORING_INFO, 0);
+	protect(PAGE_MAP, 0);
+	regs.gpr[GPR_AX] = 0x11111111;
+	regs.gpr[GPR_CX] = 0x22222222;
+	regs.gpr[GPR_DI] = PAGE_GPA + 0x100; /* a writable sub-page */
+	const u64 q = EPT_QUAL_WRITE | EPT_QUAL_READABLE | EPT_QUAL_GLA_VALID | EPT_QUAL_GLA_XLATE;
+	static const struct { u64 *entry; u64 value; u32 want; } steps[] = {
+		{ NULL, 0, 0x11111111 },                        /* fills the cache */
+		{ NULL, 0, 0x11111111 },                        /* a hit */
+		{ (u64 *)0, 0x7000 | 3, 0x22222222 },           /* the PTE now maps the other code */
+		{ (u64 *)1, (LM_TABLES + 0x4000) | 3, 0x11111111 }, /* the PDE: another table */
+	};
+	for (unsigned k = 0; k < ARRAY_SIZE(steps); k++) {
+		if (steps[k].entry == (u64 *)0 && steps[k].value)
+			pt[5] = steps[k].value;
+		else if (steps[k].entry == (u64 *)1)
+			pd[0] = steps[k].value;
+		*u32_at(PAGE_GPA + 0x100) = 0;
+		fake_vmcs_set(VMCS_GUEST_RIP, 0x5000);
+		assert_true(vm_exit(EXIT_REASON_EPT_VIOLATION, q, PAGE_GPA + 0x100, PAGE_GPA + 0x100));
+		assert_int_equal(*u32_at(PAGE_GPA + 0x100), steps[k].want);
+		assert_int_equal(fake_vmcs_get(VMCS_GUEST_RIP), 0x5002);
+	}
+}
+
 /* GPA 0 is RAM here, and a ring there must work like anywhere else. */
 static void test_ring_at_gpa0(void **state)
 {
@@ -420,6 +474,7 @@ int main(void)
 		T(test_mmio_source_no_page_fault),
 		T(test_ring_at_gpa0),
 		T(test_hv_region_write_loop_is_rate_limited),
+		T(test_walk_cache_sees_remap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

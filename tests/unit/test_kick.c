@@ -125,7 +125,7 @@ static void exit_with_nmi_in_handler(void)
 	fake_vmcs_set(VMCS_CTRL_PIN_BASED, PIN_PREEMPTION_TIMER);
 	if (nmi_point == AT_HANDLER)
 		nmi_at(0x1234); /* somewhere in the hypervisor's C code */
-	vmx_handle_exit(&regs_ap);
+	vmx_handle_exit(&regs_ap, (u32)fake_vmcs_get(VMCS_RO_EXIT_REASON));
 }
 
 /* hv/entry.asm from the return of vmx_handle_exit to VMRESUME, with the NMI at

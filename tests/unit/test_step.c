@@ -971,7 +971,7 @@ static void test_sipi_while_world_stopped_waits_for_resume(void **state)
 static void *bsp_exit(void *arg)
 {
 	fake_cpu_local_set(&cpu);
-	vmx_handle_exit(arg);
+	vmx_handle_exit(arg, (u32)fake_vmcs_get(VMCS_RO_EXIT_REASON));
 	__atomic_store_n(&ap_returned, true, __ATOMIC_SEQ_CST);
 	return NULL;
 }
