@@ -209,6 +209,8 @@ def _guard(name, model):
                  ('the test module saw every attack refused', r'^done: every attack refused'),
                  ("root's sysctl write to core_pattern: refused and named",
                   rf'^tessel: denied write to core_pattern\+0x0 by {_X} \(\S+\+0x[0-9a-f]+\) on cpu [01], comm \S+$'),
+                 ("... the rest of that copy loop's refused bytes in one line",
+                  r'^tessel: denied [1-9]\d* more writes to the bytes after core_pattern\+0x0 by the same instruction at [0-9a-f]{16} on cpu [01]$'),
                  ('modprobe_path and core_pattern unchanged', r'^GUEST-GUARD-AFTER modprobe=/sbin/modprobe core_pattern=core$'),
                  ('the workload ran throughout with correct results', r'^GUEST-GUARD-WORKLOAD rounds=([2-9]|[1-9]\d+) bad=0$'),
                  ('both CPUs still online', r'^GUEST-GUARD-ONLINE 0-1$'),

@@ -228,10 +228,19 @@ static void report_object(const char *name, unsigned long va, unsigned long len)
 			break;
 		a = a - off + size;
 	}
-	pr_info("guard: %s %px-%px (%lu bytes), sub-pages %lu-%lu of pfn 0x%llx%s%s\n", name,
-		(void *)va, (void *)(va + len - 1), len, (va & ~PAGE_MASK) / TESSEL_SPP_SUBPAGE_SIZE,
-		((va + len - 1) & ~PAGE_MASK) / TESSEL_SPP_SUBPAGE_SIZE,
-		(u64)(slow_virt_to_phys((void *)va) >> PAGE_SHIFT), n ? "; also covers: " : "", other);
+	unsigned long last = va + len - 1;
+
+	if (!((va ^ last) & PAGE_MASK))
+		pr_info("guard: %s %px-%px (%lu bytes), sub-pages %lu-%lu of pfn 0x%llx%s%s\n", name,
+			(void *)va, (void *)last, len, offset_in_page(va) / TESSEL_SPP_SUBPAGE_SIZE,
+			offset_in_page(last) / TESSEL_SPP_SUBPAGE_SIZE,
+			(u64)(slow_virt_to_phys((void *)va) >> PAGE_SHIFT), n ? "; also covers: " : "", other);
+	else
+		pr_info("guard: %s %px-%px (%lu bytes), sub-page %lu of pfn 0x%llx to sub-page %lu of pfn 0x%llx%s%s\n",
+			name, (void *)va, (void *)last, len, offset_in_page(va) / TESSEL_SPP_SUBPAGE_SIZE,
+			(u64)(slow_virt_to_phys((void *)va) >> PAGE_SHIFT),
+			offset_in_page(last) / TESSEL_SPP_SUBPAGE_SIZE,
+			(u64)(slow_virt_to_phys((void *)last) >> PAGE_SHIFT), n ? "; also covers: " : "", other);
 }
 
 static bool listed(const char *list, const char *name)
@@ -472,12 +481,46 @@ static void cleared_bits(char *buf, size_t len, u64 reg, u64 value)
 		strscpy(buf, "pinned bits", len);
 }
 
+/*
+ * One instruction writing a run of bytes (a byte-wise copy loop, REP MOVSB) gives one event
+ * per store; the log names the first and then says how many more followed at the next
+ * addresses from the same instruction (flushed a tenth of a second after the last).
+ */
+static DEFINE_SPINLOCK(run_lock);
+static struct {
+	u64 rip, next_gpa;
+	int cpu;
+	unsigned int more;
+	char what[KSYM_SYMBOL_LEN];
+} run;
+static void run_flush(struct work_struct *w);
+static DECLARE_DELAYED_WORK(run_work, run_flush);
+
+static void run_report(void)
+{
+	if (run.more)
+		pr_warn("denied %u more writes to the bytes after %s by the same instruction at %px on cpu %d\n",
+			run.more, run.what, (void *)run.rip, run.cpu);
+	run.more = 0;
+	run.rip = 0;
+}
+
+static void run_flush(struct work_struct *w)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&run_lock, flags);
+	run_report();
+	spin_unlock_irqrestore(&run_lock, flags);
+}
+
 static void guard_event(const struct tessel_event_entry *e, bool from_irq)
 {
 	char who[KSYM_SYMBOL_LEN], what[KSYM_SYMBOL_LEN], bits[48];
 	int cpu = apic_to_cpu(e->vcpu);
 	const char *comm = "?";
 	struct gpage *p;
+	u64 bytes = e->bytes ? e->bytes : 1;
 
 	if (from_irq && cpu == smp_processor_id())
 		comm = current->comm;
@@ -502,6 +545,16 @@ static void guard_event(const struct tessel_event_entry *e, bool from_irq)
 	if (!p || (p->map >> ((e->gpa & ~PAGE_MASK) / TESSEL_SPP_SUBPAGE_SIZE) & 1))
 		return; /* not the guard's (a /dev/tessel user's protection) */
 	atomic_inc(&denied_writes);
+	spin_lock(&run_lock); /* interrupts are off here */
+	if (run.rip && e->rip == run.rip && cpu == run.cpu && e->gpa == run.next_gpa) {
+		run.more++;
+		run.next_gpa += bytes;
+		spin_unlock(&run_lock);
+		mod_delayed_work(system_wq, &run_work, HZ / 10);
+		return;
+	}
+	run_report();
+	spin_unlock(&run_lock);
 	if (!__ratelimit(&log_rs))
 		return;
 	if (p->label)
@@ -512,6 +565,13 @@ static void guard_event(const struct tessel_event_entry *e, bool from_irq)
 	describe(who, sizeof(who), e->rip);
 	pr_warn("denied %swrite to %s by %px (%s) on cpu %d, comm %s\n",
 		e->kind == TESSEL_EV_DISCARDED ? "(discarded) " : "", what, (void *)e->rip, who, cpu, comm);
+	spin_lock(&run_lock);
+	run.rip = e->rip;
+	run.next_gpa = e->gpa + bytes;
+	run.cpu = cpu;
+	run.more = 0;
+	strscpy(run.what, what, sizeof(run.what));
+	spin_unlock(&run_lock);
 }
 
 static const struct tessel_guard_ops ops = { .event = guard_event };
@@ -648,6 +708,7 @@ static void __exit guard_exit(void)
 {
 	/* Not reached: the module holds a reference to itself once loaded. */
 	tessel_guard_detach();
+	cancel_delayed_work_sync(&run_work);
 	kvfree(gpages);
 }
 
