@@ -197,7 +197,7 @@ def _guard(name, model):
                  ('the guard covers modprobe_path', r'^tessel: guard: modprobe_path [0-9a-f]+-[0-9a-f]+ \(256 bytes\), sub-pages'),
                  ('the guard covers the IDT whole', r'^tessel: guard: idt_table [0-9a-f]+-[0-9a-f]+ \(4096 bytes\), sub-pages 0-31'),
                  ('the guard covers the read-only data', r'^tessel: guard: read-only data .* pages whole'),
-                 ('the guard pinned CR0.WP and CR4.SMEP', r'^tessel: guard: pinned CR0 0x10000 \(WP\), CR4 0x[0-9a-f]+ \(SMEP '),
+                 ('the guard pinned CR0.WP and CR4.SMEP', r'^tessel: guard: pinned CR0 0x10000 \(WP\), CR4 0x[0-9a-f]+ \((UMIP,)?SMEP[,)]'),
                  ('the guard pinned the system-call MSRs', r'^tessel: guard: pinned MSRs: LSTAR CSTAR STAR FMASK SYSENTER_CS SYSENTER_EIP EFER$'),
                  ('the guard is active and locked', rf'^tessel: guard: active: \d+ objects, \d+ pages \(locked\), {mode} sub-page protection'),
                  ('modprobe_path overwrite: named log line', _denied(r'modprobe_path\+0x0', 'evil_modprobe')),

@@ -403,6 +403,8 @@ static const char *msr_name(u32 index)
 	return "?";
 }
 
+static void cleared_bits(char *buf, size_t len, u64 reg, u64 value);
+
 static int pin_registers(void)
 {
 	u64 cr0, cr4, mask;
@@ -428,9 +430,9 @@ static int pin_registers(void)
 			pr_err("guard: HC_PIN_CR failed (%ld)\n", ret);
 			return ret;
 		}
-		pr_info("guard: pinned CR0 0x%llx (WP), CR4 0x%llx (%s%s%s)\n", cr0_pinned, cr4_pinned,
-			(cr4_pinned & TESSEL_CR4_SMEP) ? "SMEP " : "", (cr4_pinned & TESSEL_CR4_SMAP) ? "SMAP " : "",
-			(cr4_pinned & TESSEL_CR4_UMIP) ? "UMIP" : "");
+		cleared_bits(done, sizeof(done), 4, 0); /* the names of the pinned CR4 bits */
+		pr_info("guard: pinned CR0 0x%llx (WP), CR4 0x%llx (%s)\n", cr0_pinned, cr4_pinned, done);
+		done[0] = 0;
 	}
 	if (pin_msrs) {
 		for (i = 0; i < ARRAY_SIZE(pinned_msrs); i++) {
