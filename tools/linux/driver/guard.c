@@ -591,7 +591,7 @@ static int collect(void)
 {
 	unsigned int i;
 	char **lsm;
-	int ret, cpu;
+	int ret = 0, cpu;
 
 	for (i = 0; i < ARRAY_SIZE(default_objects); i++) {
 		if (allow_write && listed(allow_write, default_objects[i])) {
