@@ -148,7 +148,7 @@ for c in "hw|corei7_icelake_u" "sw|corei7_skylake_x"; do
 	tsc=$(echo "$log" | sed -n 's/^GUEST-LINUX-TSC \([0-9]*\)$/\1/p' | head -n 1)
 	[ -n "$tsc" ] || { echo "bench: Linux guard $name did not reach /init (see $run/serial.log)" >&2; exit 1; }
 	gt["$name|reset to /init"]=$tsc
-	while read -r _ op val; do gt["$name|$op"]=$val; done < <(echo "$log" | grep '^guardbench: [a-z-]* [0-9]*$')
+	while read -r _ op val; do gt["$name|$op"]=$val; done < <(echo "$log" | grep '^guardbench: [a-z0-9-]* [0-9]*$')
 	[ -n "${gt[$name|loop-with]:-}" ] || { echo "bench: guard $name: no loop figures (see $run/serial.log)" >&2; exit 1; }
 done
 echo
