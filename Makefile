@@ -179,18 +179,28 @@ $(LX)/kernel-release: tools/linux/fetch.sh
 $(LX)/vmlinuz.efi $(LX)/busybox $(LX)/efivarfs.ko: $(LX)/kernel-release
 	@test -f $@ || { rm -f $<; $(MAKE) $<; }
 # The guest driver: an out-of-tree module built in build/linux/driver/ against the headers.
-LX_DRV_SRC := tools/linux/driver/tessel.c tools/linux/driver/Kbuild tools/linux/tessel_ioctl.h tools/tessel.h
+LX_DRV_SRC := tools/linux/driver/tessel.c tools/linux/driver/guard.c tools/linux/driver/tessel_kapi.h \
+	tools/linux/driver/Kbuild tools/linux/tessel_ioctl.h tools/tessel.h
+$(LX)/driver/tessel_guard.ko: $(LX)/driver/tessel.ko
 $(LX)/driver/tessel.ko: $(LX_DRV_SRC) $(LX)/kernel-release
 	@mkdir -p $(dir $@)
 	@echo '  KBUILD  $@'
 	$(Q)cp $(LX_DRV_SRC) $(dir $@)
+	$(Q)$(MAKE) -s -C /usr/src/linux-headers-$$(cat $(LX)/kernel-release) M=$(abspath $(dir $@)) modules
+# The kernel guard's malicious test module (tests/linux/evil/): only in the test initramfs.
+LX_EVIL_SRC := tests/linux/evil/tessel_evil.c tests/linux/evil/Kbuild tools/tessel.h
+$(LX)/evil/tessel_evil.ko: $(LX_EVIL_SRC) $(LX)/kernel-release
+	@mkdir -p $(dir $@)
+	@echo '  KBUILD  $@'
+	$(Q)cp $(LX_EVIL_SRC) $(dir $@)
 	$(Q)$(MAKE) -s -C /usr/src/linux-headers-$$(cat $(LX)/kernel-release) M=$(abspath $(dir $@)) modules
 # The conformance program: static, for the initramfs.
 $(LX)/tessel-conform: $(wildcard tools/linux/conform/*.c) tools/linux/conform/conform.h tools/linux/tessel_ioctl.h tools/tessel.h
 	@mkdir -p $(dir $@)
 	@echo '  CC      $@'
 	$(Q)$(HOSTCC) -static -O2 -std=gnu11 -Wall -Wextra -Werror -Itools/linux -Itools $(filter %.c,$^) -o $@ -lpthread
-$(LX)/initrd.img: tools/linux/mkinitrd.sh tools/linux/init $(LX)/busybox $(LX)/efivarfs.ko $(LX)/driver/tessel.ko $(LX)/tessel-conform
+$(LX)/initrd.img: tools/linux/mkinitrd.sh tools/linux/init tools/linux/tessel-guard-demo $(LX)/busybox $(LX)/efivarfs.ko \
+		$(LX)/driver/tessel.ko $(LX)/evil/tessel_evil.ko $(LX)/tessel-conform
 	@echo '  INITRD  $@'
 	$(Q)tools/linux/mkinitrd.sh $(LX)
 $(LX)/cmdline.txt: $(LX)/initrd.img

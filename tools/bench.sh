@@ -107,9 +107,9 @@ fi
 # tessel_init=bench: instructions from reset to /init without Tessel and under it, and the
 # guest driver's costs measured from user space by tessel-conform bench (RDTSC around each
 # operation, median of 101, on CPU 0). Skip with BENCH_LINUX=0; BENCH_UEFI=0 runs only this part.
-[ "${BENCH_LINUX:-1}" = 1 ] || exit 0
 [ -f build/linux/initrd.img ] || { echo "bench: make linux first" >&2; exit 2; }
 declare -A lt
+if [ "${BENCH_LINUX:-1}" = 1 ]; then
 for c in "native-icl|corei7_icelake_u|native" "hw|corei7_icelake_u|tessel" "native-skx|corei7_skylake_x|native" "sw|corei7_skylake_x|tessel"; do
 	IFS='|' read -r name model how <<<"$c"
 	CFG=log=warn tools/linux/boot.sh "bench-linux-$name" "$how" bench --model "$model" \
@@ -131,3 +131,34 @@ for op in "reset to /init" ioctl-nop ioctl-get-1 denied-write allowed-write plai
 done
 echo "(ioctl-*: user space to hypervisor and back; denied-write: the store, exit, emulation, event,"
 echo " the ring's interrupt and its handler; allowed-write: a writable sub-page of a protected page)"
+fi
+
+# ---- the kernel guard (issue 13, tools/linux/README.md "The kernel guard"): one boot per mode
+# with tessel_init=guardbench: reset to /init, then a kernel-heavy busybox loop (100 rounds of
+# `seq 1 300 | sha256sum`: fork, exec, pipe) twice without the guard (the first warms up),
+# loading tessel_guard.ko, and the same loop with the guard. Skip with BENCH_GUARD=0.
+[ "${BENCH_GUARD:-1}" = 1 ] || exit 0
+declare -A gt
+for c in "hw|corei7_icelake_u" "sw|corei7_skylake_x"; do
+	IFS='|' read -r name model <<<"$c"
+	CFG=log=warn tools/linux/boot.sh "bench-guard-$name" tessel guardbench --model "$model" \
+		--until '^GUEST-LINUX-DONE' --timeout 600 >/dev/null 2>&1 || true
+	run=build/run/bench-guard-$name
+	log=$(tr -d '\r' < "$run/serial.log")
+	tsc=$(echo "$log" | sed -n 's/^GUEST-LINUX-TSC \([0-9]*\)$/\1/p' | head -n 1)
+	[ -n "$tsc" ] || { echo "bench: Linux guard $name did not reach /init (see $run/serial.log)" >&2; exit 1; }
+	gt["$name|reset to /init"]=$tsc
+	while read -r _ op val; do gt["$name|$op"]=$val; done < <(echo "$log" | grep '^guardbench: [a-z0-9-]* [0-9]*$')
+	[ -n "${gt[$name|loop-with]:-}" ] || { echo "bench: guard $name: no loop figures (see $run/serial.log)" >&2; exit 1; }
+done
+echo
+echo "== Linux kernel guard: Bochs instructions (RDTSC), under Tessel =="
+printf '| %-34s | %16s | %16s |\n' "" "Ice Lake hw SPP" "Skylake-X sw"
+printf '|------------------------------------|------------------|------------------|\n'
+for op in "reset to /init" loop-without-1st loop-without guard-load loop-with; do
+	printf '| %-34s | %16s | %16s |\n' "$op" "${gt[hw|$op]:--}" "${gt[sw|$op]:--}"
+done
+for name in hw sw; do
+	a=${gt[$name|loop-without]} b=${gt[$name|loop-with]}
+	echo "$name: the loop with the guard takes $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%+.1f%%", (b - a) * 100 / a }') of its time without"
+done

@@ -169,3 +169,57 @@ _S3.update(copy=[c if c[1] != 'cmdline.txt' else ('build/linux/cmdline-s3.txt', 
                ('the driver loaded', r'^GUEST-DRIVER-LOADED mode=hardware'),
                _DONE, _OFF])
 LINUX_GROUPS.append(_S3)
+
+# ---- linux-guard-hw, linux-guard-sw: the kernel guard (tools/linux/README.md "The kernel
+# guard", tools/linux/driver/guard.c) against the malicious test module tests/linux/evil/ ----
+# tools/linux/init mode guard (cmdline-guard.txt) loads tessel_guard.ko, then
+# tessel-guard-demo loads tessel_evil.ko, whose TAP lines (one per attack, checked on the bytes
+# and registers afterwards) are the group's TAP stream, while a busybox fork/exec/pipe workload
+# checks its own results. Each refusal must appear in the log with the symbol hit, the writing
+# function of the test module, a CPU and the process. Warnings after boot (runwarn:) other
+# than the guard's own refusal lines and the out-of-tree-module taint notes fail the group.
+_X = r'[0-9a-f]{16}'
+
+
+def _denied(target, func):
+    return rf'^tessel: denied write to {target} by {_X} \({func}\+0x[0-9a-f]+ \[tessel_evil\]\) on cpu [01], comm insmod$'
+
+
+def _guard(name, model):
+    g = _bochs(name, model, True)
+    mode = 'hardware' if model == ICELAKE else 'software'
+    g.update(copy=[c if c[1] != 'cmdline.txt' else ('build/linux/cmdline-guard.txt', 'cmdline.txt') for c in _COPY],
+             timeout=480, expect=[
+                 ('hypervisor started', _STARTED),
+                 ('Linux reached /init with 2 CPUs and the hypervisor flag on both',
+                  r'^GUEST-LINUX-UP cpus=2 hypervisor-flag=2 mode=guard'),
+                 (f'the driver loaded, {mode} sub-page protection', rf'^GUEST-DRIVER-LOADED mode={mode} vector=0xf1'),
+                 ('the guard covers modprobe_path', r'^tessel: guard: modprobe_path [0-9a-f]+-[0-9a-f]+ \(256 bytes\), sub-pages'),
+                 ('the guard covers the IDT whole', r'^tessel: guard: idt_table [0-9a-f]+-[0-9a-f]+ \(4096 bytes\), sub-pages 0-31'),
+                 ('the guard covers the read-only data', r'^tessel: guard: read-only data .* pages whole'),
+                 ('the guard pinned CR0.WP and CR4.SMEP', r'^tessel: guard: pinned CR0 0x10000 \(WP\), CR4 0x[0-9a-f]+ \((UMIP,)?SMEP[,)]'),
+                 ('the guard pinned the system-call MSRs', r'^tessel: guard: pinned MSRs: LSTAR CSTAR STAR FMASK SYSENTER_CS SYSENTER_EIP EFER$'),
+                 ('the guard is active and locked', rf'^tessel: guard: active: \d+ objects, \d+ pages \(locked\), {mode} sub-page protection'),
+                 ('modprobe_path overwrite: named log line', _denied(r'modprobe_path\+0x0', 'evil_modprobe')),
+                 ('CR0.WP clear: named log line', rf'^tessel: denied CR0 write clearing WP \(value 0x[0-9a-f]+\) by {_X} \(evil_cr0\+0x[0-9a-f]+ \[tessel_evil\]\) on cpu [01], comm insmod$'),
+                 ('sys_call_table patch through an alias: named log line', _denied(r'sys_call_table\+0x8', 'evil_syscall')),
+                 ('CR4.SMEP clear: named log line', rf'^tessel: denied CR4 write clearing SMEP \(value 0x[0-9a-f]+\) by {_X} \(evil_cr4\+0x[0-9a-f]+ \[tessel_evil\]\) on cpu [01], comm insmod$'),
+                 ('IDT gate 0x80 overwrite: named log line', _denied(r'idt_table\+0x800', 'evil_idt')),
+                 ('modprobe_path write through a vmap alias: named log line', _denied(r'modprobe_path\+0x10', 'evil_alias')),
+                 ('the test module saw every attack refused', r'^done: every attack refused'),
+                 ("root's sysctl write to core_pattern: refused and named",
+                  rf'^tessel: denied write to core_pattern\+0x0 by {_X} \(\S+\+0x[0-9a-f]+\) on cpu [01], comm \S+$'),
+                 ("... the rest of that copy loop's refused bytes in one line",
+                  r'^tessel: denied [1-9]\d* more writes to the bytes after core_pattern\+0x0 by the same instruction at [0-9a-f]{16} on cpu [01]$'),
+                 ('modprobe_path and core_pattern unchanged', r'^GUEST-GUARD-AFTER modprobe=/sbin/modprobe core_pattern=core$'),
+                 ('the workload ran throughout with correct results', r'^GUEST-GUARD-WORKLOAD rounds=([2-9]|[1-9]\d+) bad=0$'),
+                 ('both CPUs still online', r'^GUEST-GUARD-ONLINE 0-1$'),
+                 _DONE, _OFF])
+    g['reject'] = list(_NO_PANIC) + [
+        ('no kernel WARNING', r'WARNING: CPU'),
+        ('no warning after boot but the refusals and the module taint notes',
+         r'^runwarn: (?!<\d> (tessel: denied |.*taints kernel|.*module verification failed))')]
+    return g
+
+
+LINUX_GROUPS += [_guard('linux-guard-hw', ICELAKE), _guard('linux-guard-sw', SKYLAKE)]

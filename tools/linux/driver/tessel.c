@@ -46,6 +46,7 @@
 
 #include "tessel.h"
 #include "tessel_ioctl.h"
+#include "tessel_kapi.h"
 
 #ifndef POSTED_INTR_WAKEUP_VECTOR
 #error "the event vector needs CONFIG_HAVE_KVM (POSTED_INTR_WAKEUP_VECTOR)"
@@ -68,6 +69,7 @@ static DECLARE_WAIT_QUEUE_HEAD(ring_wait);
 static atomic64_t stat_interrupts = ATOMIC64_INIT(0);
 static atomic64_t stat_events_read = ATOMIC64_INIT(0);
 static atomic64_t stat_pinned = ATOMIC64_INIT(0);
+static atomic_t open_files = ATOMIC_INIT(0); /* /dev/tessel files open (the guard's ring use) */
 
 /* Hypercall statuses are negative Linux errno values (ABI.md section 2). */
 static long hc_status(s64 st)
@@ -686,6 +688,7 @@ static int tessel_open(struct inode *inode, struct file *file)
 		return -ENOMEM;
 	INIT_LIST_HEAD(&tf->holds);
 	file->private_data = tf;
+	atomic_inc(&open_files);
 	return stream_open(inode, file);
 }
 
@@ -710,10 +713,100 @@ static int tessel_release(struct inode *inode, struct file *file)
 	settle(tf, &touched);
 	mutex_unlock(&prot_lock);
 	kfree(tf);
+	atomic_dec(&open_files);
 	return 0;
 }
 
 /* ---- events ---- */
+
+/*
+ * The kernel guard (tessel_guard.ko, tessel_kapi.h) sees every entry once, before any reader
+ * consumes it: from the ring's interrupt (on the vCPU that caused the event, so the guard can
+ * name the interrupted process) and, for entries the interrupt has not reached yet, from
+ * read() before it hands entries out. feed_next is the next entry to show it; it never falls
+ * behind tail. With the guard attached and no /dev/tessel file open, the entries are consumed
+ * here once shown (a work item), so the ring cannot fill up with nobody reading it.
+ */
+static const struct tessel_guard_ops __rcu *guard_ops;
+static DEFINE_SPINLOCK(feed_lock);
+static u32 feed_next;
+static void guard_consume(struct work_struct *w);
+static DECLARE_WORK(guard_consume_work, guard_consume);
+
+/* Returns how far the guard has seen (the ring's head when no guard is attached). */
+static u32 guard_feed(bool from_irq)
+{
+	const struct tessel_guard_ops *ops;
+	unsigned long flags;
+	u32 head = READ_ONCE(ring->head);
+
+	rcu_read_lock();
+	ops = rcu_dereference(guard_ops);
+	if (ops) {
+		spin_lock_irqsave(&feed_lock, flags);
+		head = READ_ONCE(ring->head);
+		smp_rmb(); /* entries are written before head */
+		if (head - feed_next > ring_capacity) /* never: entries are not overwritten */
+			feed_next = head - ring_capacity;
+		for (; feed_next != head; feed_next++)
+			ops->event((const struct tessel_event_entry *)&ring->entries[feed_next % ring_capacity],
+				   from_irq);
+		spin_unlock_irqrestore(&feed_lock, flags);
+		if (atomic_read(&open_files) == 0)
+			schedule_work(&guard_consume_work);
+	}
+	rcu_read_unlock();
+	return head;
+}
+
+static void guard_consume(struct work_struct *w)
+{
+	unsigned long flags;
+	u32 upto;
+
+	mutex_lock(&ring_lock);
+	if (ring && atomic_read(&open_files) == 0) {
+		spin_lock_irqsave(&feed_lock, flags);
+		upto = feed_next;
+		spin_unlock_irqrestore(&feed_lock, flags);
+		smp_mb(); /* entries are read before the slots are handed back */
+		WRITE_ONCE(ring->tail, upto);
+	}
+	mutex_unlock(&ring_lock);
+}
+
+int tessel_guard_attach(const struct tessel_guard_ops *ops)
+{
+	unsigned long flags;
+
+	if (!ring)
+		return -ENODEV;
+	spin_lock_irqsave(&feed_lock, flags);
+	if (rcu_access_pointer(guard_ops)) {
+		spin_unlock_irqrestore(&feed_lock, flags);
+		return -EBUSY;
+	}
+	feed_next = READ_ONCE(ring->head); /* what happened before the guard is not its business */
+	rcu_assign_pointer(guard_ops, ops);
+	spin_unlock_irqrestore(&feed_lock, flags);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(tessel_guard_attach);
+
+void tessel_guard_detach(void)
+{
+	RCU_INIT_POINTER(guard_ops, NULL);
+	synchronize_rcu();
+	flush_work(&guard_consume_work);
+}
+EXPORT_SYMBOL_GPL(tessel_guard_detach);
+
+/* For the guard's hypercall buffers: the features HC_QUERY reported. */
+u32 tessel_guard_features(void)
+{
+	return tessel_features;
+}
+EXPORT_SYMBOL_GPL(tessel_guard_features);
 
 static bool ring_pending(void)
 {
@@ -740,7 +833,7 @@ static ssize_t tessel_read(struct file *file, char __user *buf, size_t len, loff
 		if (wait_event_interruptible(ring_wait, ring_pending()))
 			return -ERESTARTSYS;
 	}
-	head = READ_ONCE(ring->head);
+	head = guard_feed(false); /* the guard sees each entry before it is consumed */
 	tail = ring->tail;
 	smp_rmb(); /* entries are written before head */
 	n = min3(head - tail, ring_capacity, (u32)(len / esz));
@@ -764,6 +857,8 @@ static __poll_t tessel_poll(struct file *file, poll_table *wait)
 static void tessel_notify(void)
 {
 	atomic64_inc(&stat_interrupts);
+	if (ring)
+		guard_feed(true);
 	wake_up_interruptible(&ring_wait);
 }
 

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tessel_evil.ko: a deliberately malicious module for the kernel guard's test and demo
+ * (tests/linux/evil/, never part of the driver; tools/linux/README.md "The kernel guard").
+ * At load it does what kernel rootkits do, in turn, and checks the bytes and registers
+ * afterwards, printing one TAP-like line per attempt ("tessel_evil: ok N - ..."):
+ *
+ *   1. overwrite modprobe_path (so the next request_module runs the attacker's program);
+ *   2. clear CR0.WP with a raw MOV to CR0 (Linux's own CR pinning in native_write_cr0() is
+ *      bypassed that way) ...
+ *   3. ... and patch a sys_call_table entry, directly and through a second mapping;
+ *   4. clear CR4.SMEP with a raw MOV to CR4;
+ *   5. overwrite an IDT gate (vector 0x80), directly and through a second mapping;
+ *   6. write to modprobe_path through a second virtual alias (vmap of its physical page);
+ *   7. (not an attack) write to bytes of modprobe_path's page outside the guarded sub-pages,
+ *      which must land.
+ *
+ * Every attack that succeeds is undone at once (the old bytes or register written back), so
+ * a kernel without the guard survives this module too, reporting "not ok". Symbols come from
+ * kallsyms through a disabled kprobe, as rootkits find them. The module stays loaded.
+ */
+#define pr_fmt(fmt) "tessel_evil: " fmt
+
+#include <linux/irqflags.h>
+#include <linux/kprobes.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <asm/desc_defs.h>
+#include <asm/io.h>
+#include <asm/processor-flags.h>
+#include <asm/special_insns.h>
+
+#include "tessel.h"
+
+static int test_no;
+static bool all_ok = true;
+
+static void result(bool ok, const char *what, const char *detail)
+{
+	all_ok &= ok;
+	pr_info("%sok %d - %s%s%s\n", ok ? "" : "not ", ++test_no, what, detail ? ": " : "", detail ? detail : "");
+}
+
+static unsigned long (*lookup_name)(const char *name);
+
+static int find_lookup(void)
+{
+	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name", .flags = KPROBE_FLAG_DISABLED };
+	int ret = register_kprobe(&kp);
+
+	if (ret < 0)
+		return ret;
+	lookup_name = (unsigned long (*)(const char *))kp.addr;
+	unregister_kprobe(&kp);
+	return lookup_name ? 0 : -ENOENT;
+}
+
+/* A second, writable mapping of the page holding addr; *alias_of_addr is addr in it. */
+static void *alias(void *addr, void **alias_of_addr)
+{
+	struct page *pg = pfn_to_page(slow_virt_to_phys(addr) >> PAGE_SHIFT);
+	void *a = vmap(&pg, 1, VM_MAP, PAGE_KERNEL);
+
+	if (a)
+		*alias_of_addr = a + offset_in_page(addr);
+	return a;
+}
+
+/* A store that may fault (read-only page): 0 if it was carried out, -EFAULT if it faulted. */
+static noinline int try_store(u64 *dst, u64 val)
+{
+	__put_kernel_nofault(dst, &val, u64, fault);
+	return 0;
+fault:
+	return -EFAULT;
+}
+
+static noinline void evil_modprobe(char *modprobe_path)
+{
+	char before[16], detail[64];
+	u64 evil;
+
+	memcpy(before, modprobe_path, sizeof(before));
+	memcpy(&evil, "/tmp/x\0\0", 8);
+	WRITE_ONCE(*(u64 *)modprobe_path, evil); /* the write a rootkit makes */
+	barrier();
+	if (memcmp(before, modprobe_path, sizeof(before))) {
+		memcpy(modprobe_path, before, sizeof(before));
+		result(false, "modprobe_path overwrite refused", "it landed (restored)");
+		return;
+	}
+	scnprintf(detail, sizeof(detail), "still \"%s\"", modprobe_path);
+	result(true, "modprobe_path overwrite refused", detail);
+}
+
+static noinline bool evil_cr0(void)
+{
+	unsigned long flags, cr0, after;
+
+	local_irq_save(flags);
+	cr0 = read_cr0();
+	asm volatile("mov %0, %%cr0" : : "r"(cr0 & ~X86_CR0_WP) : "memory");
+	after = read_cr0();
+	if (!(after & X86_CR0_WP))
+		asm volatile("mov %0, %%cr0" : : "r"(cr0) : "memory"); /* it worked: undo */
+	local_irq_restore(flags); /* the hypervisor's event interrupt arrives here */
+	result(after & X86_CR0_WP, "CR0.WP clear refused", (after & X86_CR0_WP) ? "WP still set" : "WP was cleared (restored)");
+	return after & X86_CR0_WP;
+}
+
+static noinline void evil_syscall(u64 *table, bool wp_held)
+{
+	u64 old0 = READ_ONCE(table[0]), old1 = READ_ONCE(table[1]), evil = 0xffffffffdeadbeefull;
+	void *map, *a = NULL;
+	bool landed = false;
+	char detail[96];
+	int direct;
+
+	direct = try_store(&table[0], evil); /* with WP still set: a page fault */
+	if (READ_ONCE(table[0]) != old0)
+		try_store(&table[0], old0);
+	map = alias(&table[1], &a); /* a writable second mapping of the table's page */
+	if (map) {
+		WRITE_ONCE(*(u64 *)a, evil);
+		landed = READ_ONCE(table[1]) == evil;
+		if (landed)
+			WRITE_ONCE(*(u64 *)a, old1);
+		vunmap(map);
+	}
+	scnprintf(detail, sizeof(detail), "direct store %s, through a vmap alias %s",
+		  direct ? "faulted (WP)" : "landed", !map ? "(no alias)" : landed ? "landed" : "refused");
+	result(wp_held && map && !landed && direct == -EFAULT && READ_ONCE(table[0]) == old0,
+	       "sys_call_table entry patch refused", detail);
+}
+
+static noinline void evil_cr4(void)
+{
+	unsigned long flags, cr4, after;
+
+	local_irq_save(flags);
+	cr4 = __read_cr4();
+	if (!(cr4 & X86_CR4_SMEP)) {
+		local_irq_restore(flags);
+		result(false, "CR4.SMEP clear refused", "SMEP is not on in this CPU");
+		return;
+	}
+	asm volatile("mov %0, %%cr4" : : "r"(cr4 & ~X86_CR4_SMEP) : "memory");
+	after = __read_cr4();
+	if (!(after & X86_CR4_SMEP))
+		asm volatile("mov %0, %%cr4" : : "r"(cr4) : "memory");
+	local_irq_restore(flags);
+	result(after & X86_CR4_SMEP, "CR4.SMEP clear refused",
+	       (after & X86_CR4_SMEP) ? "SMEP still set" : "SMEP was cleared (restored)");
+}
+
+static noinline void evil_idt(gate_desc *idt)
+{
+	u64 *gate = (u64 *)&idt[0x80], old = READ_ONCE(*gate), evil = 0x4141414141414141ull;
+	void *map, *a = NULL;
+	unsigned long flags;
+	int direct;
+	bool landed = false;
+
+	local_irq_save(flags);
+	direct = try_store(gate, evil);
+	map = alias(gate, &a);
+	if (map) {
+		WRITE_ONCE(*(u64 *)a, evil);
+		landed = READ_ONCE(*gate) == evil;
+		if (landed)
+			WRITE_ONCE(*(u64 *)a, old);
+	}
+	if (!direct && READ_ONCE(*gate) != old)
+		try_store(gate, old);
+	local_irq_restore(flags);
+	if (map)
+		vunmap(map);
+	result(map && !landed && direct == -EFAULT && READ_ONCE(*gate) == old, "IDT gate 0x80 overwrite refused",
+	       !map ? "no alias" : landed ? "the alias write landed (restored)" :
+	       direct ? "direct store faulted (read-only IDT), through a vmap alias refused" : "direct store landed");
+}
+
+static noinline void evil_alias(char *modprobe_path)
+{
+	char before[32];
+	void *map, *a = NULL;
+	bool landed;
+
+	memcpy(before, modprobe_path, sizeof(before));
+	map = alias(modprobe_path, &a);
+	if (!map) {
+		result(false, "modprobe_path write through a vmap alias refused", "vmap failed");
+		return;
+	}
+	WRITE_ONCE(*(u64 *)((char *)a + 16), 0x2f6c6976652f2fULL);
+	WRITE_ONCE(*(u64 *)a, 0x0078652f706d742fULL); /* "/tmp/ex" */
+	landed = memcmp(before, modprobe_path, sizeof(before)) != 0;
+	if (landed)
+		memcpy(a, before, sizeof(before));
+	vunmap(map);
+	result(!landed, "modprobe_path write through a vmap alias refused",
+	       landed ? "it landed (restored)" : "unchanged through the kernel's own mapping");
+}
+
+/*
+ * A write to modprobe_path's page outside the guarded sub-pages lands: the hypervisor's map of
+ * the page (HC_SPP_GET) says which sub-pages are writable; the last 8 bytes of the writable
+ * sub-page farthest from modprobe_path are changed and changed back (CMPXCHG both times, so a
+ * concurrent writer of those bytes is never overwritten).
+ */
+static noinline void neighbour(char *modprobe_path)
+{
+	u64 pa = slow_virt_to_phys(modprobe_path);
+	u32 *map = kmalloc(sizeof(*map), GFP_KERNEL);
+	int here = offset_in_page(modprobe_path) / TESSEL_SPP_SUBPAGE_SIZE, j, best = -1;
+	char detail[96];
+	u64 *p, old, flipped;
+	bool landed;
+	s64 st;
+
+	if (!map) {
+		result(false, "a write to unguarded bytes of modprobe_path's page lands", "no memory");
+		return;
+	}
+	st = tessel_spp_get(pa >> PAGE_SHIFT, 1, virt_to_phys(map));
+	for (j = 0; !st && j < 32; j++)
+		if ((*map >> j & 1) && (best < 0 || abs(j - here) > abs(best - here)))
+			best = j;
+	if (st || best < 0 || *map == TESSEL_SPP_ALL_WRITABLE) {
+		scnprintf(detail, sizeof(detail), "HC_SPP_GET %lld, map 0x%08x: %s", st, st ? 0 : *map,
+			  *map == TESSEL_SPP_ALL_WRITABLE ? "the page is not guarded" : "no writable sub-page");
+		kfree(map);
+		result(false, "a write to unguarded bytes of modprobe_path's page lands", detail);
+		return;
+	}
+	p = (u64 *)(((unsigned long)modprobe_path & PAGE_MASK) + best * TESSEL_SPP_SUBPAGE_SIZE + 120);
+	old = READ_ONCE(*p);
+	flipped = old ^ 0x5a5a5a5a5a5a5a5aull;
+	landed = cmpxchg(p, old, flipped) == old && READ_ONCE(*p) == flipped;
+	if (landed)
+		cmpxchg(p, flipped, old);
+	scnprintf(detail, sizeof(detail), "sub-page %d of the page (map 0x%08x), %s", best, *map,
+		  landed ? "changed and changed back" : "unchanged");
+	kfree(map);
+	result(landed, "a write to unguarded bytes of modprobe_path's page lands", detail);
+}
+
+static int __init evil_init(void)
+{
+	char *modprobe_path;
+	u64 *sys_call_table;
+	gate_desc *idt;
+	bool wp;
+
+	if (!tessel_present()) {
+		pr_err("no Tessel hypervisor: the attacks would land; not loading\n");
+		return -ENODEV;
+	}
+	if (find_lookup()) {
+		pr_err("no kallsyms_lookup_name\n");
+		return -ENOENT;
+	}
+	modprobe_path = (char *)lookup_name("modprobe_path");
+	sys_call_table = (u64 *)lookup_name("sys_call_table");
+	idt = (gate_desc *)lookup_name("idt_table");
+	if (!modprobe_path || !sys_call_table || !idt) {
+		pr_err("symbols missing\n");
+		return -ENOENT;
+	}
+	pr_info("1..7\n");
+	evil_modprobe(modprobe_path);
+	wp = evil_cr0();
+	evil_syscall(sys_call_table, wp);
+	evil_cr4();
+	evil_idt(idt);
+	evil_alias(modprobe_path);
+	neighbour(modprobe_path);
+	pr_info("done: %s\n", all_ok ? "every attack refused" : "SOME ATTACKS LANDED");
+	return 0;
+}
+
+static void __exit evil_exit(void)
+{
+}
+
+module_init(evil_init);
+module_exit(evil_exit);
+MODULE_DESCRIPTION("Tessel kernel guard test: a deliberately malicious module (tests only)");
+MODULE_LICENSE("GPL");
