@@ -67,21 +67,6 @@ void vmx_io_bitmap_init(u8 *a, u8 *b)
 	pmbase_io_bitmap(a);
 }
 
-static void out_port(u16 port, unsigned size, u32 v)
-{
-	if (size == 1)
-		outb(port, (u8)v);
-	else if (size == 2)
-		outw(port, (u16)v);
-	else
-		outl(port, v);
-}
-
-static u32 in_port(u16 port, unsigned size)
-{
-	return size == 1 ? inb(port) : size == 2 ? inw(port) : inl(port);
-}
-
 /* Which reset a one-byte OUT asks for: 0 none, 1 soft (INIT# to every CPU), 2 platform. */
 static int reset_kind(u16 port, u8 v)
 {
@@ -106,7 +91,7 @@ void exit_io(struct percpu *c)
 	}
 	u64 *rax = &c->regs->gpr[GPR_AX];
 	if (q & IOQ_IN) {
-		u32 v = pm1_in(port, size, in_port(port, size));
+		u32 v = pm1_in(port, size, port_in(port, size));
 		if (size == 4)
 			*rax = v; /* a 32-bit destination zero-extends (SDM Vol. 1 3.4.1.1) */
 		else if (size == 2)
@@ -139,5 +124,5 @@ void exit_io(struct percpu *c)
 		vapic_init_all(c);
 		return;
 	}
-	out_port(port, size, v);
+	port_out(port, size, v);
 }

@@ -112,16 +112,6 @@ void pmbase_io_bitmap(u8 *a)
 		set_bit(a, p);
 }
 
-static void out_port(u16 port, unsigned size, u32 v)
-{
-	if (size == 1)
-		outb(port, (u8)v);
-	else if (size == 2)
-		outw(port, (u16)v);
-	else
-		outl(port, v);
-}
-
 bool pmbase_out(u16 port, unsigned size, u32 v)
 {
 	unsigned end = (unsigned)port + size;
@@ -168,7 +158,7 @@ bool pmbase_out(u16 port, unsigned size, u32 v)
 			}
 		}
 	}
-	out_port(port, size, w);
+	port_out(port, size, w);
 	spin_unlock(&cfg_lock);
 	if (held)
 		log_warn_rl("pmbase: guest wrote %x to port %x (PCI 00:%02x.%x offset %x): the ACPI PM base and its "

@@ -18,4 +18,20 @@
 #define atomic_inc(p)         __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
 #define atomic_cmpxchg(p, o, n) __atomic_compare_exchange_n((p), (o), (n), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
 
+/* Port I/O of an exit's width (1, 2 or 4 bytes), over either layer's inb..outl. */
+static inline void port_out(u16 port, unsigned size, u32 v)
+{
+	if (size == 1)
+		outb(port, (u8)v);
+	else if (size == 2)
+		outw(port, (u16)v);
+	else
+		outl(port, v);
+}
+
+static inline u32 port_in(u16 port, unsigned size)
+{
+	return size == 1 ? inb(port) : size == 2 ? inw(port) : inl(port);
+}
+
 #endif
