@@ -82,11 +82,25 @@ fault:
 static noinline void evil_modprobe(char *modprobe_path)
 {
 	char before[16], detail[64];
+	unsigned long flags;
 	u64 evil;
 
 	memcpy(before, modprobe_path, sizeof(before));
 	memcpy(&evil, "/tmp/x\0\0", 8);
+	/*
+	 * Bochs 2.7 only (docs/SPP.md section 10, deviation 1): once a write SPP allowed has gone
+	 * to another sub-page of this page (the kernel writes its neighbours all the time), Bochs
+	 * caches the whole linear page as writable until its next TLB flush, and this store would
+	 * skip the SPP check. The INVLPG drops that entry (with interrupts off, so no handler
+	 * refills it first); on silicon, which keeps sub-page permissions apart, it changes
+	 * nothing. Without it the point failed whenever no VM exit happened on this CPU between
+	 * such a neighbour write and the store (CI, stop 16; made certain by one neighbour write
+	 * just before).
+	 */
+	local_irq_save(flags);
+	asm volatile("invlpg (%0)" : : "r"(modprobe_path) : "memory");
 	WRITE_ONCE(*(u64 *)modprobe_path, evil); /* the write a rootkit makes */
+	local_irq_restore(flags);
 	barrier();
 	if (memcmp(before, modprobe_path, sizeof(before))) {
 		memcpy(modprobe_path, before, sizeof(before));
