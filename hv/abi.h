@@ -6,7 +6,7 @@
 #ifndef HV_ABI_H
 #define HV_ABI_H
 
-#define TESSEL_ABI_VERSION      0x00010002U /* 1.2 */
+#define TESSEL_ABI_VERSION      0x00010003U /* 1.3 */
 #define TESSEL_CPUID_BASE       0x40000000U
 #define TESSEL_CPUID_FEATURES   0x40000001U
 #define TESSEL_CPUID_MAX        TESSEL_CPUID_FEATURES
@@ -22,6 +22,7 @@
 #define TESSEL_F_TRACK   (1U << 4)
 #define TESSEL_F_DMA     (1U << 5) /* 1.1: DMA remapping on (docs/IOMMU.md) */
 #define TESSEL_F_PIN     (1U << 6) /* 1.2: HC_PIN_CR and HC_PIN_MSR (hv/pin.c); always set */
+#define TESSEL_F_PIN_DT  (1U << 7) /* 1.3: HC_PIN_DT (descriptor-table exiting available) */
 
 #define TESSEL_SPP_TRACK_FLAG (1U << 0) /* HC_SPP_SET flags bit 0 */
 
@@ -34,7 +35,8 @@
 #define HC_STATS        0x21
 #define HC_PIN_CR       0x30 /* 1.2 */
 #define HC_PIN_MSR      0x31 /* 1.2 */
-#define HC_TABLE_SIZE   0x32
+#define HC_PIN_DT       0x32 /* 1.3 */
+#define HC_TABLE_SIZE   0x33
 /* Test builds only (spp/test_hooks.c); -ENOSYS otherwise. */
 #define HC_TEST_SPPT_MISCONFIG 0x7e00
 #define HC_TEST_TABLE_MEM      0x7e01

@@ -12,6 +12,8 @@ void exit_cpuid(struct percpu *c);
 void exit_rdmsr(struct percpu *c);
 void exit_wrmsr(struct percpu *c);
 void exit_cr_access(struct percpu *c);
+void exit_gdtr_idtr(struct percpu *c); /* hv/exit_dt.c */
+void exit_ldtr_tr(struct percpu *c);
 void exit_xsetbv(struct percpu *c);
 void exit_invd(struct percpu *c);
 void exit_init_signal(struct percpu *c);

@@ -9,6 +9,7 @@
 #include "exit.h"
 #include "log.h"
 #include "panic.h"
+#include "pin.h"
 #include "drivers/platform.h"
 #include "vcpu.h"
 #include "vmcs.h"
@@ -127,6 +128,7 @@ void vcpu_init_state(struct percpu *c)
 	c->nmi_pending = false;
 	c->pending_vector = 0;
 	c->event_injected = true; /* nothing may be injected into the INIT state */
+	pin_dt_init(c); /* INIT disarms descriptor-table register pins (hv/pin.c) */
 }
 
 /* A SIPI starts the processor in real mode at vector << 12 (SDM Vol. 3A 9.4.4). */

@@ -4,11 +4,13 @@
 #include <arch/msr.h>
 #include "abi.h"
 #include "features.h"
+#include "vmx_caps.h"
 
 static u32 features;
 
-/* Pinning (ABI 1.2) needs no SPP and no IOMMU: always offered. */
-u32 tessel_features(void) { return features | TESSEL_F_PIN; }
+/* Pinning (ABI 1.2) needs no SPP and no IOMMU: always offered. Descriptor-table register
+ * pinning (1.3) needs descriptor-table exiting (hv/pin.c). */
+u32 tessel_features(void) { return features | TESSEL_F_PIN | (vmx_has_desc_exiting() ? TESSEL_F_PIN_DT : 0); }
 void tessel_features_set(u32 flags) { features = flags; }
 
 /*

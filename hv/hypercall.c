@@ -99,6 +99,7 @@ static const hypercall_fn hypercalls[HC_TABLE_SIZE] = {
 	[HC_STATS] = hc_stats,
 	[HC_PIN_CR] = hc_pin_cr,   /* hv/pin.c */
 	[HC_PIN_MSR] = hc_pin_msr, /* hv/pin.c */
+	[HC_PIN_DT] = hc_pin_dt,   /* hv/pin.c, ABI 1.3 */
 };
 
 hypercall_fn hc_loader_hook;

@@ -82,6 +82,12 @@ struct percpu {
 	u32 idt_vectoring;           /* the exit's IDT-vectoring information (vcpu_idt_vectoring) */
 	u64 cr0_guest_mask;          /* CR0 bits the hypervisor owns (guest sees the shadow) */
 	u64 cr4_guest_mask;
+	/* Descriptor-table register pins (HC_PIN_DT, hv/pin.c); bit 0 IDTR, bit 1 GDTR. */
+	u8 dt_pin_seen;              /* machine-wide pins this vCPU has synced */
+	u8 dt_pin_have;              /* ... for which it holds a pinned value */
+	u8 dt_pin_armed;             /* ... armed now (an INIT disarms) */
+	u16 dt_pin_limit[2];
+	u64 dt_pin_base[2];
 	volatile u32 locks_held;     /* spinlocks held (include/tessel/spinlock.h) */
 	volatile bool pause_deferred; /* a pause NMI came while locks_held != 0 (spp/step.c) */
 	struct launch_jmp launch_jmp;

@@ -31,8 +31,10 @@
 #include "stats.h"
 #include "vcpu.h"
 #include "vmcs.h"
+#include "vmx_caps.h"
 
 static u64 pinned_cr0, pinned_cr4;
+static u32 pinned_dt; /* PIN_DT_* (ABI 1.3) */
 
 /* The pinnable MSRs (ABI.md, HC_PIN_MSR); EFER is pinned as its NXE bit. */
 static const u32 pin_msr_index[] = {
@@ -46,6 +48,7 @@ static bool pin_msr_on[PIN_MSRS];
 void pin_reset(void)
 {
 	pinned_cr0 = pinned_cr4 = 0;
+	pinned_dt = 0;
 	for (size_t i = 0; i < PIN_MSRS; i++) {
 		pin_msr_on[i] = false;
 		pin_msr_value[i] = 0;
@@ -81,6 +84,7 @@ void pin_report(struct percpu *c, u64 key, u64 val)
 
 void pin_sync(struct percpu *c)
 {
+	pin_sync_dt(c);
 	u64 p0 = pin_cr_mask(0), p4 = pin_cr_mask(4);
 	if ((c->cr0_guest_mask & p0) != p0) {
 		u64 view = vcpu_guest_cr0(c); /* with the old mask */
@@ -202,4 +206,131 @@ s64 hc_pin_msr(struct percpu *c, struct hc_args *a)
 	}
 	spin_unlock(&spp.lock);
 	return r;
+}
+
+/* ---- descriptor-table registers (ABI 1.3, HC_PIN_DT) ----
+ *
+ * With descriptor-table exiting on (secondary control bit 2, SDM 25.1.3), LGDT, LIDT,
+ * SGDT, SIDT (exit 46) and LLDT, LTR, SLDT, STR (exit 47) exit on that vCPU; hv/exit_dt.c
+ * emulates all eight and asks pin_dt_filter before it loads GDTR or IDTR. The control is
+ * turned on per vCPU as the pin reaches it (its own VMCS only, like the CR masks) and stays
+ * on until platform reset, also while a register is disarmed after an INIT: the re-arming
+ * load must be seen. Each vCPU has its own pinned value (Linux has a GDT per CPU).
+ */
+
+static const u32 dt_base_field[2] = { VMCS_GUEST_IDTR_BASE, VMCS_GUEST_GDTR_BASE };
+static const u32 dt_limit_field[2] = { VMCS_GUEST_IDTR_LIMIT, VMCS_GUEST_GDTR_LIMIT };
+
+u32 pin_dt_mask(void)
+{
+	return __atomic_load_n(&pinned_dt, __ATOMIC_SEQ_CST);
+}
+
+/* Take the current value as the pinned one (false: the reset value, nothing to pin). */
+static bool dt_capture(struct percpu *c, unsigned i)
+{
+	u64 base = vmcs_read_raw(dt_base_field[i]);
+	u16 limit = (u16)vmcs_read_raw(dt_limit_field[i]);
+	if (base == 0 && limit == 0xffff)
+		return false;
+	c->dt_pin_base[i] = base;
+	c->dt_pin_limit[i] = limit;
+	c->dt_pin_have |= (u8)(1U << i);
+	c->dt_pin_armed |= (u8)(1U << i);
+	return true;
+}
+
+void pin_sync_dt(struct percpu *c)
+{
+	u32 m = pin_dt_mask(), fresh = m & ~(u32)c->dt_pin_seen;
+	if (!fresh)
+		return;
+	u32 p2 = vmcs_read32(VMCS_CTRL_PROC_BASED2);
+	if (!(p2 & PROC2_DESC_TABLE_EXITING))
+		vmcs_write32(VMCS_CTRL_PROC_BASED2, p2 | PROC2_DESC_TABLE_EXITING);
+	for (unsigned i = 0; i < 2; i++)
+		if (fresh & (1U << i))
+			(void)dt_capture(c, i);
+	c->dt_pin_seen |= (u8)fresh;
+}
+
+void pin_dt_init(struct percpu *c)
+{
+	c->dt_pin_armed = 0;
+}
+
+static const char *const dt_name[2] = { "IDTR", "GDTR" };
+
+bool pin_dt_filter(struct percpu *c, unsigned reg, u64 base, u16 limit)
+{
+	u8 bit = (u8)(1U << reg);
+	if (!(c->dt_pin_seen & bit) || !(c->dt_pin_have & bit))
+		return true;
+	bool same = base == c->dt_pin_base[reg] && limit == c->dt_pin_limit[reg];
+	if (!(c->dt_pin_armed & bit)) {
+		if (same) {
+			c->dt_pin_armed |= bit;
+			log_info_rl("pin: %s re-armed on cpu %u (its pinned value loaded again)", dt_name[reg],
+				    (unsigned)c->index);
+		}
+		return true;
+	}
+	if (same)
+		return true;
+	u64 rip = vmcs_readl(VMCS_GUEST_RIP);
+	stat_inc(STAT_PIN_DENIED);
+	spin_lock(&spp.lock);
+	spp_post_event(c, base, rip, PIN_EV_DTR | bit, TESSEL_EV_PIN, limit);
+	spin_unlock(&spp.lock);
+	log_warn_rl("pin: guest load of %s base 0x%llx limit 0x%x at rip 0x%llx refused (pinned)", dt_name[reg],
+		    (unsigned long long)base, (unsigned)limit, (unsigned long long)rip);
+	return false;
+}
+
+/* HC_PIN_DT: RBX = mask (bit 0 IDTR, bit 1 GDTR), RCX = RDX = RSI = 0. -EOPNOTSUPP without
+ * descriptor-table exiting; -EINVAL for argument errors and when the caller holds the reset
+ * value of an asked register; -EPERM when an asked register is pinned already and the
+ * caller's current value is not its pinned one. On success RBX = the whole pinned mask,
+ * RCX/RDX preserved. */
+s64 hc_pin_dt(struct percpu *c, struct hc_args *a)
+{
+	if (!vmx_has_desc_exiting())
+		return -EOPNOTSUPP;
+	u64 mask = a->arg[0];
+	if (a->arg[1] || a->arg[2] || a->arg[3] || !mask || (mask & ~(u64)PIN_DT_ALL))
+		return -EINVAL;
+	for (unsigned i = 0; i < 2; i++) {
+		if (!(mask & (1U << i)))
+			continue;
+		u64 base = vmcs_read_raw(dt_base_field[i]);
+		u16 limit = (u16)vmcs_read_raw(dt_limit_field[i]);
+		if (base == 0 && limit == 0xffff)
+			return -EINVAL;
+		if ((c->dt_pin_have & (1U << i)) && (base != c->dt_pin_base[i] || limit != c->dt_pin_limit[i]))
+			return -EPERM;
+	}
+	spin_lock(&spp.lock);
+	u32 old = pinned_dt, now = old | (u32)mask;
+	if (now != old)
+		__atomic_store_n(&pinned_dt, now, __ATOMIC_SEQ_CST);
+	pin_sync_dt(c);
+	/* A register pinned before this vCPU had a value (it was starting up): it takes its
+	 * value now, from its own call. */
+	for (unsigned i = 0; i < 2; i++)
+		if ((mask & (1U << i)) && !(c->dt_pin_have & (1U << i)))
+			(void)dt_capture(c, i);
+	/* A disarmed register whose value the caller holds again re-arms. */
+	c->dt_pin_armed |= (u8)(mask & c->dt_pin_have);
+	if (now != old) {
+		/* Every other running vCPU takes its value before this call returns (see pin_sync). */
+		spp_flush_all_cpus();
+		log_info("pin: descriptor-table registers pinned mask now 0x%x (%s%s)", now,
+			 (now & PIN_DT_IDTR) ? "IDTR " : "", (now & PIN_DT_GDTR) ? "GDTR" : "");
+	}
+	spin_unlock(&spp.lock);
+	a->out[0] = now;
+	a->out[1] = a->arg[1];
+	a->out[2] = a->arg[2];
+	a->has_out = true;
+	return 0;
 }

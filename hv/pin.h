@@ -15,6 +15,10 @@ struct hc_args;
 #define PIN_CR0_BITS ((1ULL << 0) | (1ULL << 16) | (1ULL << 31)) /* PE, WP, PG */
 #define PIN_CR4_BITS ((1ULL << 11) | (7ULL << 20) | (3ULL << 23)) /* UMIP, SMEP, SMAP, PKE, CET, PKS */
 #define PIN_EV_MSR 0x100000000ULL /* event gla for an MSR: PIN_EV_MSR | index */
+#define PIN_EV_DTR 0x200000000ULL /* event gla for a descriptor-table register: | PIN_DT_IDTR or PIN_DT_GDTR */
+#define PIN_DT_IDTR 1U            /* HC_PIN_DT mask bits (ABI 1.3) */
+#define PIN_DT_GDTR 2U
+#define PIN_DT_ALL (PIN_DT_IDTR | PIN_DT_GDTR)
 
 /* The machine-wide pinned mask of CR0 (cr = 0) or CR4 (cr = 4). */
 u64 pin_cr_mask(unsigned cr);
@@ -39,8 +43,24 @@ void pin_sync(struct percpu *c);
  * NXE bit is kept set (reported) and the rest of the write goes through. */
 bool pin_msr_filter(struct percpu *c, u32 msr, u64 old, u64 *val);
 
+/* Descriptor-table register pins (ABI 1.3, HC_PIN_DT). The machine-wide mask of pinned
+ * registers (PIN_DT_*). */
+u32 pin_dt_mask(void);
+/* Bring this vCPU up to the machine-wide DTR pins (called by pin_sync): turn on
+ * descriptor-table exiting and, for each newly pinned register, take the value it holds now
+ * as its pinned value and arm it - unless it holds the reset value (base 0, limit FFFFH:
+ * fresh from INIT or waiting for SIPI), then it gets no value. Its VMCS is current. */
+void pin_sync_dt(struct percpu *c);
+/* A guest LGDT/LIDT (reg: 0 IDTR, 1 GDTR) of base/limit on this vCPU, after the
+ * instruction's own checks: true if it may load. False: refused (counted, reported). A
+ * load of exactly the vCPU's pinned value re-arms a disarmed register. */
+bool pin_dt_filter(struct percpu *c, unsigned reg, u64 base, u16 limit);
+/* An INIT of this vCPU: its DTR pins are disarmed (the values are kept). */
+void pin_dt_init(struct percpu *c);
+
 s64 hc_pin_cr(struct percpu *c, struct hc_args *a);
 s64 hc_pin_msr(struct percpu *c, struct hc_args *a);
+s64 hc_pin_dt(struct percpu *c, struct hc_args *a);
 
 /* Unit tests: forget every pin (a platform reset does this on real machines). */
 void pin_reset(void);

@@ -133,6 +133,8 @@ bool vmx_has_ept_1g(void) { return (vmx_caps.ept_vpid & EPT_CAP_1G) != 0; }
 
 bool vmx_has_mtf(void) { return vmx_allows(vmx_caps.proc, PROC_MONITOR_TRAP_FLAG); }
 
+bool vmx_has_desc_exiting(void) { return vmx_allows(vmx_caps.proc2, PROC2_DESC_TABLE_EXITING); }
+
 /*
  * The control bits Tessel ever sets: statically in hv/vmx.c setup_controls(), or on the way
  * (interrupt and NMI windows, MTF and the preemption timer for single steps, external-interrupt
@@ -143,7 +145,8 @@ bool vmx_has_mtf(void) { return vmx_allows(vmx_caps.proc, PROC_MONITOR_TRAP_FLAG
 #define USED_PROC (PROC_INTR_WINDOW_EXITING | PROC_NMI_WINDOW_EXITING | PROC_USE_IO_BITMAPS | \
 		   PROC_MONITOR_TRAP_FLAG | PROC_USE_MSR_BITMAPS | PROC_ACTIVATE_SECONDARY)
 #define USED_PROC2 (PROC2_ENABLE_EPT | PROC2_ENABLE_RDTSCP | PROC2_ENABLE_VPID | PROC2_UNRESTRICTED_GUEST | \
-		    PROC2_ENABLE_INVPCID | PROC2_ENABLE_XSAVES | PROC2_SUBPAGE_WRITE_PERM | PROC2_ENABLE_USER_WAIT)
+		    PROC2_ENABLE_INVPCID | PROC2_ENABLE_XSAVES | PROC2_SUBPAGE_WRITE_PERM | PROC2_ENABLE_USER_WAIT | \
+		    PROC2_DESC_TABLE_EXITING)
 #define USED_EXIT (EXIT_SAVE_DEBUG_CTLS | EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_IA32_PAT | EXIT_LOAD_IA32_PAT | \
 		   EXIT_SAVE_IA32_EFER | EXIT_LOAD_IA32_EFER | EXIT_CLEAR_IA32_RTIT_CTL)
 #define USED_ENTRY (ENTRY_LOAD_DEBUG_CTLS | ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_IA32_PAT | ENTRY_LOAD_IA32_EFER | \

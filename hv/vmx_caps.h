@@ -51,5 +51,6 @@ bool vmx_has_spp(void);
 bool vmx_has_vpid(void);
 bool vmx_has_ept_1g(void);
 bool vmx_has_mtf(void);
+bool vmx_has_desc_exiting(void); /* secondary control bit 2 (HC_PIN_DT, hv/pin.c) */
 
 #endif

@@ -78,6 +78,17 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual);
  * if that entry's bytes may be written (a TRACK sub-page reports it), returns false if they
  * are protected or not RAM, reported as DENIED (spp/violation.c). */
 bool spp_paging_write(struct percpu *c, u64 gpa, unsigned size, u32 bits, u64 gla);
+/* A store of n bytes (n <= 16) at guest-linear la that the hypervisor makes on behalf of an
+ * instruction it emulates for another reason (SGDT/SIDT/SLDT/STR, LTR's busy bit;
+ * hv/exit_dt.c), under the same rules as an emulated write (ABI.md section 4): protected
+ * bytes keep their value (DENY, counted and reported) or land and are reported (TRACK),
+ * hypervisor memory discards. Every page is translated (write access, plus GACC_USER in
+ * `access` at CPL 3) before any byte lands. 0; -EFAULT: a #PF the guest takes (*pfec,
+ * *fault_la), nothing stored; -EIO: a byte is not RAM (MMIO, a hole) or a paging structure
+ * is not: nothing stored. `rip` is for the events. */
+struct guest_paging;
+int spp_emulated_store(struct percpu *c, const struct guest_paging *p, u32 access, u64 la, const void *buf,
+		       unsigned n, u64 rip, u32 *pfec, u64 *fault_la);
 void exit_spp(struct percpu *c);
 
 /* Events (spp/events.c). */

@@ -378,6 +378,53 @@ bool spp_paging_write(struct percpu *c, u64 gpa, unsigned size, u32 bits, u64 gl
 	return writable || track;
 }
 
+int spp_emulated_store(struct percpu *c, const struct guest_paging *p, u32 access, u64 la, const void *buf,
+		       unsigned n, u64 rip, u32 *pfec, u64 *fault_la)
+{
+	/* Translate every page first: a fault on the second page stores nothing. */
+	u64 gpa[2];
+	unsigned pages = 0;
+	for (u64 a = la; pages < 2;) {
+		u64 end = la + n;
+		int r = guest_walk(p, a, GACC_WRITE | access, &gpa[pages], pfec);
+		if (r == -EFAULT) {
+			*fault_la = a;
+			return -EFAULT;
+		}
+		if (r)
+			return -EIO;
+		unsigned chunk = (unsigned)MIN(end - a, PAGE_SIZE - (a & (PAGE_SIZE - 1)));
+		if (!memmap_is_ram(gpa[pages], chunk) && !memmap_in_hv(gpa[pages], chunk))
+			return -EIO;
+		pages++;
+		a += chunk;
+		if (a == end)
+			break;
+	}
+	if (spp.mode == SPP_MODE_NONE) {
+		const u8 *src = buf;
+		for (unsigned k = 0, off = 0; k < pages; k++) {
+			unsigned chunk = (unsigned)MIN((u64)(n - off), PAGE_SIZE - ((la + off) & (PAGE_SIZE - 1)));
+			if (memmap_is_ram(gpa[k], chunk))
+				(void)guest_write_phys(gpa[k], src + off, chunk);
+			off += chunk;
+		}
+		return 0;
+	}
+	struct wctx w = { .paging = *p, .access = access, .gfn = ~0ULL };
+	spin_lock(&spp.lock);
+	int r = backend_write(&w, la, buf, n);
+	if (!r)
+		report(c, &w, rip);
+	spin_unlock(&spp.lock);
+	if (r && !w.mmio) {
+		*pfec = w.pfec;
+		*fault_la = w.fault_la;
+		return -EFAULT;
+	}
+	return r ? -EIO : 0;
+}
+
 static u32 map_of(void *ctx, u64 gfn)
 {
 	(void)ctx;

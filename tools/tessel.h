@@ -26,7 +26,7 @@
 #define TESSEL_SIG_EDX 0x00000000u
 #define TESSEL_SIGNATURE "TesselHV"
 
-#define TESSEL_ABI_VERSION 0x00010002u /* 1.2 */
+#define TESSEL_ABI_VERSION 0x00010003u /* 1.3 */
 #define TESSEL_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
 #define TESSEL_ABI_MINOR(v) ((uint32_t)(v) & 0xffffu)
 #define TESSEL_MIN_MAX_PAGES 512u /* ECX of leaf 0x40000001 is at least this */
@@ -42,7 +42,8 @@
 #define TESSEL_F_TRACK  (1u << 4) /* HC_SPP_SET accepts TESSEL_SPP_TRACK */
 #define TESSEL_F_DMA    (1u << 5) /* 1.1: DMA remapping: device writes into protected pages refused */
 #define TESSEL_F_PIN    (1u << 6) /* 1.2: HC_PIN_CR / HC_PIN_MSR (always set in 1.2) */
-#define TESSEL_F_KNOWN  0x7fu
+#define TESSEL_F_PIN_DT (1u << 7) /* 1.3: HC_PIN_DT (needs descriptor-table exiting) */
+#define TESSEL_F_KNOWN  0xffu
 
 /* ---- Calls (ABI.md section 3) ---- */
 #define HC_NOP          0x00u
@@ -54,6 +55,9 @@
 #define HC_STATS        0x21u /* RBX = buffer GPA, RCX = size; out RBX = full record size */
 #define HC_PIN_CR       0x30u /* 1.2: RBX = CR number (0, 4), RCX = bits; out RBX = pinned mask */
 #define HC_PIN_MSR      0x31u /* 1.2: RBX = MSR index (TESSEL_PIN_MSR_*) */
+#define HC_PIN_DT       0x32u /* 1.3: RBX = TESSEL_PIN_DT_* mask; out RBX = pinned mask */
+#define TESSEL_PIN_DT_IDTR 1u
+#define TESSEL_PIN_DT_GDTR 2u
 
 /* HC_PIN_CR: the bits that may be pinned (ABI.md section 3, 1.2). */
 #define TESSEL_CR0_PE   (1u << 0)
@@ -100,6 +104,8 @@
 #define TESSEL_EV_PIN       5 /* 1.2: gpa = value written, gla = TESSEL_EV_PIN_CR(n) / _MSR(idx), bytes = 0 */
 #define TESSEL_EV_PIN_CR(n)    ((uint64_t)(n))
 #define TESSEL_EV_PIN_MSR(idx) (0x100000000ull | (uint32_t)(idx))
+/* 1.3: a refused LGDT/LIDT: gpa = base, bytes = limit, gla = TESSEL_EV_PIN_DTR(TESSEL_PIN_DT_*) */
+#define TESSEL_EV_PIN_DTR(bit) (0x200000000ull | (uint32_t)(bit))
 
 struct tessel_event {
 	uint64_t gpa;   /* first protected byte the write touched */
@@ -261,6 +267,17 @@ static inline int64_t tessel_pin_cr(uint64_t cr, uint64_t bits, uint64_t *pinned
 {
 	struct tessel_hc_out o = { 0, 0, 0 };
 	int64_t st = tessel_vmcall(HC_PIN_CR, cr, bits, 0, 0, &o);
+	if (st == 0 && pinned)
+		*pinned = o.rbx;
+	return st;
+}
+
+/* HC_PIN_DT (1.3): pins the descriptor-table registers in `mask` (TESSEL_PIN_DT_*); *pinned
+ * receives the whole pinned mask. */
+static inline int64_t tessel_pin_dt(uint64_t mask, uint64_t *pinned)
+{
+	struct tessel_hc_out o = { 0, 0, 0 };
+	int64_t st = tessel_vmcall(HC_PIN_DT, mask, 0, 0, 0, &o);
 	if (st == 0 && pinned)
 		*pinned = o.rbx;
 	return st;

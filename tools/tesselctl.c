@@ -167,7 +167,7 @@ static EFI_STATUS cmd_stats(void)
 			return hc_failed("stats", "HC_STATS", TC_CALL_STATS, st);
 		}
 	}
-	out("HC_STATS: %llu counters (record of %llu bytes; ABI 1.2 defines %u)\n", (unsigned long long)count,
+	out("HC_STATS: %llu counters (record of %llu bytes; ABI 1.3 defines %u)\n", (unsigned long long)count,
 	    (unsigned long long)full, (unsigned)TESSEL_STAT_COUNT_1_2);
 	for (uint64_t i = 0; i < count; i++) {
 		const char *name = tc_stat_name((unsigned)i);

@@ -272,6 +272,31 @@ def _pin(name, model):
 
 HOSTILE_GROUPS.append(_pin('pin-icelake', 'corei7_icelake_u'))
 HOSTILE_GROUPS.append(_pin('pin-skylake', 'corei7_skylake_x'))
+# ABI 1.3: descriptor-table register pinning (tests/guest/hostile_pindt.c, hv/pin.c,
+# hv/exit_dt.c): after HC_PIN_DT, LIDT/LGDT of forged tables are refused on the BSP and on
+# the AP, SIDT/SGDT (emulated) give the pinned values, INT 0x81 and a segment load still go
+# through the original tables. Both SPP mechanisms (hardware on Ice Lake, software on
+# Skylake-X): SGDT/SIDT stores go through the emulated-store path of each.
+PINDT_LOG = {
+    'pinned': r'pin: descriptor-table registers pinned mask now 0x3 \(IDTR GDTR\)',
+    'idtr': r'pin: guest load of IDTR base 0x[0-9a-f]+ limit 0x[0-9a-f]+ at rip 0x[0-9a-f]+ refused \(pinned\)',
+    'gdtr': r'pin: guest load of GDTR base 0x[0-9a-f]+ limit 0x[0-9a-f]+ at rip 0x[0-9a-f]+ refused \(pinned\)',
+}
+
+
+def _pindt(name, model):
+    return dict(name=name, emu='bochs', model=model, cpus=2,
+                cfg=cfg('# hostile: descriptor-table register pinning (ABI 1.3)', 'next=\\tests\\hostile_pindt.efi'),
+                tap=True, timeout=300,
+                expect=[('hypervisor started', _P['started']),
+                        ('the pin is logged', PINDT_LOG['pinned']),
+                        ('a refused LIDT is logged', PINDT_LOG['idtr']),
+                        ('a refused LGDT is logged', PINDT_LOG['gdtr'])],
+                reject=HOSTILE_REJECT)
+
+
+HOSTILE_GROUPS.append(_pindt('pindt-icelake', 'corei7_icelake_u'))
+HOSTILE_GROUPS.append(_pindt('pindt-skylake', 'corei7_skylake_x'))
 # EPT page-size changes break before make (tests/guest/hostile_pschange.c, docs/HARDWARE.md,
 # mm/ept.h ept_split): with ept_bbm=on (the path of a processor with the machine-check
 # erratum, forced on Bochs) the BSP splits and merges 2 MiB leaves by protecting and

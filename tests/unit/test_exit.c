@@ -52,7 +52,7 @@ static const unsigned expected_reasons[] = {
 	EXIT_REASON_VMRESUME, EXIT_REASON_VMWRITE, EXIT_REASON_VMXOFF, EXIT_REASON_VMXON, EXIT_REASON_CR_ACCESS,
 	EXIT_REASON_RDMSR, EXIT_REASON_WRMSR, EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG,
 	EXIT_REASON_INVEPT, EXIT_REASON_INVVPID, EXIT_REASON_WBINVD, EXIT_REASON_XSETBV, EXIT_REASON_VMFUNC,
-	EXIT_REASON_SPP, EXIT_REASON_PREEMPT_TIMER, EXIT_REASON_IO,
+	EXIT_REASON_SPP, EXIT_REASON_PREEMPT_TIMER, EXIT_REASON_IO, EXIT_REASON_GDTR_IDTR, EXIT_REASON_LDTR_TR,
 };
 
 static bool is_expected(unsigned r)
@@ -251,7 +251,7 @@ static void test_cpuid_policy(void **state)
 
 	regs.gpr[GPR_AX] = 0x40000001;
 	exit_cpuid(&cpu);
-	assert_int_equal(regs.gpr[GPR_AX], 0x00010002); /* ABI 1.2 */
+	assert_int_equal(regs.gpr[GPR_AX], 0x00010003); /* ABI 1.3 */
 	assert_true(regs.gpr[GPR_BX] & (1u << 6)); /* TESSEL_F_PIN: always in 1.2 */
 	assert_true(regs.gpr[GPR_CX] >= 512);
 
