@@ -186,9 +186,11 @@ void exit_gdtr_idtr(struct percpu *c)
 	}
 	if (!m64 && in.opsize == 2)
 		base &= 0xffffffULL;
+	u8 seen = __atomic_load_n(&c->dt_pin_seen, __ATOMIC_SEQ_CST);
 	if (pin_dt_filter(c, reg, base, limit)) {
 		vmcs_write_raw(reg ? VMCS_GUEST_GDTR_BASE : VMCS_GUEST_IDTR_BASE, base);
 		vmcs_write_raw(reg ? VMCS_GUEST_GDTR_LIMIT : VMCS_GUEST_IDTR_LIMIT, limit);
+		pin_dt_loaded(c, seen);
 	}
 	vcpu_skip_insn(c);
 }

@@ -254,6 +254,14 @@ void pin_sync_dt(struct percpu *c)
 	c->dt_pin_seen |= (u8)fresh;
 }
 
+void pin_dt_loaded(struct percpu *c, u8 seen)
+{
+	u8 fresh = (u8)(__atomic_load_n(&c->dt_pin_seen, __ATOMIC_SEQ_CST) & ~seen);
+	for (unsigned i = 0; i < 2; i++)
+		if (fresh & (1U << i) & c->dt_pin_have)
+			(void)dt_capture(c, i);
+}
+
 void pin_dt_init(struct percpu *c)
 {
 	c->dt_pin_armed = 0;

@@ -55,6 +55,11 @@ void pin_sync_dt(struct percpu *c);
  * instruction's own checks: true if it may load. False: refused (counted, reported). A
  * load of exactly the vCPU's pinned value re-arms a disarmed register. */
 bool pin_dt_filter(struct percpu *c, unsigned reg, u64 base, u16 limit);
+/* After the load pin_dt_filter allowed: a pin that reached this vCPU meanwhile (the shootdown
+ * NMI can interrupt the exit handler in root mode) took the value from before the load; the
+ * load completed first, so the value now in the register is the pinned one. `seen` is
+ * c->dt_pin_seen as read before pin_dt_filter. */
+void pin_dt_loaded(struct percpu *c, u8 seen);
 /* An INIT of this vCPU: its DTR pins are disarmed (the values are kept). */
 void pin_dt_init(struct percpu *c);
 

@@ -21,7 +21,7 @@
 #include <lib/fmt.h>
 #include <tessel.h>
 
-#define DT_POINTS 13
+#define DT_POINTS 14
 #define POINTS (DT_POINTS + HOSTILE_POSTCHECK_POINTS)
 #define VEC 0x81
 

@@ -13,7 +13,9 @@
  *   5. overwrite an IDT gate (vector 0x80), directly and through a second mapping;
  *   6. write to modprobe_path through a second virtual alias (vmap of its physical page);
  *   7. (not an attack) write to bytes of modprobe_path's page outside the guarded sub-pages,
- *      which must land.
+ *      which must land;
+ *   8. LIDT of a forged copy of the IDT (the write-protected idt_table is bypassed by loading
+ *      another table; refused where the guard pinned IDTR, ABI 1.3 HC_PIN_DT).
  *
  * Every attack that succeeds is undone at once (the old bytes or register written back), so
  * a kernel without the guard survives this module too, reporting "not ok". Symbols come from
@@ -29,6 +31,7 @@
 #include <linux/string.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
+#include <asm/desc.h>
 #include <asm/desc_defs.h>
 #include <asm/io.h>
 #include <asm/processor-flags.h>
@@ -198,6 +201,33 @@ static noinline void evil_idt(gate_desc *idt)
 	       direct ? "direct store faulted (read-only IDT), through a vmap alias refused" : "direct store landed");
 }
 
+static noinline void evil_lidt(gate_desc *idt)
+{
+	struct desc_ptr before, after, forged;
+	gate_desc *copy = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	unsigned long flags;
+	char detail[96];
+
+	if (!copy) {
+		result(false, "LIDT of a forged IDT refused", "no memory");
+		return;
+	}
+	memcpy(copy, idt, PAGE_SIZE);
+	local_irq_save(flags);
+	store_idt(&before);
+	forged.size = before.size;
+	forged.address = (unsigned long)copy;
+	asm volatile("lidt %0" : : "m"(forged) : "memory");
+	store_idt(&after);
+	if (after.address != before.address || after.size != before.size)
+		asm volatile("lidt %0" : : "m"(before) : "memory");
+	local_irq_restore(flags);
+	kfree(copy);
+	scnprintf(detail, sizeof(detail), "IDTR %s %lx/%x", after.address == before.address ? "still" : "was",
+		  after.address, after.size);
+	result(after.address == before.address && after.size == before.size, "LIDT of a forged IDT refused", detail);
+}
+
 static noinline void evil_alias(char *modprobe_path)
 {
 	char before[32];
@@ -285,7 +315,7 @@ static int __init evil_init(void)
 		pr_err("symbols missing\n");
 		return -ENOENT;
 	}
-	pr_info("1..7\n");
+	pr_info("1..8\n");
 	evil_modprobe(modprobe_path);
 	wp = evil_cr0();
 	evil_syscall(sys_call_table, wp);
@@ -293,6 +323,7 @@ static int __init evil_init(void)
 	evil_idt(idt);
 	evil_alias(modprobe_path);
 	neighbour(modprobe_path);
+	evil_lidt(idt);
 	pr_info("done: %s\n", all_ok ? "every attack refused" : "SOME ATTACKS LANDED");
 	return 0;
 }

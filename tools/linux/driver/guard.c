@@ -12,6 +12,8 @@
  *    kernel text with guard_text=1;
  *  - CR0.WP and CR4.SMEP/SMAP/UMIP (those set now) through HC_PIN_CR, and the system-call
  *    entry MSRs and EFER.NXE through HC_PIN_MSR;
+ *  - IDTR and GDTR through HC_PIN_DT (ABI 1.3) where the hypervisor offers it (pin_dt=1):
+ *    a LIDT/LGDT of other tables is refused;
  *  - HC_SPP_LOCK on every page it protected.
  *
  * Writes the hypervisor refused, and refused control-register/MSR writes, come back as
@@ -76,6 +78,9 @@ MODULE_PARM_DESC(guard_gdt, "guard each CPU's GDT (default 0: every context swit
 static bool pin_cr = true;
 module_param(pin_cr, bool, 0400);
 MODULE_PARM_DESC(pin_cr, "pin CR0.WP and CR4.SMEP/SMAP/UMIP (default 1)");
+static bool pin_dt = true;
+module_param(pin_dt, bool, 0400);
+MODULE_PARM_DESC(pin_dt, "pin IDTR and GDTR where the hypervisor offers it (ABI 1.3, default 1)");
 static bool pin_msrs = true;
 module_param(pin_msrs, bool, 0400);
 MODULE_PARM_DESC(pin_msrs, "pin the system-call entry MSRs and EFER.NXE (default 1)");
@@ -447,6 +452,32 @@ static int pin_registers(void)
 	return 0;
 }
 
+/*
+ * IDTR and GDTR (ABI 1.3, HC_PIN_DT): each CPU's current value is pinned (the hypervisor
+ * takes it on every CPU before the call returns), so a LIDT/LGDT of other tables is refused:
+ * the write-protected idt_table cannot be bypassed by loading another IDT. The guard loads
+ * long after boot, when every online CPU runs on idt_table and its read-only fixmap GDT
+ * (load_fixmap_gdt); a CPU brought up later (INIT-SIPI) is disarmed until its bring-up loads
+ * those same values again (docs/ABI.md, HC_PIN_DT).
+ */
+static void pin_dtrs(u32 features)
+{
+	u64 mask = 0;
+	long ret;
+
+	if (!pin_dt)
+		return;
+	if (!(features & TESSEL_F_PIN_DT)) {
+		pr_info("guard: IDTR/GDTR not pinned: the hypervisor has no HC_PIN_DT (features 0x%x)\n", features);
+		return;
+	}
+	ret = hc(tessel_pin_dt(TESSEL_PIN_DT_IDTR | TESSEL_PIN_DT_GDTR, &mask));
+	if (ret)
+		pr_warn("guard: HC_PIN_DT failed (%ld)\n", ret);
+	else
+		pr_info("guard: pinned IDTR GDTR (mask 0x%llx)\n", mask);
+}
+
 /* ---- events -> log ---- */
 
 static DEFINE_RATELIMIT_STATE(log_rs, 5 * HZ, 20);
@@ -531,7 +562,11 @@ static void guard_event(const struct tessel_event_entry *e, bool from_irq)
 		if (!__ratelimit(&log_rs))
 			return;
 		describe(who, sizeof(who), e->rip);
-		if (e->gla == TESSEL_EV_PIN_CR(0) || e->gla == TESSEL_EV_PIN_CR(4)) {
+		if (e->gla == TESSEL_EV_PIN_DTR(TESSEL_PIN_DT_IDTR) || e->gla == TESSEL_EV_PIN_DTR(TESSEL_PIN_DT_GDTR)) {
+			pr_warn("denied load of %s base 0x%llx limit 0x%x by %px (%s) on cpu %d, comm %s\n",
+				e->gla == TESSEL_EV_PIN_DTR(TESSEL_PIN_DT_IDTR) ? "IDTR" : "GDTR", e->gpa, e->bytes,
+				(void *)e->rip, who, cpu, comm);
+		} else if (e->gla == TESSEL_EV_PIN_CR(0) || e->gla == TESSEL_EV_PIN_CR(4)) {
 			cleared_bits(bits, sizeof(bits), e->gla, e->gpa);
 			pr_warn("denied CR%llu write clearing %s (value 0x%llx) by %px (%s) on cpu %d, comm %s\n",
 				e->gla, bits, e->gpa, (void *)e->rip, who, cpu, comm);
@@ -692,6 +727,8 @@ static int __init guard_init(void)
 	ret = apply_pages((u32)min_t(u64, max_pages, 512));
 	if (!ret)
 		ret = pin_registers();
+	if (!ret)
+		pin_dtrs(features);
 	if (ret) {
 		/* Whatever went in is locked: stay loaded so the log keeps naming refusals. */
 		pr_err("guard: incomplete (%d); staying loaded\n", ret);
