@@ -13,7 +13,13 @@
  *   5. overwrite an IDT gate (vector 0x80), directly and through a second mapping;
  *   6. write to modprobe_path through a second virtual alias (vmap of its physical page);
  *   7. (not an attack) write to bytes of modprobe_path's page outside the guarded sub-pages,
- *      which must land.
+ *      which must land;
+ *   8. plant a DPL-3 call gate to kernel code in a CPU's GDT (slots 10-11) through a vmap
+ *      alias of its gdt_page (guard_gdt=1; "ok # skip" when the guard does not guard the GDT);
+ *   9. patch the first byte of a kernel function (an INT3 into sys_ni_syscall) through a vmap
+ *      alias of its text page (guard_text=1; skipped likewise).
+ * tessel-guard-demo passes the guard's guard_gdt and guard_text settings on as this module's
+ * options of the same names.
  *
  * Every attack that succeeds is undone at once (the old bytes or register written back), so
  * a kernel without the guard survives this module too, reporting "not ok". Symbols come from
@@ -29,12 +35,20 @@
 #include <linux/string.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
+#include <asm/desc.h>
 #include <asm/desc_defs.h>
 #include <asm/io.h>
 #include <asm/processor-flags.h>
+#include <asm/segment.h>
 #include <asm/special_insns.h>
 
 #include "tessel.h"
+
+static bool guard_gdt, guard_text;
+module_param(guard_gdt, bool, 0400);
+MODULE_PARM_DESC(guard_gdt, "the guard guards the GDTs (else the GDT attack is skipped)");
+module_param(guard_text, bool, 0400);
+MODULE_PARM_DESC(guard_text, "the guard guards the kernel text (else the text attack is skipped)");
 
 static int test_no;
 static bool all_ok = true;
@@ -263,6 +277,106 @@ static noinline void neighbour(char *modprobe_path)
 	result(landed, "a write to unguarded bytes of modprobe_path's page lands", detail);
 }
 
+static void skip(const char *what, const char *why)
+{
+	pr_info("ok %d # skip %s: %s\n", ++test_no, what, why);
+}
+
+/*
+ * A store through a fresh vmap alias, with interrupts off and the alias' TLB entry dropped
+ * first (Bochs 2.7, docs/SPP.md section 10 deviation 1: see evil_modprobe). Returns whether
+ * the bytes changed (and then restores them). Inline: the guard names the attacking function.
+ */
+static __always_inline bool alias_store(void *a, const void *target, const void *evil, size_t n)
+{
+	u8 old[16];
+	unsigned long flags;
+	bool landed;
+
+	memcpy(old, target, n);
+	local_irq_save(flags);
+	asm volatile("invlpg (%0)" : : "r"(a) : "memory");
+	if (n == 16) {
+		WRITE_ONCE(((u64 *)a)[0], ((const u64 *)evil)[0]);
+		WRITE_ONCE(((u64 *)a)[1], ((const u64 *)evil)[1]);
+	} else {
+		WRITE_ONCE(*(u8 *)a, *(const u8 *)evil);
+	}
+	landed = memcmp(old, target, n) != 0;
+	if (landed)
+		memcpy(a, old, n);
+	local_irq_restore(flags);
+	return landed;
+}
+
+/*
+ * A 64-bit call gate (SDM Vol. 3A 5.8.3.1, type 0xC), DPL 3, selector __KERNEL_CS, to a
+ * kernel function: a far CALL through it from user space would enter ring 0 there. Written
+ * to slots 10-11 (the LDT descriptor's; no process here has an LDT) of this CPU's GDT through
+ * a vmap alias of gdt_page (the GDT the CPU uses is a read-only fixmap alias).
+ */
+static noinline void evil_gdt(void)
+{
+	const char *what = "call gate in the GDT refused";
+	unsigned long target = lookup_name("sys_ni_syscall");
+	int cpu = raw_smp_processor_id();
+	u64 *slot = (u64 *)&get_cpu_gdt_rw(cpu)[GDT_ENTRY_LDT], gate[2], before[2];
+	void *map, *a = NULL;
+	char detail[96];
+	bool landed;
+
+	if (!guard_gdt) {
+		skip(what, "the guard does not guard the GDT (guard_gdt=0)");
+		return;
+	}
+	gate[0] = (target & 0xffff) | ((u64)__KERNEL_CS << 16) | (0xecull << 40) |
+		  ((u64)(target >> 16 & 0xffff) << 48);
+	gate[1] = target >> 32;
+	before[0] = READ_ONCE(slot[0]);
+	before[1] = READ_ONCE(slot[1]);
+	map = alias(slot, &a);
+	if (!map) {
+		result(false, what, "vmap failed");
+		return;
+	}
+	landed = alias_store(a, slot, gate, sizeof(gate));
+	vunmap(map);
+	scnprintf(detail, sizeof(detail), "gdt_page[cpu%d] slots 10-11 %s", cpu,
+		  landed ? "changed (restored)" : "unchanged");
+	result(!landed && READ_ONCE(slot[0]) == before[0] && READ_ONCE(slot[1]) == before[1], what, detail);
+}
+
+/* An INT3 over the first byte of sys_ni_syscall, through a vmap alias of its text page. */
+static noinline void evil_text(void)
+{
+	const char *what = "kernel text patch refused";
+	u8 *fn = (u8 *)lookup_name("sys_ni_syscall"), before, evil;
+	void *map, *a = NULL;
+	char detail[96];
+	bool landed;
+
+	if (!guard_text) {
+		skip(what, "the guard does not guard the kernel text (guard_text=0)");
+		return;
+	}
+	if (!fn) {
+		result(false, what, "no sys_ni_syscall");
+		return;
+	}
+	before = READ_ONCE(*fn);
+	evil = before == 0xcc ? 0x90 : 0xcc;
+	map = alias(fn, &a);
+	if (!map) {
+		result(false, what, "vmap failed");
+		return;
+	}
+	landed = alias_store(a, fn, &evil, 1);
+	vunmap(map);
+	scnprintf(detail, sizeof(detail), "sys_ni_syscall's first byte %s (0x%02x)",
+		  landed ? "changed (restored)" : "unchanged", READ_ONCE(*fn));
+	result(!landed && READ_ONCE(*fn) == before, what, detail);
+}
+
 static int __init evil_init(void)
 {
 	char *modprobe_path;
@@ -285,7 +399,7 @@ static int __init evil_init(void)
 		pr_err("symbols missing\n");
 		return -ENOENT;
 	}
-	pr_info("1..7\n");
+	pr_info("1..9\n");
 	evil_modprobe(modprobe_path);
 	wp = evil_cr0();
 	evil_syscall(sys_call_table, wp);
@@ -293,6 +407,8 @@ static int __init evil_init(void)
 	evil_idt(idt);
 	evil_alias(modprobe_path);
 	neighbour(modprobe_path);
+	evil_gdt();
+	evil_text();
 	pr_info("done: %s\n", all_ok ? "every attack refused" : "SOME ATTACKS LANDED");
 	return 0;
 }
