@@ -194,12 +194,17 @@ _GUARD_OPT = [
     ('call gate in the GDT: named log line', _denied(r'gdt_page\[cpu[01]\]\+0x50', 'evil_gdt')),
     ('kernel text patch: refused', r"^ok 9 - kernel text patch refused: sys_ni_syscall's first byte unchanged"),
     ('kernel text patch: named log line', _denied(r'sys_ni_syscall\+0x0', 'evil_text')),
+    ("call gate in the GDT's TLS slots: refused",
+     r"^ok 10 - call gate in the GDT's TLS slots refused: gdt_page\[cpu[01]\] slots 12-13 unchanged$"),
+    ("call gate in the GDT's TLS slots: named log line (the TLS-rewrite filter lets it through)",
+     _denied(r'gdt_page\[cpu[01]\]\+0x60', 'evil_gdt')),
     ("Linux's unchanged TLS-slot rewrites counted, not logged",
      r'^refusals counted by the guard: writes [1-9]\d?, registers 2, unchanged GDT TLS rewrites [1-9]\d*$'),
 ]
 _GUARD_DEFAULT = [
     ('GDT attack skipped (guard_gdt=0)', r'^ok 8 # skip call gate in the GDT refused: the guard does not guard the GDT'),
     ('kernel text attack skipped (guard_text=0)', r'^ok 9 # skip kernel text patch refused: the guard does not guard the kernel text'),
+    ("GDT TLS-slot attack skipped (guard_gdt=0)", r"^ok 10 # skip call gate in the GDT's TLS slots refused: the guard does not guard the GDT"),
     ('no TLS rewrites without guard_gdt', r'^refusals counted by the guard: writes [1-9]\d?, registers 2, unchanged GDT TLS rewrites 0$'),
 ]
 

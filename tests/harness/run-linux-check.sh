@@ -27,6 +27,7 @@ done
 # The GDT and kernel-text attacks: skipped with the guard's defaults (linux-guard-sw runs them).
 point "tessel-guard-demo: point 8 (GDT) skipped, guard_gdt=0" '^ok 8 # skip call gate in the GDT refused: '
 point "tessel-guard-demo: point 9 (kernel text) skipped, guard_text=0" '^ok 9 # skip kernel text patch refused: '
+point "tessel-guard-demo: point 10 (GDT TLS slots) skipped, guard_gdt=0" "^ok 10 # skip call gate in the GDT's TLS slots refused: "
 point 'tessel-guard-demo: the modprobe_path attack is named in the log' '^tessel: denied write to modprobe_path\+0x0 by [0-9a-f]{16} \(evil_modprobe\+0x[0-9a-f]+ \[tessel_evil\]\) on cpu [01], comm insmod$'
 point 'tessel-guard-demo: the CR0.WP attack is named in the log' '^tessel: denied CR0 write clearing WP .*\(evil_cr0\+0x[0-9a-f]+ \[tessel_evil\]\) on cpu [01], comm insmod$'
 point 'tessel-guard-demo: the counts' '^refusals counted by the guard: writes 5, registers 2, unchanged GDT TLS rewrites 0$'

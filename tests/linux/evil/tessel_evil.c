@@ -17,7 +17,9 @@
  *   8. plant a DPL-3 call gate to kernel code in a CPU's GDT (slots 10-11) through a vmap
  *      alias of its gdt_page (guard_gdt=1; "ok # skip" when the guard does not guard the GDT);
  *   9. patch the first byte of a kernel function (an INT3 into sys_ni_syscall) through a vmap
- *      alias of its text page (guard_text=1; skipped likewise).
+ *      alias of its text page (guard_text=1; skipped likewise);
+ *  10. the call gate of 8 in the GDT's TLS slots 12-13, which Linux itself rewrites at every
+ *      context switch (guard_gdt=1): the guard must still refuse and name it.
  * tessel-guard-demo passes the guard's guard_gdt and guard_text settings on as this module's
  * options of the same names.
  *
@@ -312,15 +314,15 @@ static __always_inline bool alias_store(void *a, const void *target, const void 
 /*
  * A 64-bit call gate (SDM Vol. 3A 5.8.3.1, type 0xC), DPL 3, selector __KERNEL_CS, to a
  * kernel function: a far CALL through it from user space would enter ring 0 there. Written
- * to slots 10-11 (the LDT descriptor's; no process here has an LDT) of this CPU's GDT through
- * a vmap alias of gdt_page (the GDT the CPU uses is a read-only fixmap alias).
+ * to slots first, first + 1 of this CPU's GDT through a vmap alias of gdt_page (the GDT the
+ * CPU uses is a read-only fixmap alias): 10-11 (the LDT descriptor's; no process here has an
+ * LDT), or 12-13 (TLS slots, which Linux rewrites at every context switch).
  */
-static noinline void evil_gdt(void)
+static noinline void evil_gdt(int first, const char *what)
 {
-	const char *what = "call gate in the GDT refused";
 	unsigned long target = lookup_name("sys_ni_syscall");
 	int cpu = raw_smp_processor_id();
-	u64 *slot = (u64 *)&get_cpu_gdt_rw(cpu)[GDT_ENTRY_LDT], gate[2], before[2];
+	u64 *slot = (u64 *)&get_cpu_gdt_rw(cpu)[first], gate[2], before[2];
 	void *map, *a = NULL;
 	char detail[96];
 	bool landed;
@@ -341,7 +343,7 @@ static noinline void evil_gdt(void)
 	}
 	landed = alias_store(a, slot, gate, sizeof(gate));
 	vunmap(map);
-	scnprintf(detail, sizeof(detail), "gdt_page[cpu%d] slots 10-11 %s", cpu,
+	scnprintf(detail, sizeof(detail), "gdt_page[cpu%d] slots %d-%d %s", cpu, first, first + 1,
 		  landed ? "changed (restored)" : "unchanged");
 	result(!landed && READ_ONCE(slot[0]) == before[0] && READ_ONCE(slot[1]) == before[1], what, detail);
 }
@@ -399,7 +401,7 @@ static int __init evil_init(void)
 		pr_err("symbols missing\n");
 		return -ENOENT;
 	}
-	pr_info("1..9\n");
+	pr_info("1..10\n");
 	evil_modprobe(modprobe_path);
 	wp = evil_cr0();
 	evil_syscall(sys_call_table, wp);
@@ -407,8 +409,9 @@ static int __init evil_init(void)
 	evil_idt(idt);
 	evil_alias(modprobe_path);
 	neighbour(modprobe_path);
-	evil_gdt();
+	evil_gdt(GDT_ENTRY_LDT, "call gate in the GDT refused");
 	evil_text();
+	evil_gdt(GDT_ENTRY_TLS_MIN, "call gate in the GDT's TLS slots refused");
 	pr_info("done: %s\n", all_ok ? "every attack refused" : "SOME ATTACKS LANDED");
 	return 0;
 }
