@@ -137,12 +137,18 @@ fi
 # with tessel_init=guardbench: reset to /init, then a kernel-heavy busybox loop (100 rounds of
 # `seq 1 300 | sha256sum`: fork, exec, pipe) twice without the guard (the first warms up),
 # loading tessel_guard.ko, and the same loop with the guard. Skip with BENCH_GUARD=0.
+# BENCH_GUARD_GDT=1 adds one boot per mode with the guard's guard_gdt=1 (slow: every context
+# switch is three refused writes).
 [ "${BENCH_GUARD:-1}" = 1 ] || exit 0
 declare -A gt
-for c in "hw|corei7_icelake_u" "sw|corei7_skylake_x"; do
-	IFS='|' read -r name model <<<"$c"
-	CFG=log=warn tools/linux/boot.sh "bench-guard-$name" tessel guardbench --model "$model" \
-		--until '^GUEST-LINUX-DONE' --timeout 600 >/dev/null 2>&1 || true
+confs=("hw|corei7_icelake_u|" "sw|corei7_skylake_x|")
+[ "${BENCH_GUARD_GDT:-0}" = 1 ] && confs+=("hw-gdt|corei7_icelake_u| tessel_guard.guard_gdt=1" "sw-gdt|corei7_skylake_x| tessel_guard.guard_gdt=1")
+names=()
+for c in "${confs[@]}"; do
+	IFS='|' read -r name model opts <<<"$c"
+	names+=("$name")
+	CFG=log=warn tools/linux/boot.sh "bench-guard-$name" tessel "guardbench$opts" --model "$model" \
+		--until '^GUEST-LINUX-DONE' --timeout 900 >/dev/null 2>&1 || true
 	run=build/run/bench-guard-$name
 	log=$(tr -d '\r' < "$run/serial.log")
 	tsc=$(echo "$log" | sed -n 's/^GUEST-LINUX-TSC \([0-9]*\)$/\1/p' | head -n 1)
@@ -153,12 +159,13 @@ for c in "hw|corei7_icelake_u" "sw|corei7_skylake_x"; do
 done
 echo
 echo "== Linux kernel guard: Bochs instructions (RDTSC), under Tessel =="
-printf '| %-34s | %16s | %16s |\n' "" "Ice Lake hw SPP" "Skylake-X sw"
-printf '|------------------------------------|------------------|------------------|\n'
+printf '| %-34s |' ""; for name in "${names[@]}"; do printf ' %16s |' "$name"; done; echo
+printf '|------------------------------------|'; for name in "${names[@]}"; do printf '%s|' ------------------; done; echo
 for op in "reset to /init" loop-without-1st loop-without guard-load loop-with; do
-	printf '| %-34s | %16s | %16s |\n' "$op" "${gt[hw|$op]:--}" "${gt[sw|$op]:--}"
+	printf '| %-34s |' "$op"; for name in "${names[@]}"; do printf ' %16s |' "${gt[$name|$op]:--}"; done; echo
 done
-for name in hw sw; do
+echo "(hw: Ice Lake, hardware SPP; sw: Skylake-X, software mode; -gdt: with guard_gdt=1)"
+for name in "${names[@]}"; do
 	a=${gt[$name|loop-without]} b=${gt[$name|loop-with]}
 	echo "$name: the loop with the guard takes $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%+.1f%%", (b - a) * 100 / a }') of its time without"
 done

@@ -185,10 +185,37 @@ def _denied(target, func):
     return rf'^tessel: denied write to {target} by {_X} \({func}\+0x[0-9a-f]+ \[tessel_evil\]\) on cpu [01], comm insmod$'
 
 
-def _guard(name, model):
+# guard_gdt=1, guard_text=1: the extra attacks are refused and named, Linux's own rewrites of
+# the GDT's TLS slots at each context switch are counted and not logged.
+_GUARD_OPT = [
+    ('the guard covers each GDT', r'^tessel: guard: the GDT of each CPU \(128 bytes each\)$'),
+    ('the guard covers the kernel text', r'^tessel: guard: kernel text .* pages whole'),
+    ('call gate in the GDT: refused', r'^ok 9 - call gate in the GDT refused: gdt_page\[cpu[01]\] slots 10-11 unchanged$'),
+    ('call gate in the GDT: named log line', _denied(r'gdt_page\[cpu[01]\]\+0x50', 'evil_gdt')),
+    ('kernel text patch: refused', r"^ok 10 - kernel text patch refused: sys_ni_syscall's first byte unchanged"),
+    ('kernel text patch: named log line', _denied(r'sys_ni_syscall\+0x0', 'evil_text')),
+    ("call gate in the GDT's TLS slots: refused",
+     r"^ok 11 - call gate in the GDT's TLS slots refused: gdt_page\[cpu[01]\] slots 12-13 unchanged$"),
+    ("call gate in the GDT's TLS slots: named log line (the TLS-rewrite filter lets it through)",
+     _denied(r'gdt_page\[cpu[01]\]\+0x60', 'evil_gdt')),
+    ("Linux's unchanged TLS-slot rewrites counted, not logged",
+     r'^refusals counted by the guard: writes [1-9]\d?, registers 3, unchanged GDT TLS rewrites [1-9]\d*$'),
+]
+_GUARD_DEFAULT = [
+    ('GDT attack skipped (guard_gdt=0)', r'^ok 9 # skip call gate in the GDT refused: the guard does not guard the GDT'),
+    ('kernel text attack skipped (guard_text=0)', r'^ok 10 # skip kernel text patch refused: the guard does not guard the kernel text'),
+    ("GDT TLS-slot attack skipped (guard_gdt=0)", r"^ok 11 # skip call gate in the GDT's TLS slots refused: the guard does not guard the GDT"),
+    ('no TLS rewrites without guard_gdt', r'^refusals counted by the guard: writes [1-9]\d?, registers 3, unchanged GDT TLS rewrites 0$'),
+]
+
+
+def _guard(name, model, opt=False):
+    """opt: the guard runs with guard_gdt=1 guard_text=1 (cmdline-guard-opt.txt), so the test
+    module's GDT and kernel-text attacks run (else they are skipped, and that is checked)."""
+    cmdline = 'build/linux/cmdline-guard-opt.txt' if opt else 'build/linux/cmdline-guard.txt'
     g = _bochs(name, model, True)
     mode = 'hardware' if model == ICELAKE else 'software'
-    g.update(copy=[c if c[1] != 'cmdline.txt' else ('build/linux/cmdline-guard.txt', 'cmdline.txt') for c in _COPY],
+    g.update(copy=[c if c[1] != 'cmdline.txt' else (cmdline, 'cmdline.txt') for c in _COPY],
              timeout=480, expect=[
                  ('hypervisor started', _STARTED),
                  ('Linux reached /init with 2 CPUs and the hypervisor flag on both',
@@ -210,6 +237,7 @@ def _guard(name, model):
                  ('forged-IDT LIDT: named log line',
                   rf'^tessel: denied load of IDTR base 0x[0-9a-f]+ limit 0xfff by {_X} \(evil_lidt\+0x[0-9a-f]+ \[tessel_evil\]\) on cpu [01], comm insmod$'),
                  ('the test module saw every attack refused', r'^done: every attack refused'),
+                 *(_GUARD_OPT if opt else _GUARD_DEFAULT),
                  ("root's sysctl write to core_pattern: refused and named",
                   rf'^tessel: denied write to core_pattern\+0x0 by {_X} \(\S+\+0x[0-9a-f]+\) on cpu [01], comm \S+$'),
                  ("... the rest of that copy loop's refused bytes in one line",
@@ -225,4 +253,5 @@ def _guard(name, model):
     return g
 
 
-LINUX_GROUPS += [_guard('linux-guard-hw', ICELAKE), _guard('linux-guard-sw', SKYLAKE)]
+LINUX_GROUPS += [_guard('linux-guard-hw', ICELAKE),
+                 _guard('linux-guard-sw', SKYLAKE, opt=True)]

@@ -3,7 +3,7 @@
 # OUT/efivarfs.ko, OUT/driver/tessel.ko and tessel_guard.ko (debug info stripped), the guard's
 # malicious test module OUT/evil/tessel_evil.ko (lib/tessel/test/: this initramfs is a test
 # one), tools/linux/tessel-guard-demo and OUT/tessel-conform, and writes OUT/cmdline.txt
-# (and the -s3, -guard variants).
+# (and the -s3, -guard, -guard-opt variants).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(cd "$1" && pwd)
@@ -23,3 +23,5 @@ cp "$out/efivarfs.ko" "$work/lib/tessel/efivarfs.ko"
 echo 'initrd=\initrd.img console=ttyS0,115200 cryptomgr.notests clearcpuid=pku,avx512f tsc=reliable tsc_early_khz=50000 quiet' > "$out/cmdline.txt"
 sed 's/ quiet$/ quiet tessel_init=s3/' "$out/cmdline.txt" > "$out/cmdline-s3.txt"
 sed 's/ quiet$/ quiet tessel_init=guard/' "$out/cmdline.txt" > "$out/cmdline-guard.txt"
+# linux-guard-sw: the guard with its opt-in options too (tools/linux/init passes them on).
+sed 's/ quiet$/ quiet tessel_init=guard tessel_guard.guard_gdt=1 tessel_guard.guard_text=1/' "$out/cmdline.txt" > "$out/cmdline-guard-opt.txt"

@@ -15,7 +15,15 @@
  *   7. (not an attack) write to bytes of modprobe_path's page outside the guarded sub-pages,
  *      which must land;
  *   8. LIDT of a forged copy of the IDT (the write-protected idt_table is bypassed by loading
- *      another table; refused where the guard pinned IDTR, ABI 1.3 HC_PIN_DT).
+ *      another table; refused where the guard pinned IDTR, ABI 1.3 HC_PIN_DT);
+ *   9. plant a DPL-3 call gate to kernel code in a CPU's GDT (slots 10-11) through a vmap
+ *      alias of its gdt_page (guard_gdt=1; "ok # skip" when the guard does not guard the GDT);
+ *  10. patch the first byte of a kernel function (an INT3 into sys_ni_syscall) through a vmap
+ *      alias of its text page (guard_text=1; skipped likewise);
+ *  11. the call gate of 9 in the GDT's TLS slots 12-13, which Linux itself rewrites at every
+ *      context switch (guard_gdt=1): the guard must still refuse and name it.
+ * tessel-guard-demo passes the guard's guard_gdt and guard_text settings on as this module's
+ * options of the same names.
  *
  * Every attack that succeeds is undone at once (the old bytes or register written back), so
  * a kernel without the guard survives this module too, reporting "not ok". Symbols come from
@@ -35,9 +43,16 @@
 #include <asm/desc_defs.h>
 #include <asm/io.h>
 #include <asm/processor-flags.h>
+#include <asm/segment.h>
 #include <asm/special_insns.h>
 
 #include "tessel.h"
+
+static bool guard_gdt, guard_text;
+module_param(guard_gdt, bool, 0400);
+MODULE_PARM_DESC(guard_gdt, "the guard guards the GDTs (else the GDT attack is skipped)");
+module_param(guard_text, bool, 0400);
+MODULE_PARM_DESC(guard_text, "the guard guards the kernel text (else the text attack is skipped)");
 
 static int test_no;
 static bool all_ok = true;
@@ -82,31 +97,51 @@ fault:
 	return -EFAULT;
 }
 
+/*
+ * The attacking store: n bytes (1, 8 or 16) of evil written at a, which maps target (the same
+ * address, or a vmap alias of it), with interrupts off and a's TLB entry dropped first. The
+ * INVLPG is for Bochs 2.7 only (docs/SPP.md section 10, deviation 1): once a write SPP allowed
+ * has gone to another sub-page of the page (the kernel writes its neighbours all the time),
+ * Bochs caches the whole linear page as writable until its next TLB flush, and the store would
+ * skip the SPP check. Interrupts stay off so that no handler refills the entry first. On
+ * silicon, which keeps sub-page permissions apart, the INVLPG changes nothing. Without it the
+ * modprobe_path point failed whenever no VM exit happened on this CPU between such a neighbour
+ * write and the store (CI, stop 16; made certain by one neighbour write just before).
+ * Returns whether target's bytes changed, and then restores them. Inline: the guard must name
+ * the attacking function.
+ */
+static __always_inline bool store_past_bochs_tlb(void *a, const void *target, const void *evil, size_t n)
+{
+	u8 old[16];
+	unsigned long flags;
+	bool landed;
+
+	memcpy(old, target, n);
+	local_irq_save(flags);
+	asm volatile("invlpg (%0)" : : "r"(a) : "memory");
+	if (n == 16) {
+		WRITE_ONCE(((u64 *)a)[0], ((const u64 *)evil)[0]);
+		WRITE_ONCE(((u64 *)a)[1], ((const u64 *)evil)[1]);
+	} else if (n == 8) {
+		WRITE_ONCE(*(u64 *)a, *(const u64 *)evil);
+	} else {
+		WRITE_ONCE(*(u8 *)a, *(const u8 *)evil);
+	}
+	landed = memcmp(old, target, n) != 0;
+	if (landed)
+		memcpy(a, old, n);
+	local_irq_restore(flags);
+	return landed;
+}
+
 static noinline void evil_modprobe(char *modprobe_path)
 {
-	char before[16], detail[64];
-	unsigned long flags;
+	char detail[64];
 	u64 evil;
 
-	memcpy(before, modprobe_path, sizeof(before));
 	memcpy(&evil, "/tmp/x\0\0", 8);
-	/*
-	 * Bochs 2.7 only (docs/SPP.md section 10, deviation 1): once a write SPP allowed has gone
-	 * to another sub-page of this page (the kernel writes its neighbours all the time), Bochs
-	 * caches the whole linear page as writable until its next TLB flush, and this store would
-	 * skip the SPP check. The INVLPG drops that entry (with interrupts off, so no handler
-	 * refills it first); on silicon, which keeps sub-page permissions apart, it changes
-	 * nothing. Without it the point failed whenever no VM exit happened on this CPU between
-	 * such a neighbour write and the store (CI, stop 16; made certain by one neighbour write
-	 * just before).
-	 */
-	local_irq_save(flags);
-	asm volatile("invlpg (%0)" : : "r"(modprobe_path) : "memory");
-	WRITE_ONCE(*(u64 *)modprobe_path, evil); /* the write a rootkit makes */
-	local_irq_restore(flags);
-	barrier();
-	if (memcmp(before, modprobe_path, sizeof(before))) {
-		memcpy(modprobe_path, before, sizeof(before));
+	/* the write a rootkit makes */
+	if (store_past_bochs_tlb(modprobe_path, modprobe_path, &evil, sizeof(evil))) {
 		result(false, "modprobe_path overwrite refused", "it landed (restored)");
 		return;
 	}
@@ -293,6 +328,79 @@ static noinline void neighbour(char *modprobe_path)
 	result(landed, "a write to unguarded bytes of modprobe_path's page lands", detail);
 }
 
+static void skip(const char *what, const char *why)
+{
+	pr_info("ok %d # skip %s: %s\n", ++test_no, what, why);
+}
+
+/*
+ * A 64-bit call gate (SDM Vol. 3A 5.8.3.1, type 0xC), DPL 3, selector __KERNEL_CS, to a
+ * kernel function: a far CALL through it from user space would enter ring 0 there. Written
+ * to slots first, first + 1 of this CPU's GDT through a vmap alias of gdt_page (the GDT the
+ * CPU uses is a read-only fixmap alias): 10-11 (the LDT descriptor's; no process here has an
+ * LDT), or 12-13 (TLS slots, which Linux rewrites at every context switch).
+ */
+static noinline void evil_gdt(int first, const char *what)
+{
+	unsigned long target = lookup_name("sys_ni_syscall");
+	int cpu = raw_smp_processor_id();
+	u64 *slot = (u64 *)&get_cpu_gdt_rw(cpu)[first], gate[2], before[2];
+	void *map, *a = NULL;
+	char detail[96];
+	bool landed;
+
+	if (!guard_gdt) {
+		skip(what, "the guard does not guard the GDT (guard_gdt=0)");
+		return;
+	}
+	gate[0] = (target & 0xffff) | ((u64)__KERNEL_CS << 16) | (0xecull << 40) |
+		  ((u64)(target >> 16 & 0xffff) << 48);
+	gate[1] = target >> 32;
+	before[0] = READ_ONCE(slot[0]);
+	before[1] = READ_ONCE(slot[1]);
+	map = alias(slot, &a);
+	if (!map) {
+		result(false, what, "vmap failed");
+		return;
+	}
+	landed = store_past_bochs_tlb(a, slot, gate, sizeof(gate));
+	vunmap(map);
+	scnprintf(detail, sizeof(detail), "gdt_page[cpu%d] slots %d-%d %s", cpu, first, first + 1,
+		  landed ? "changed (restored)" : "unchanged");
+	result(!landed && READ_ONCE(slot[0]) == before[0] && READ_ONCE(slot[1]) == before[1], what, detail);
+}
+
+/* An INT3 over the first byte of sys_ni_syscall, through a vmap alias of its text page. */
+static noinline void evil_text(void)
+{
+	const char *what = "kernel text patch refused";
+	u8 *fn = (u8 *)lookup_name("sys_ni_syscall"), before, evil;
+	void *map, *a = NULL;
+	char detail[96];
+	bool landed;
+
+	if (!guard_text) {
+		skip(what, "the guard does not guard the kernel text (guard_text=0)");
+		return;
+	}
+	if (!fn) {
+		result(false, what, "no sys_ni_syscall");
+		return;
+	}
+	before = READ_ONCE(*fn);
+	evil = before == 0xcc ? 0x90 : 0xcc;
+	map = alias(fn, &a);
+	if (!map) {
+		result(false, what, "vmap failed");
+		return;
+	}
+	landed = store_past_bochs_tlb(a, fn, &evil, 1);
+	vunmap(map);
+	scnprintf(detail, sizeof(detail), "sys_ni_syscall's first byte %s (0x%02x)",
+		  landed ? "changed (restored)" : "unchanged", READ_ONCE(*fn));
+	result(!landed && READ_ONCE(*fn) == before, what, detail);
+}
+
 static int __init evil_init(void)
 {
 	char *modprobe_path;
@@ -315,7 +423,7 @@ static int __init evil_init(void)
 		pr_err("symbols missing\n");
 		return -ENOENT;
 	}
-	pr_info("1..8\n");
+	pr_info("1..11\n");
 	evil_modprobe(modprobe_path);
 	wp = evil_cr0();
 	evil_syscall(sys_call_table, wp);
@@ -324,6 +432,9 @@ static int __init evil_init(void)
 	evil_alias(modprobe_path);
 	neighbour(modprobe_path);
 	evil_lidt(idt);
+	evil_gdt(GDT_ENTRY_LDT, "call gate in the GDT refused");
+	evil_text();
+	evil_gdt(GDT_ENTRY_TLS_MIN, "call gate in the GDT's TLS slots refused");
 	pr_info("done: %s\n", all_ok ? "every attack refused" : "SOME ATTACKS LANDED");
 	return 0;
 }

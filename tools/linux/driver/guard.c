@@ -48,6 +48,8 @@
 #include <linux/sort.h>
 #include <linux/string.h>
 #include <linux/vmalloc.h>
+#include <linux/version.h>
+#include <asm/current.h>
 #include <asm/desc.h>
 #include <asm/io.h>
 #include <asm/msr-index.h>
@@ -98,6 +100,9 @@ static int denied_show(char *buf, const struct kernel_param *kp)
 static const struct kernel_param_ops denied_ops = { .get = denied_show };
 module_param_cb(denied_writes, &denied_ops, &denied_writes, 0444);
 module_param_cb(denied_pins, &denied_ops, &denied_pins, 0444);
+/* guard_gdt=1: Linux's own unchanged TLS-slot rewrites refused (not logged; gdt_tls_own()). */
+static atomic_t gdt_tls_rewrites = ATOMIC_INIT(0);
+module_param_cb(gdt_tls_rewrites, &denied_ops, &gdt_tls_rewrites, 0444);
 
 /* ---- kallsyms ---- */
 
@@ -547,9 +552,93 @@ static void run_flush(struct work_struct *w)
 	spin_unlock_irqrestore(&run_lock, flags);
 }
 
+static char gdt_labels[NR_CPUS < 64 ? NR_CPUS : 64][24];
+
+/*
+ * The task running on another CPU (interrupts are off here, an RCU read-side section: a task
+ * seen as some CPU's current is not freed before it ends).
+ */
+static struct task_struct *cpu_task(int cpu)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+	return READ_ONCE(per_cpu(pcpu_hot.current_task, cpu));
+#else
+	return READ_ONCE(per_cpu(current_task, cpu));
+#endif
+}
+
+/*
+ * guard_gdt=1: Linux rewrites the three TLS descriptors of the CPU's GDT (slots 12-14) at every
+ * context switch (__switch_to -> load_TLS: native_load_tls, or inline in __switch_to), one
+ * 8-byte store each, which the guard's protection refuses like any other. For a 64-bit process
+ * the slots hold zeros and the task's TLS array too: the refused store would not have changed
+ * a byte. Such a refusal is counted in gdt_tls_rewrites and not logged. It is recognised by
+ * all of: an 8-byte store to one TLS slot, made by an instruction of the TLS-loading function,
+ * whose bytes (the TLS array of the task now running on that CPU, which is the task switched
+ * in) equal the slot's bytes, which the refusal kept. Anything else is logged by name: a
+ * descriptor written into any other slot, a TLS slot written from elsewhere, and a rewrite
+ * that would have changed the slot (a 32-bit program's set_thread_area TLS, whose segments
+ * the guard then refuses, or a task whose TLS array a rootkit filled with a call gate).
+ */
+static unsigned long tls_writer_lo, tls_writer_hi;
+
+static void gdt_tls_init(void)
+{
+	static const char *const writers[] = { "native_load_tls", "__switch_to" };
+	char sym[KSYM_NAME_LEN];
+	unsigned long va, off, size;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(writers); i++) {
+		va = lookup_name(writers[i]);
+		if (va && sym_at(va, sym, sizeof(sym), &off, &size) && !off) {
+			tls_writer_lo = va;
+			tls_writer_hi = va + size;
+			pr_info("guard: the GDT's TLS slots: rewrites by %s that change nothing are counted (gdt_tls_rewrites), not logged\n",
+				writers[i]);
+			return;
+		}
+	}
+	pr_warn("guard: no TLS-loading function found: each context switch's TLS rewrite will be logged\n");
+}
+
+static bool gdt_tls_own(const struct tessel_event_entry *e, const struct gpage *p, int cpu)
+{
+	long off = (long)(e->gpa & ~PAGE_MASK) - (long)offset_in_page(p->label_va);
+	long slot = off / 8 - GDT_ENTRY_TLS_MIN;
+	struct task_struct *t;
+	struct desc_struct *gdt;
+
+	if (p->label < gdt_labels[0] || p->label >= gdt_labels[ARRAY_SIZE(gdt_labels)] ||
+	    e->rip < tls_writer_lo || e->rip >= tls_writer_hi || e->bytes != 8 || off < 0 || off % 8 ||
+	    slot < 0 || slot >= GDT_ENTRY_TLS_ENTRIES || cpu < 0 || cpu >= nr_cpu_ids)
+		return false;
+	t = cpu == smp_processor_id() ? current : cpu_task(cpu);
+	gdt = get_cpu_gdt_rw(cpu);
+	return !memcmp(&t->thread.tls_array[slot], &gdt[GDT_ENTRY_TLS_MIN + slot], sizeof(*gdt));
+}
+
+/*
+ * An entry of another CPU seen first from this CPU's ring interrupt (the writer's CPU had
+ * interrupts off; with guard_gdt=1 the other CPU takes ring interrupts at each context
+ * switch): the task running on the writing CPU now, which is the writer unless that CPU has
+ * switched tasks since.
+ */
+static const char *remote_comm(int cpu, char *buf)
+{
+	struct task_struct *t;
+
+	if (cpu < 0 || cpu >= nr_cpu_ids)
+		return "?";
+	t = cpu_task(cpu);
+	memcpy(buf, t->comm, TASK_COMM_LEN);
+	buf[TASK_COMM_LEN - 1] = 0;
+	return buf;
+}
+
 static void guard_event(const struct tessel_event_entry *e, bool from_irq)
 {
-	char who[KSYM_SYMBOL_LEN], what[KSYM_SYMBOL_LEN], bits[48];
+	char who[KSYM_SYMBOL_LEN], what[KSYM_SYMBOL_LEN], bits[48], comm_buf[TASK_COMM_LEN];
 	int cpu = apic_to_cpu(e->vcpu);
 	const char *comm = "?";
 	struct gpage *p;
@@ -557,6 +646,8 @@ static void guard_event(const struct tessel_event_entry *e, bool from_irq)
 
 	if (from_irq && cpu == smp_processor_id())
 		comm = current->comm;
+	else if (from_irq)
+		comm = remote_comm(cpu, comm_buf);
 	if (e->kind == TESSEL_EV_PIN) {
 		atomic_inc(&denied_pins);
 		if (!__ratelimit(&log_rs))
@@ -581,6 +672,10 @@ static void guard_event(const struct tessel_event_entry *e, bool from_irq)
 	p = find_page(e->gpa >> PAGE_SHIFT);
 	if (!p || (p->map >> ((e->gpa & ~PAGE_MASK) / TESSEL_SPP_SUBPAGE_SIZE) & 1))
 		return; /* not the guard's (a /dev/tessel user's protection) */
+	if (guard_gdt && gdt_tls_own(e, p, cpu)) {
+		atomic_inc(&gdt_tls_rewrites);
+		return;
+	}
 	atomic_inc(&denied_writes);
 	spin_lock(&run_lock); /* interrupts are off here */
 	if (run.rip && e->rip == run.rip && cpu == run.cpu && e->gpa == run.next_gpa) {
@@ -619,8 +714,6 @@ static const char *const default_objects[] = {
 	"modprobe_path", "core_pattern", "poweroff_cmd", "selinux_state", "sys_call_table",
 	"ia32_sys_call_table", "x32_sys_call_table", "idt_table",
 };
-
-static char gdt_labels[NR_CPUS < 64 ? NR_CPUS : 64][24];
 
 static int collect(void)
 {
@@ -680,6 +773,7 @@ static int collect(void)
 			nobjects++;
 		}
 		pr_info("guard: the GDT of each CPU (%d bytes each)\n", (int)GDT_SIZE);
+		gdt_tls_init();
 	}
 	if (guard_rodata && !(allow_write && listed(allow_write, "rodata"))) {
 		ret = guard_range("read-only data", "__start_rodata", "__end_rodata");
