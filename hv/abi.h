@@ -6,7 +6,7 @@
 #ifndef HV_ABI_H
 #define HV_ABI_H
 
-#define TESSEL_ABI_VERSION      0x00010003U /* 1.3 */
+#define TESSEL_ABI_VERSION      0x00010004U /* 1.4 */
 #define TESSEL_CPUID_BASE       0x40000000U
 #define TESSEL_CPUID_FEATURES   0x40000001U
 #define TESSEL_CPUID_MAX        TESSEL_CPUID_FEATURES
@@ -14,6 +14,7 @@
 #define TESSEL_SIG_ECX          0x56486c65U /* "elHV" */
 #define TESSEL_SIG_EDX          0U
 #define TESSEL_MAX_PAGES_PER_CALL 512U
+#define TESSEL_MAX_PROTECT_BYTES  0x10000U /* 1.4: HC_SPP_PROTECT_BYTES length limit */
 
 #define TESSEL_F_SPP_HW  (1U << 0)
 #define TESSEL_F_SPP_SW  (1U << 1)
@@ -23,6 +24,7 @@
 #define TESSEL_F_DMA     (1U << 5) /* 1.1: DMA remapping on (docs/IOMMU.md) */
 #define TESSEL_F_PIN     (1U << 6) /* 1.2: HC_PIN_CR and HC_PIN_MSR (hv/pin.c); always set */
 #define TESSEL_F_PIN_DT  (1U << 7) /* 1.3: HC_PIN_DT (descriptor-table exiting available) */
+#define TESSEL_F_SPP_BYTES (1U << 8) /* 1.4: HC_SPP_PROTECT_BYTES (with either SPP mechanism) */
 
 #define TESSEL_SPP_TRACK_FLAG (1U << 0) /* HC_SPP_SET flags bit 0 */
 
@@ -31,6 +33,7 @@
 #define HC_SPP_SET      0x10
 #define HC_SPP_GET      0x11
 #define HC_SPP_LOCK     0x12
+#define HC_SPP_PROTECT_BYTES 0x13 /* 1.4 */
 #define HC_EVENTS_SETUP 0x20
 #define HC_STATS        0x21
 #define HC_PIN_CR       0x30 /* 1.2 */

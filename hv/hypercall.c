@@ -81,6 +81,12 @@ __attribute__((weak)) s64 hc_spp_lock(struct percpu *c, struct hc_args *a)
 	(void)a;
 	return -ENODEV;
 }
+__attribute__((weak)) s64 hc_spp_protect_bytes(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	(void)a;
+	return -ENODEV;
+}
 __attribute__((weak)) s64 hc_events_setup(struct percpu *c, struct hc_args *a)
 {
 	(void)c;
@@ -95,6 +101,7 @@ static const hypercall_fn hypercalls[HC_TABLE_SIZE] = {
 	[HC_SPP_SET] = hc_spp_set,
 	[HC_SPP_GET] = hc_spp_get,
 	[HC_SPP_LOCK] = hc_spp_lock,
+	[HC_SPP_PROTECT_BYTES] = hc_spp_protect_bytes, /* ABI 1.4 */
 	[HC_EVENTS_SETUP] = hc_events_setup,
 	[HC_STATS] = hc_stats,
 	[HC_PIN_CR] = hc_pin_cr,   /* hv/pin.c */

@@ -28,6 +28,7 @@ extern hypercall_fn hc_loader_hook;
 s64 hc_spp_set(struct percpu *c, struct hc_args *a);
 s64 hc_spp_get(struct percpu *c, struct hc_args *a);
 s64 hc_spp_lock(struct percpu *c, struct hc_args *a);
+s64 hc_spp_protect_bytes(struct percpu *c, struct hc_args *a); /* ABI 1.4 */
 s64 hc_events_setup(struct percpu *c, struct hc_args *a);
 s64 hc_test_sppt_misconfig(struct percpu *c, struct hc_args *a);
 s64 hc_test_table_mem(struct percpu *c, struct hc_args *a);

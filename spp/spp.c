@@ -69,7 +69,7 @@ int spp_init(const struct tessel_config *cfg, struct ept *ept, u8 phys_bits)
 	if (spp.mode == SPP_MODE_HW && sppt_init(&spp.sppt, phys_bits))
 		return -ENOMEM;
 	features = (spp.mode == SPP_MODE_HW ? TESSEL_F_SPP_HW : TESSEL_F_SPP_SW) | TESSEL_F_LOCK |
-		   TESSEL_F_EVENTS | TESSEL_F_TRACK;
+		   TESSEL_F_EVENTS | TESSEL_F_TRACK | TESSEL_F_SPP_BYTES;
 	tessel_features_set(features);
 	return 0;
 }
@@ -370,28 +370,13 @@ static s64 store_make_room(u64 n)
 	return -ENOMEM;
 }
 
-s64 hc_spp_set(struct percpu *c, struct hc_args *a)
+/*
+ * SET of n pages to maps[0..n-1] with store flags pflags (SPP_PAGE_TRACK or 0), everything
+ * that can fail checked before anything changes. Caller holds spp.lock; maps is stable.
+ */
+static s64 set_locked(u64 gfn, u64 n, u32 *maps, u32 pflags)
 {
-	(void)c;
-	u64 gfn = a->arg[0], n = a->arg[1], map_gpa = a->arg[2], flags = a->arg[3];
-	/* used under spp.lock only */
-	static u32 maps[TESSEL_MAX_PAGES_PER_CALL];
-	if (spp.mode == SPP_MODE_NONE)
-		return -ENODEV;
-	if (flags & ~(u64)TESSEL_SPP_TRACK_FLAG)
-		return -EINVAL;
-	if ((flags & TESSEL_SPP_TRACK_FLAG) && !(tessel_features() & TESSEL_F_TRACK))
-		return -EOPNOTSUPP;
-	s64 r = check_pages_and_map(gfn, n, map_gpa);
-	if (r)
-		return r;
-	spin_lock(&spp.lock);
-	if (guest_read_phys(map_gpa, maps, n * 4)) {
-		r = -EFAULT;
-		goto out;
-	}
-	u32 pflags = (flags & TESSEL_SPP_TRACK_FLAG) ? SPP_PAGE_TRACK : 0;
-	r = spp_store_check_set(&spp.store, gfn, n, maps, pflags);
+	s64 r = spp_store_check_set(&spp.store, gfn, n, maps, pflags);
 	if (r == -ENOMEM) {
 		/* Room for n more entries is more than the call may need (pages already
 		 * protected take none): growing is invisible to the guest, and the check
@@ -424,7 +409,7 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 	if (r) {
 		if (r == -ENOMEM)
 			reclaim_range(gfn, n); /* splits and paths a failed prepare left behind */
-		goto out;
+		return r;
 	}
 	spp.store_gen++;
 	spin_lock(&spp.ept->lock);
@@ -439,6 +424,96 @@ s64 hc_spp_set(struct percpu *c, struct hc_args *a)
 	if (narrowed)
 		spp_flush_all_cpus();
 	settle_blocks(gfn, n);
+	return 0;
+}
+
+s64 hc_spp_set(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	u64 gfn = a->arg[0], n = a->arg[1], map_gpa = a->arg[2], flags = a->arg[3];
+	/* used under spp.lock only */
+	static u32 maps[TESSEL_MAX_PAGES_PER_CALL];
+	if (spp.mode == SPP_MODE_NONE)
+		return -ENODEV;
+	if (flags & ~(u64)TESSEL_SPP_TRACK_FLAG)
+		return -EINVAL;
+	if ((flags & TESSEL_SPP_TRACK_FLAG) && !(tessel_features() & TESSEL_F_TRACK))
+		return -EOPNOTSUPP;
+	s64 r = check_pages_and_map(gfn, n, map_gpa);
+	if (r)
+		return r;
+	spin_lock(&spp.lock);
+	if (guest_read_phys(map_gpa, maps, n * 4)) {
+		r = -EFAULT;
+		goto out;
+	}
+	r = set_locked(gfn, n, maps, (flags & TESSEL_SPP_TRACK_FLAG) ? SPP_PAGE_TRACK : 0);
+	/* SET speaks in sub-pages: a page in byte mode leaves it (ABI.md, HC_SPP_PROTECT_BYTES). */
+	if (!r && spp.bytes.n)
+		for (u64 i = 0; i < n; i++)
+			spp_bytes_drop(&spp.bytes, gfn + i);
+out:
+	spin_unlock(&spp.lock);
+	return r;
+}
+
+/*
+ * HC_SPP_PROTECT_BYTES (ABI 1.4): write-protect exactly the bytes [gpa, gpa + len). The
+ * sub-pages holding them are write-protected in the store and the tables (so every write to
+ * them reaches the hypervisor), the pages enter byte mode, and the violation path completes
+ * the writes to the other bytes of those sub-pages (spp/violation.c store_page). Each page
+ * keeps its TRACK flag. All-or-nothing: locks and table room are checked first; a page whose
+ * SET fails undoes the pages set before it (back to maps that were in force, which need no
+ * new table memory).
+ */
+s64 hc_spp_protect_bytes(struct percpu *c, struct hc_args *a)
+{
+	(void)c;
+	u64 gpa = a->arg[0], len = a->arg[1];
+	enum { MAXP = TESSEL_MAX_PROTECT_BYTES / PAGE_SIZE + 1 };
+	u32 maps[MAXP], old[MAXP], pflags[MAXP];
+	if (spp.mode == SPP_MODE_NONE)
+		return -ENODEV;
+	if (a->arg[2] || a->arg[3] || !len || len > TESSEL_MAX_PROTECT_BYTES || gpa + len < gpa)
+		return -EINVAL;
+	u64 gfn = gpa >> PAGE_SHIFT, n = ((gpa + len - 1) >> PAGE_SHIFT) - gfn + 1;
+	s64 r = check_range(gfn, n);
+	if (r)
+		return r;
+	spin_lock(&spp.lock);
+	u32 fresh = 0;
+	for (u64 i = 0; i < n; i++) {
+		u64 page = (gfn + i) << PAGE_SHIFT;
+		u64 lo = MAX(gpa, page), hi = MIN(gpa + len, page + PAGE_SIZE);
+		u32 covered = 0;
+		for (u64 b = lo & ~127ULL; b < hi; b += 128)
+			covered |= 1U << ((b - page) >> 7);
+		spp_store_get(&spp.store, gfn + i, &old[i], &pflags[i]);
+		if (pflags[i] & SPP_PAGE_LOCKED) {
+			r = -EPERM;
+			goto out;
+		}
+		pflags[i] &= SPP_PAGE_TRACK;
+		maps[i] = old[i] & ~covered;
+		fresh += !spp_bytes_mask(&spp.bytes, gfn + i);
+	}
+	if (!spp_bytes_room(&spp.bytes, fresh)) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (u64 i = 0; i < n; i++) {
+		r = set_locked(gfn + i, 1, &maps[i], pflags[i]);
+		if (r) {
+			while (i--)
+				BUG_ON(set_locked(gfn + i, 1, &old[i], pflags[i]));
+			goto out;
+		}
+	}
+	for (u64 i = 0; i < n; i++) {
+		u64 page = (gfn + i) << PAGE_SHIFT;
+		u64 lo = MAX(gpa, page), hi = MIN(gpa + len, page + PAGE_SIZE);
+		BUG_ON(spp_bytes_add(&spp.bytes, gfn + i, old[i], (unsigned)(lo - page), (unsigned)(hi - lo)));
+	}
 out:
 	spin_unlock(&spp.lock);
 	return r;

@@ -12,6 +12,7 @@
 #include <tessel/spinlock.h>
 #include <tessel/types.h>
 #include "mm/ept.h"
+#include "spp/bytes.h"
 #include "spp/sppt.h"
 #include "spp/store.h"
 
@@ -43,6 +44,8 @@ struct spp_state {
 	 * SPP_IDLE_BLOCKS and dropped whenever table or store memory runs out. */
 	u64 idle[SPP_IDLE_BLOCKS]; /* 2 MiB block numbers (gfn >> 9), idle[0] the oldest */
 	u32 nidle;
+	/* Pages in byte mode (HC_SPP_PROTECT_BYTES, spp/bytes.h). */
+	struct spp_bytes bytes;
 };
 
 extern struct spp_state spp;

@@ -416,16 +416,19 @@ static struct step_effect step_effect(const struct spp_step *st)
 	u32 map, flags;
 	spp_store_get(&spp.store, st->gfn, &map, &flags);
 	const u8 *now = hpa_to_ptr(hpa(st->gfn << PAGE_SHIFT));
+	const u64 *mask = spp_bytes_mask(&spp.bytes, st->gfn); /* byte mode: only its bytes count */
 	for (u32 prot = ~map; prot; prot &= prot - 1) { /* the protected sub-pages, in order */
 		unsigned sp = (unsigned)__builtin_ctz(prot);
 		if (!subpage_changed(now + sp * 128, st->save + sp * 128))
 			continue;
-		if (!(flags & SPP_PAGE_TRACK)) {
-			fx.denied = true;
-			return fx;
-		}
 		for (unsigned b = sp * 128; b < sp * 128 + 128; b++) {
-			if (now[b] != st->save[b] && !fx.tracked++)
+			if (now[b] == st->save[b] || !spp_byte_protected(map, mask, b))
+				continue;
+			if (!(flags & SPP_PAGE_TRACK)) {
+				fx.denied = true;
+				return fx;
+			}
+			if (!fx.tracked++)
 				fx.first_tracked = (st->gfn << PAGE_SHIFT) + b;
 		}
 	}
@@ -509,8 +512,9 @@ static u32 frame_denied(u64 gfn, const u8 *save, u64 *first)
 	if (flags & SPP_PAGE_TRACK)
 		return 0;
 	const u8 *now = hpa_to_ptr(hpa(gfn << PAGE_SHIFT));
+	const u64 *mask = spp_bytes_mask(&spp.bytes, gfn);
 	for (unsigned b = 0; b < PAGE_SIZE; b++) {
-		if (((map >> (b / 128)) & 1) || now[b] == save[b])
+		if (!spp_byte_protected(map, mask, b) || now[b] == save[b])
 			continue;
 		if (!n++ && first)
 			*first = (gfn << PAGE_SHIFT) + b;

@@ -40,9 +40,11 @@ struct wctx {
 	 * a write to the same linear page goes to the same guest-physical page without a walk. */
 	bool xlate;
 	u64 xla_page, xpa_page;
-	/* The store's answer for the exit's page, looked up once under spp.lock. */
+	/* The store's answer for the exit's page, looked up once under spp.lock, and its
+	 * byte mask if it is in byte mode (spp/bytes.h). */
 	u64 gfn;
 	u32 map, flags;
+	const u64 *mask;
 };
 
 static int backend_read(void *vctx, u64 la, void *buf, unsigned n)
@@ -61,15 +63,24 @@ static int backend_read(void *vctx, u64 la, void *buf, unsigned n)
 	return r ? -EFAULT : 0;
 }
 
-/* Store one page's worth of bytes at gpa, honouring the page's sub-page map. */
+static inline bool mask_bit(const u64 *mask, u64 off)
+{
+	return (mask[off >> 6] >> (off & 63)) & 1;
+}
+
+/* Store one page's worth of bytes at gpa, honouring the page's sub-page map (and, for a
+ * page in byte mode, its byte mask inside the protected sub-pages). */
 static void store_page(struct wctx *w, u64 gpa, u64 la, const u8 *src, unsigned n)
 {
 	u32 map, flags;
+	const u64 *mask;
 	if ((gpa >> PAGE_SHIFT) == w->gfn) {
 		map = w->map; /* spp.lock is held since that lookup: still the store's answer */
 		flags = w->flags;
+		mask = w->mask;
 	} else {
 		spp_store_get(&spp.store, gpa >> PAGE_SHIFT, &map, &flags);
+		mask = map == SPP_MAP_ALL ? NULL : spp_bytes_mask(&spp.bytes, gpa >> PAGE_SHIFT);
 	}
 	u8 *dst = hpa_to_ptr(hpa(gpa));
 	bool all_writable = true;
@@ -88,11 +99,21 @@ static void store_page(struct wctx *w, u64 gpa, u64 la, const u8 *src, unsigned 
 			((volatile u8 *)dst)[i] = src[i];
 		return;
 	}
-	/* A run at a time: up to the end of the current sub-page. */
+	/* A run at a time: up to the end of the current sub-page (in byte mode, inside a
+	 * protected sub-page, up to the next change between masked and unmasked bytes). */
 	for (unsigned i = 0; i < n;) {
 		u64 b = gpa + i;
 		unsigned run = (unsigned)MIN((u64)(n - i), 128 - (b & 127));
 		bool writable = map & (1U << ((b >> 7) & 31));
+		if (!writable && mask) {
+			u64 off = b & (PAGE_SIZE - 1);
+			bool prot = mask_bit(mask, off);
+			unsigned k = 1;
+			while (k < run && mask_bit(mask, off + k) == prot)
+				k++;
+			run = k;
+			writable = !prot;
+		}
 		if (!writable && !(flags & SPP_PAGE_TRACK)) {
 			if (!w->denied_bytes) {
 				w->denied_gpa = b;
@@ -267,7 +288,8 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	if (vectoring & INTR_INFO_VALID) {
 		/* The processor was delivering an event (pushing its frame), not executing the
 		 * instruction at RIP. */
-		bool byte_writable = (map >> ((gpa >> 7) & 31)) & 1;
+		bool byte_writable = !spp_byte_protected(map, spp_bytes_mask(&spp.bytes, gpa >> PAGE_SHIFT),
+							 (unsigned)(gpa & (PAGE_SIZE - 1)));
 		if (byte_writable && spp_step_delivery(c, gpa >> PAGE_SHIFT, gpa, gla)) {
 			spin_unlock(&spp.lock);
 			return true; /* the event is re-injected (hv/exit.c) with the page open */
@@ -288,7 +310,8 @@ bool spp_handle_ept_violation(struct percpu *c, u64 gpa, u64 qual)
 	/* What the fetch walk, the decoding mode and the CPL need, each field read once. */
 	u32 cs_ar = vmcs_read32(VMCS_GUEST_CS_AR);
 	unsigned cpl = vcpu_cpl_cs(cs_ar);
-	struct wctx w = { .access = cpl == 3 ? GACC_USER : 0, .gfn = gpa >> PAGE_SHIFT, .map = map, .flags = flags };
+	struct wctx w = { .access = cpl == 3 ? GACC_USER : 0, .gfn = gpa >> PAGE_SHIFT, .map = map, .flags = flags,
+			  .mask = spp_bytes_mask(&spp.bytes, gpa >> PAGE_SHIFT) };
 	bool cr0_stand_in = vcpu_guest_paging_fetch(&w.paging, vmcs_read64(VMCS_GUEST_IA32_EFER));
 	if (vcpu_decode_at(&in, &w.paging, vcpu_insn_mode_cs(&w.paging, cs_ar), rip, cpl)) {
 		/* Without a length the instruction cannot even be skipped. */
@@ -362,7 +385,11 @@ bool spp_paging_write(struct percpu *c, u64 gpa, unsigned size, u32 bits, u64 gl
 	spin_lock(&spp.lock); /* serialises with emulated stores to the same page */
 	u32 map, flags;
 	spp_store_get(&spp.store, gpa >> PAGE_SHIFT, &map, &flags);
-	bool writable = (map >> ((gpa >> 7) & 31)) & 1, track = flags & SPP_PAGE_TRACK;
+	const u64 *mask = map == SPP_MAP_ALL ? NULL : spp_bytes_mask(&spp.bytes, gpa >> PAGE_SHIFT);
+	bool writable = true, track = flags & SPP_PAGE_TRACK;
+	for (unsigned k = 0; k < size; k++) /* an entry never crosses a page (it is aligned) */
+		if (spp_byte_protected(map, mask, (unsigned)((gpa + k) & (PAGE_SIZE - 1))))
+			writable = false;
 	u64 rip = vmcs_readl(VMCS_GUEST_RIP);
 	if (writable || track) {
 		__atomic_fetch_or(low, bits, __ATOMIC_SEQ_CST);

@@ -26,7 +26,7 @@
 #define TESSEL_SIG_EDX 0x00000000u
 #define TESSEL_SIGNATURE "TesselHV"
 
-#define TESSEL_ABI_VERSION 0x00010003u /* 1.3 */
+#define TESSEL_ABI_VERSION 0x00010004u /* 1.4 */
 #define TESSEL_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
 #define TESSEL_ABI_MINOR(v) ((uint32_t)(v) & 0xffffu)
 #define TESSEL_MIN_MAX_PAGES 512u /* ECX of leaf 0x40000001 is at least this */
@@ -43,7 +43,8 @@
 #define TESSEL_F_DMA    (1u << 5) /* 1.1: DMA remapping: device writes into protected pages refused */
 #define TESSEL_F_PIN    (1u << 6) /* 1.2: HC_PIN_CR / HC_PIN_MSR (always set in 1.2) */
 #define TESSEL_F_PIN_DT (1u << 7) /* 1.3: HC_PIN_DT (needs descriptor-table exiting) */
-#define TESSEL_F_KNOWN  0xffu
+#define TESSEL_F_SPP_BYTES (1u << 8) /* 1.4: HC_SPP_PROTECT_BYTES (with either SPP mechanism) */
+#define TESSEL_F_KNOWN  0x1ffu
 
 /* ---- Calls (ABI.md section 3) ---- */
 #define HC_NOP          0x00u
@@ -51,6 +52,8 @@
 #define HC_SPP_SET      0x10u /* RBX = gfn, RCX = n, RDX = GPA of u32 map[n], RSI = flags */
 #define HC_SPP_GET      0x11u /* RBX = gfn, RCX = n, RDX = GPA of u32 map[n], RSI = 0 */
 #define HC_SPP_LOCK     0x12u /* RBX = gfn, RCX = n */
+#define HC_SPP_PROTECT_BYTES 0x13u /* 1.4: RBX = GPA of the first byte, RCX = length */
+#define TESSEL_MAX_PROTECT_BYTES 0x10000u /* 1.4: HC_SPP_PROTECT_BYTES length limit */
 #define HC_EVENTS_SETUP 0x20u /* RBX = ring GPA, RCX = pages (1-64), RDX = vector (0, 32-255) */
 #define HC_STATS        0x21u /* RBX = buffer GPA, RCX = size; out RBX = full record size */
 #define HC_PIN_CR       0x30u /* 1.2: RBX = CR number (0, 4), RCX = bits; out RBX = pinned mask */
@@ -255,6 +258,12 @@ static inline int64_t tessel_spp_get(uint64_t gfn, uint64_t n, uint64_t map_gpa)
 static inline int64_t tessel_spp_lock(uint64_t gfn, uint64_t n)
 {
 	return tessel_vmcall(HC_SPP_LOCK, gfn, n, 0, 0, (struct tessel_hc_out *)0);
+}
+
+/* HC_SPP_PROTECT_BYTES (1.4): write-protects exactly the bytes [gpa, gpa + len). */
+static inline int64_t tessel_spp_protect_bytes(uint64_t gpa, uint64_t len)
+{
+	return tessel_vmcall(HC_SPP_PROTECT_BYTES, gpa, len, 0, 0, (struct tessel_hc_out *)0);
 }
 
 static inline int64_t tessel_events_setup(uint64_t ring_gpa, uint64_t pages, uint64_t vector)

@@ -615,12 +615,14 @@ static void one_call(struct rd *r)
 		break;
 	default: {
 		u8 s = rd8(r);
-		static const u64 raw_nr[8] = { 0x02, 0x13, 0x22, 0x7e00, 1ULL << 32, (1ULL << 32) | HC_SPP_SET,
+		static const u64 raw_nr[8] = { 0x02, 0x14, 0x22, 0x7e00, 1ULL << 32, (1ULL << 32) | HC_SPP_SET,
 					      ~0ULL, 0x0f };
 		nr = (s & 1) ? raw_nr[(s >> 1) & 7] : (s & 2) ? (u64)(s >> 2) : rdn(r, 8);
 		if (nr == HC_NOP || nr == HC_QUERY || nr == HC_SPP_SET || nr == HC_SPP_GET || nr == HC_SPP_LOCK ||
-		    nr == HC_EVENTS_SETUP || nr == HC_STATS || nr == HC_PIN_CR || nr == HC_PIN_MSR)
-			nr += 0x100; /* the other kinds cover the known numbers (the pin calls: tests/unit/test_pin.c) */
+		    nr == HC_EVENTS_SETUP || nr == HC_STATS || nr == HC_PIN_CR || nr == HC_PIN_MSR || nr == HC_PIN_DT ||
+		    nr == HC_SPP_PROTECT_BYTES)
+			nr += 0x100; /* the other kinds cover the known numbers (the pin calls: tests/unit/test_pin.c,
+				      * test_pin_dt.c; PROTECT_BYTES: test_spp_bytes.c) */
 		a[0] = rdn(r, 2);
 		break;
 	}

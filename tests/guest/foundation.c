@@ -73,7 +73,7 @@ static void report_bsp_discovery(const struct discovery *d)
 	tap_ok(d->sig.eax == TESSEL_CPUID_MAX_LEAF, "CPUID 0x40000000 EAX = 0x40000001 (got 0x%x)", d->sig.eax);
 	tap_ok(d->sig.ebx == TESSEL_SIG_EBX && d->sig.ecx == TESSEL_SIG_ECX && d->sig.edx == TESSEL_SIG_EDX,
 	       "CPUID 0x40000000 signature \"TesselHV\" (got \"%s\")", sig);
-	tap_ok(d->feat.eax == TESSEL_ABI_VERSION, "CPUID 0x40000001 EAX = 0x00010003, ABI 1.3 (got 0x%x)", d->feat.eax);
+	tap_ok(d->feat.eax == TESSEL_ABI_VERSION, "CPUID 0x40000001 EAX = 0x00010004, ABI 1.4 (got 0x%x)", d->feat.eax);
 	tap_ok(d->feat.ecx >= TESSEL_MIN_MAX_PAGES, "CPUID 0x40000001 ECX (max pages) >= 512 (got %u)", d->feat.ecx);
 	uint32_t f = d->feat.ebx;
 	tap_ok(d->present && d->feat.edx == 0 && !(f & ~TESSEL_F_KNOWN) &&
@@ -306,7 +306,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	} else {
 		tap_ok(h.status == 0, "HC_QUERY returns 0 (got %lld)", (long long)h.status);
 		tap_ok(h.out.rbx == TESSEL_ABI_VERSION && h.out.rbx == bspd.feat.eax,
-		       "HC_QUERY version = CPUID 0x40000001 EAX = 0x00010003 (got 0x%llx)", (unsigned long long)h.out.rbx);
+		       "HC_QUERY version = CPUID 0x40000001 EAX = 0x00010004 (got 0x%llx)", (unsigned long long)h.out.rbx);
 		tap_ok(h.out.rcx == bspd.feat.ebx, "HC_QUERY flags = CPUID 0x40000001 EBX (got 0x%llx, CPUID 0x%x)",
 		       (unsigned long long)h.out.rcx, bspd.feat.ebx);
 		tap_ok(h.out.rdx == bspd.feat.ecx && h.out.rdx >= TESSEL_MIN_MAX_PAGES,
@@ -315,7 +315,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 
 	/* Unknown calls */
 	test_unknown(0x02);
-	test_unknown(0x13);
+	test_unknown(0x14);
 	test_unknown(0x22);
 	test_unknown(0xffff);
 	test_unknown(1ull << 32);

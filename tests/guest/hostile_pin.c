@@ -203,7 +203,7 @@ static void pin_tests(void)
 	int64_t evs = ring ? ev_setup(ring, 1, 0) : -1;
 	uint32_t version = 0, flags = 0;
 	int64_t q = tessel_query(&version, &flags, 0);
-	sok(q == 0 && version == 0x00010003u && (flags & TESSEL_F_PIN) && evs == 0 && statbuf && !EFI_ERROR(tst),
+	sok(q == 0 && version == 0x00010004u && (flags & TESSEL_F_PIN) && evs == 0 && statbuf && !EFI_ERROR(tst),
 	    "ABI 1.3 with TESSEL_F_PIN (query %lld, version %x, flags %x), event ring (%lld), pages", (long long)q,
 	    version, flags, (long long)evs);
 	bsp_id = cpu_apic_id();

@@ -138,7 +138,7 @@ static void dt_tests(void)
 	uint32_t version = 0, flags = 0;
 	int64_t q = tessel_query(&version, &flags, 0);
 	bsp_id = cpu_apic_id();
-	sok(q == 0 && version == 0x00010003u && (flags & TESSEL_F_PIN_DT) && evs == 0 && statbuf && fidt && fgdt,
+	sok(q == 0 && version == 0x00010004u && (flags & TESSEL_F_PIN_DT) && evs == 0 && statbuf && fidt && fgdt,
 	    "ABI 1.3 with TESSEL_F_PIN_DT (query %lld, version %x, flags %x), event ring (%lld), pages", (long long)q,
 	    version, flags, (long long)evs);
 

@@ -81,7 +81,7 @@ static void err_cpl3(void)
 static void err_set(void)
 {
 	uint64_t map = gpa_of(spp_map);
-	err_expect(tessel_vmcall(0x13, 0, 0, 0, 0, NULL), -TESSEL_ENOSYS, "unknown call 0x13");
+	err_expect(tessel_vmcall(0x14, 0, 0, 0, 0, NULL), -TESSEL_ENOSYS, "unknown call 0x14");
 	err_expect(err_setb(gfn_of(er.b), 0, map, 0), -TESSEL_EINVAL, "SET n = 0");
 	int64_t o1 = err_setb(~0ull, 1, map, 0), o2 = err_setb(~0ull - 1, 4, map, 0);
 	sok(o1 == -TESSEL_EINVAL && o2 == -TESSEL_EINVAL && err_unchanged(),

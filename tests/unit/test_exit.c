@@ -136,7 +136,7 @@ static void test_reset_ports(void **state)
 static void test_hypercall_validation(void **state)
 {
 	(void)state;
-	const u64 unknown[] = { 0x2, 0xf, 0x13, 0x1f, 0x22, 0xffff, 1ULL << 32, (1ULL << 32) | HC_QUERY, ~0ULL };
+	const u64 unknown[] = { 0x2, 0xf, 0x14, 0x1f, 0x22, 0xffff, 1ULL << 32, (1ULL << 32) | HC_QUERY, ~0ULL };
 	struct hc_args a;
 	for (size_t i = 0; i < ARRAY_SIZE(unknown); i++) {
 		a = (struct hc_args){ .nr = unknown[i] };
@@ -251,7 +251,7 @@ static void test_cpuid_policy(void **state)
 
 	regs.gpr[GPR_AX] = 0x40000001;
 	exit_cpuid(&cpu);
-	assert_int_equal(regs.gpr[GPR_AX], 0x00010003); /* ABI 1.3 */
+	assert_int_equal(regs.gpr[GPR_AX], 0x00010004); /* ABI 1.4 */
 	assert_true(regs.gpr[GPR_BX] & (1u << 6)); /* TESSEL_F_PIN: always in 1.2 */
 	assert_true(regs.gpr[GPR_CX] >= 512);
 

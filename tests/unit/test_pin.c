@@ -773,7 +773,7 @@ static void test_query_and_stats(void **state)
 	(void)state;
 	struct hc_args a;
 	assert_int_equal(hcall_out(HC_QUERY, 0, 0, 0, 0, &a), 0);
-	assert_int_equal(a.out[0], 0x00010003); /* 1.3 */
+	assert_int_equal(a.out[0], 0x00010004); /* 1.4 */
 	assert_true(a.out[1] & (1U << 6));      /* TESSEL_F_PIN */
 	assert_int_equal(hcall(HC_PIN_CR, 0, CR0_WP, 0, 0), 0);
 	assert_false(guest_mov_cr(&cpu, 0, BASE_CR0 & ~CR0_WP));

@@ -275,7 +275,7 @@ static void test_unsupported(void **state)
 	vmx_caps.proc2 = (u64)(PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST) << 32;
 	struct hc_args a;
 	assert_int_equal(hcall_out(HC_QUERY, 0, 0, 0, 0, &a), 0);
-	assert_int_equal(a.out[0], 0x00010003);
+	assert_int_equal(a.out[0], 0x00010004);
 	assert_false(a.out[1] & TESSEL_F_PIN_DT);
 	assert_int_equal(hcall(HC_PIN_DT, PIN_DT_IDTR, 0, 0, 0), -EOPNOTSUPP);
 	assert_int_equal(hcall(HC_PIN_DT, 0, 0, 0, 0), -EOPNOTSUPP);

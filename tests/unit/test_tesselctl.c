@@ -419,11 +419,11 @@ static void test_flags(void **state)
 	assert_string_equal(s, "SPP_HW LOCK EVENTS TRACK");
 	tc_flags_str(TESSEL_F_SPP_SW, s, sizeof(s));
 	assert_string_equal(s, "SPP_SW");
-	tc_flags_str(TESSEL_F_KNOWN | (1u << 8) | (1u << 31), s, sizeof(s));
-	assert_string_equal(s, "SPP_HW SPP_SW LOCK EVENTS TRACK DMA PIN PIN_DT bit8 bit31");
+	tc_flags_str(TESSEL_F_KNOWN | (1u << 9) | (1u << 31), s, sizeof(s));
+	assert_string_equal(s, "SPP_HW SPP_SW LOCK EVENTS TRACK DMA PIN PIN_DT SPP_BYTES bit9 bit31");
 	/* a short buffer is terminated, and the return value is the full length */
 	char t[8];
-	assert_int_equal(tc_flags_str(TESSEL_F_KNOWN, t, sizeof(t)), (int)strlen("SPP_HW SPP_SW LOCK EVENTS TRACK DMA PIN PIN_DT"));
+	assert_int_equal(tc_flags_str(TESSEL_F_KNOWN, t, sizeof(t)), (int)strlen("SPP_HW SPP_SW LOCK EVENTS TRACK DMA PIN PIN_DT SPP_BYTES"));
 	assert_string_equal(t, "SPP_HW ");
 }
 

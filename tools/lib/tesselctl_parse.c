@@ -373,7 +373,7 @@ int tc_status_str(enum tc_call call, int64_t st, char *buf, size_t n)
 
 int tc_flags_str(uint32_t flags, char *buf, size_t n)
 {
-	static const char *const names[] = { "SPP_HW", "SPP_SW", "LOCK", "EVENTS", "TRACK", "DMA", "PIN", "PIN_DT" };
+	static const char *const names[] = { "SPP_HW", "SPP_SW", "LOCK", "EVENTS", "TRACK", "DMA", "PIN", "PIN_DT", "SPP_BYTES" };
 	size_t len = 0;
 	if (n)
 		buf[0] = 0;

@@ -21,7 +21,10 @@
  *  10. patch the first byte of a kernel function (an INT3 into sys_ni_syscall) through a vmap
  *      alias of its text page (guard_text=1; skipped likewise);
  *  11. the call gate of 9 in the GDT's TLS slots 12-13, which Linux itself rewrites at every
- *      context switch (guard_gdt=1): the guard must still refuse and name it.
+ *      context switch (guard_gdt=1): the guard must still refuse and name it;
+ *  12. (not an attack) byte-precise guarding (ABI 1.4): the bytes of other objects that share
+ *      modprobe_path's first and last 128-byte sub-pages stay writable, while a write to
+ *      modprobe_path by the same instruction is refused.
  * tessel-guard-demo passes the guard's guard_gdt and guard_text settings on as this module's
  * options of the same names.
  *
@@ -32,6 +35,7 @@
 #define pr_fmt(fmt) "tessel_evil: " fmt
 
 #include <linux/irqflags.h>
+#include <linux/kmod.h>
 #include <linux/kprobes.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -401,6 +405,73 @@ static noinline void evil_text(void)
 	result(!landed && READ_ONCE(*fn) == before, what, detail);
 }
 
+/*
+ * A locked OR of 0 into one byte: a real write (the processor writes the byte back; SPP and
+ * the hypervisor judge it like any other), which changes no value, so no concurrent user of
+ * the byte is disturbed. With interrupts off and the TLB entry dropped first, as in
+ * store_past_bochs_tlb, and the hypervisor's event interrupt delivered before it returns.
+ */
+static __always_inline void lock_or0(void *p)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	asm volatile("invlpg (%0)" : : "r"(p) : "memory");
+	asm volatile("lock orb $0, %0" : "+m"(*(u8 *)p) : : "memory");
+	local_irq_restore(flags);
+}
+
+/*
+ * Point 12. Judged by the guard's own refusal counter (tessel_guard's guard_denied_writes, found
+ * through kallsyms like everything else here): the write to modprobe_path[0] must add one
+ * refusal, the writes to its neighbours' bytes none. Without byte-precise protection (a
+ * hypervisor before ABI 1.4, or the guard's precise=0) the whole sub-pages are guarded and
+ * the point is skipped, saying so.
+ */
+static noinline void evil_subpage(char *modprobe_path)
+{
+	const char *what = "bytes sharing modprobe_path's guarded sub-pages stay writable";
+	unsigned long va = (unsigned long)modprobe_path, end = va + KMOD_PATH_LEN;
+	atomic_t *denied = (atomic_t *)lookup_name("guard_denied_writes");
+	bool *precise = (bool *)lookup_name("guard_precise");
+	int before, mid, after, n = 0;
+	char detail[160];
+	u32 version, features;
+	u64 max_pages;
+
+	if (tessel_query(&version, &features, &max_pages) || !(features & TESSEL_F_SPP_BYTES)) {
+		skip(what, "the hypervisor has no byte-precise protection (ABI 1.4)");
+		return;
+	}
+	if (!denied || !precise) {
+		result(false, what, "tessel_guard's denied_writes or precise not found");
+		return;
+	}
+	if (!READ_ONCE(*precise)) {
+		skip(what, "the guard runs with precise=0 (whole sub-pages)");
+		return;
+	}
+	if (!(va & (TESSEL_SPP_SUBPAGE_SIZE - 1)) && !(end & (TESSEL_SPP_SUBPAGE_SIZE - 1))) {
+		skip(what, "modprobe_path fills its sub-pages: no neighbour shares them");
+		return;
+	}
+	before = atomic_read(denied);
+	lock_or0(modprobe_path);
+	mid = atomic_read(denied);
+	n = scnprintf(detail, sizeof(detail), "modprobe_path[0] refusals +%d", mid - before);
+	if (va & (TESSEL_SPP_SUBPAGE_SIZE - 1)) {
+		lock_or0((void *)(va - 1));
+		n += scnprintf(detail + n, sizeof(detail) - n, ", %pS", (void *)(va - 1));
+	}
+	if (end & (TESSEL_SPP_SUBPAGE_SIZE - 1)) {
+		lock_or0((void *)end);
+		n += scnprintf(detail + n, sizeof(detail) - n, ", %pS", (void *)end);
+	}
+	after = atomic_read(denied);
+	scnprintf(detail + n, sizeof(detail) - n, " refusals +%d", after - mid);
+	result(mid - before == 1 && after == mid, what, detail);
+}
+
 static int __init evil_init(void)
 {
 	char *modprobe_path;
@@ -423,7 +494,7 @@ static int __init evil_init(void)
 		pr_err("symbols missing\n");
 		return -ENOENT;
 	}
-	pr_info("1..11\n");
+	pr_info("1..12\n");
 	evil_modprobe(modprobe_path);
 	wp = evil_cr0();
 	evil_syscall(sys_call_table, wp);
@@ -435,6 +506,7 @@ static int __init evil_init(void)
 	evil_gdt(GDT_ENTRY_LDT, "call gate in the GDT refused");
 	evil_text();
 	evil_gdt(GDT_ENTRY_TLS_MIN, "call gate in the GDT's TLS slots refused");
+	evil_subpage(modprobe_path);
 	pr_info("done: %s\n", all_ok ? "every attack refused" : "SOME ATTACKS LANDED");
 	return 0;
 }

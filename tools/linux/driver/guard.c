@@ -86,19 +86,22 @@ MODULE_PARM_DESC(pin_dt, "pin IDTR and GDTR where the hypervisor offers it (ABI 
 static bool pin_msrs = true;
 module_param(pin_msrs, bool, 0400);
 MODULE_PARM_DESC(pin_msrs, "pin the system-call entry MSRs and EFER.NXE (default 1)");
+static bool guard_precise = true;
+module_param_named(precise, guard_precise, bool, 0400);
+MODULE_PARM_DESC(precise, "guard objects to the byte where the hypervisor offers it (ABI 1.4): the rest of their 128-byte sub-pages stays writable (default 1)");
 static bool lock = true;
 module_param(lock, bool, 0400);
 MODULE_PARM_DESC(lock, "HC_SPP_LOCK the protected pages (default 1)");
 
 /* Refusals seen (the log is rate-limited; these are not). */
-static atomic_t denied_writes = ATOMIC_INIT(0);
+static atomic_t guard_denied_writes = ATOMIC_INIT(0);
 static atomic_t denied_pins = ATOMIC_INIT(0);
 static int denied_show(char *buf, const struct kernel_param *kp)
 {
 	return sysfs_emit(buf, "%d\n", atomic_read(kp->arg));
 }
 static const struct kernel_param_ops denied_ops = { .get = denied_show };
-module_param_cb(denied_writes, &denied_ops, &denied_writes, 0444);
+module_param_cb(denied_writes, &denied_ops, &guard_denied_writes, 0444);
 module_param_cb(denied_pins, &denied_ops, &denied_pins, 0444);
 /* guard_gdt=1: Linux's own unchanged TLS-slot rewrites refused (not logged; gdt_tls_own()). */
 static atomic_t gdt_tls_rewrites = ATOMIC_INIT(0);
@@ -169,7 +172,8 @@ static void describe(char *buf, size_t len, unsigned long addr)
 
 struct gpage {
 	u64 gfn;
-	u32 map;		/* bit j set: sub-page j writable */
+	u32 map;		/* bit j set: sub-page j holds no guarded byte */
+	u32 set_map;		/* what HC_SPP_SET gives the page: map, but for byte-precise objects */
 	unsigned long va;	/* a kernel address of the page, for naming */
 	const char *label;	/* non-NULL: named label+offset from label_va (no kallsyms name) */
 	unsigned long label_va;
@@ -178,9 +182,35 @@ struct gpage {
 static struct gpage *gpages;
 static unsigned int ngpages, gpages_cap;
 static unsigned int nobjects;
+static u32 hv_features;
+
+/* A byte-precise object's part in one page (HC_SPP_PROTECT_BYTES, ABI 1.4). */
+struct gchunk {
+	phys_addr_t pa;
+	u32 len;
+};
+static struct gchunk *gchunks;
+static unsigned int ngchunks, gchunks_cap;
 static u64 cr0_pinned, cr4_pinned;
 
-static int add_page(u64 gfn, u32 map, unsigned long va, const char *label, unsigned long label_va)
+static int add_chunk(phys_addr_t pa, u32 len)
+{
+	struct gchunk *c;
+
+	if (ngchunks == gchunks_cap) {
+		unsigned int cap = gchunks_cap ? gchunks_cap * 2 : 64;
+
+		c = kvrealloc(gchunks, gchunks_cap * sizeof(*c), cap * sizeof(*c), GFP_KERNEL);
+		if (!c)
+			return -ENOMEM;
+		gchunks = c;
+		gchunks_cap = cap;
+	}
+	gchunks[ngchunks++] = (struct gchunk){ pa, len };
+	return 0;
+}
+
+static int add_page(u64 gfn, u32 map, u32 set_map, unsigned long va, const char *label, unsigned long label_va)
 {
 	struct gpage *p;
 
@@ -193,14 +223,28 @@ static int add_page(u64 gfn, u32 map, unsigned long va, const char *label, unsig
 		gpages = p;
 		gpages_cap = cap;
 	}
-	gpages[ngpages++] = (struct gpage){ gfn, map, va, label, label_va };
+	gpages[ngpages++] = (struct gpage){ gfn, map, set_map, va, label, label_va };
 	return 0;
 }
 
-/* Guards bytes [va, va + len): the 128-byte sub-pages they touch. */
+/*
+ * Byte-precise (ABI 1.4) where it buys something: the hypervisor offers it, precise=1, and
+ * the object does not start and end on sub-page boundaries (else its sub-pages are its own).
+ */
+static bool bytes_mode(unsigned long va, unsigned long len)
+{
+	return guard_precise && (hv_features & TESSEL_F_SPP_BYTES) &&
+	       ((va | (va + len)) & (TESSEL_SPP_SUBPAGE_SIZE - 1));
+}
+
+/*
+ * Guards bytes [va, va + len): the 128-byte sub-pages they touch, whole, or (bytes_mode)
+ * exactly those bytes, the rest of the sub-pages staying writable.
+ */
 static int guard_bytes(unsigned long va, unsigned long len, const char *label)
 {
 	unsigned long a = va & PAGE_MASK, end = va + len;
+	bool exact = bytes_mode(va, len);
 	int ret;
 
 	for (; a < end; a += PAGE_SIZE) {
@@ -211,16 +255,23 @@ static int guard_bytes(unsigned long va, unsigned long len, const char *label)
 
 		if (!pa)
 			return -EFAULT;
-		ret = add_page(pa >> PAGE_SHIFT, map, a, label, va);
+		ret = add_page(pa >> PAGE_SHIFT, map, exact ? ~0u : map, a, label, va);
+		if (!ret && exact)
+			ret = add_chunk(pa + (lo - a), hi - lo);
 		if (ret)
 			return ret;
 	}
 	return 0;
 }
 
-/* Lists the other symbols that share the 128-byte sub-pages of [va, va + len). */
+/*
+ * Lists the other symbols that share the 128-byte sub-pages of [va, va + len): frozen with
+ * the object ("also covers"), or, byte-precise, still writable ("byte-precise, neighbours
+ * writable").
+ */
 static void report_object(const char *name, unsigned long va, unsigned long len)
 {
+	const char *intro = bytes_mode(va, len) ? "; byte-precise, neighbours writable: " : "; also covers: ";
 	unsigned long a = va & ~(unsigned long)(TESSEL_SPP_SUBPAGE_SIZE - 1);
 	unsigned long end = ALIGN(va + len, TESSEL_SPP_SUBPAGE_SIZE);
 	char other[512] = "";
@@ -244,13 +295,13 @@ static void report_object(const char *name, unsigned long va, unsigned long len)
 		pr_info("guard: %s %px-%px (%lu bytes), sub-pages %lu-%lu of pfn 0x%llx%s%s\n", name,
 			(void *)va, (void *)last, len, offset_in_page(va) / TESSEL_SPP_SUBPAGE_SIZE,
 			offset_in_page(last) / TESSEL_SPP_SUBPAGE_SIZE,
-			(u64)(slow_virt_to_phys((void *)va) >> PAGE_SHIFT), n ? "; also covers: " : "", other);
+			(u64)(slow_virt_to_phys((void *)va) >> PAGE_SHIFT), n ? intro : "", other);
 	else
 		pr_info("guard: %s %px-%px (%lu bytes), sub-page %lu of pfn 0x%llx to sub-page %lu of pfn 0x%llx%s%s\n",
 			name, (void *)va, (void *)last, len, offset_in_page(va) / TESSEL_SPP_SUBPAGE_SIZE,
 			(u64)(slow_virt_to_phys((void *)va) >> PAGE_SHIFT),
 			offset_in_page(last) / TESSEL_SPP_SUBPAGE_SIZE,
-			(u64)(slow_virt_to_phys((void *)last) >> PAGE_SHIFT), n ? "; also covers: " : "", other);
+			(u64)(slow_virt_to_phys((void *)last) >> PAGE_SHIFT), n ? intro : "", other);
 }
 
 static bool listed(const char *list, const char *name)
@@ -308,7 +359,7 @@ static int guard_range(const char *what, const char *from, const char *to)
 	start &= PAGE_MASK;
 	end = PAGE_ALIGN(end);
 	for (a = start; a < end; a += PAGE_SIZE) {
-		ret = add_page(slow_virt_to_phys((void *)a) >> PAGE_SHIFT, 0, a, NULL, 0);
+		ret = add_page(slow_virt_to_phys((void *)a) >> PAGE_SHIFT, 0, 0, a, NULL, 0);
 		if (ret)
 			return ret;
 	}
@@ -333,6 +384,7 @@ static void merge_pages(void)
 	for (i = 0; i < ngpages; i++) {
 		if (j && gpages[j - 1].gfn == gpages[i].gfn) {
 			gpages[j - 1].map &= gpages[i].map;
+			gpages[j - 1].set_map &= gpages[i].set_map;
 			if (!gpages[j - 1].label)
 				continue;
 			if (!gpages[i].label)
@@ -366,7 +418,30 @@ static long hc(s64 st)
 	return st >= 0 ? 0 : (st < -4095 ? -EIO : (long)st);
 }
 
-/* HC_SPP_SET, then HC_SPP_LOCK, for runs of consecutive frames. */
+/*
+ * A byte-precise chunk the hypervisor could not take (-ENOMEM: its table of byte-mode pages
+ * is full): its sub-pages are guarded whole instead, neighbours frozen, and the log says so.
+ */
+static long chunk_fallback(const struct gchunk *c, u32 *buf, long why)
+{
+	u64 gfn = c->pa >> PAGE_SHIFT;
+	u32 first = offset_in_page(c->pa) / TESSEL_SPP_SUBPAGE_SIZE;
+	u32 last = (offset_in_page(c->pa) + c->len - 1) / TESSEL_SPP_SUBPAGE_SIZE;
+	long ret = hc(tessel_spp_get(gfn, 1, virt_to_phys(buf)));
+
+	pr_warn("guard: byte-precise protection of pfn 0x%llx refused (%ld): sub-pages %u-%u guarded whole\n",
+		gfn, why, first, last);
+	if (ret)
+		return ret;
+	buf[0] &= ~(u32)GENMASK(last, first);
+	return hc(tessel_spp_set(gfn, 1, virt_to_phys(buf), 0));
+}
+
+/*
+ * HC_SPP_SET for runs of consecutive frames (whole sub-pages and pages), then
+ * HC_SPP_PROTECT_BYTES for the byte-precise objects, then HC_SPP_LOCK of every frame (after
+ * a lock, a page's protection cannot grow either).
+ */
 static int apply_pages(u32 max_pages)
 {
 	u32 *maps = kmalloc_array(max_pages, sizeof(u32), GFP_KERNEL);
@@ -378,14 +453,26 @@ static int apply_pages(u32 max_pages)
 	while (i < ngpages && !ret) {
 		for (n = 0; i + n < ngpages && n < max_pages &&
 			    gpages[i + n].gfn == gpages[i].gfn + n; n++)
-			maps[n] = gpages[i + n].map;
+			maps[n] = gpages[i + n].set_map;
 		ret = hc(tessel_spp_set(gpages[i].gfn, n, virt_to_phys(maps), 0));
-		if (!ret && lock)
-			ret = hc(tessel_spp_lock(gpages[i].gfn, n));
 		if (ret)
-			pr_err("guard: HC_SPP_%s of pfn 0x%llx (+%u) failed (%ld)\n",
-			       lock ? "SET/LOCK" : "SET", gpages[i].gfn, n, ret);
+			pr_err("guard: HC_SPP_SET of pfn 0x%llx (+%u) failed (%ld)\n", gpages[i].gfn, n, ret);
 		i += n;
+	}
+	for (i = 0; i < ngchunks && !ret; i++) {
+		ret = hc(tessel_spp_protect_bytes(gchunks[i].pa, gchunks[i].len));
+		if (ret == -ENOMEM)
+			ret = chunk_fallback(&gchunks[i], maps, ret);
+		if (ret)
+			pr_err("guard: HC_SPP_PROTECT_BYTES of 0x%llx (%u bytes) failed (%ld)\n",
+			       (u64)gchunks[i].pa, gchunks[i].len, ret);
+	}
+	for (i = 0; i < ngpages && !ret && lock; i += n) {
+		for (n = 0; i + n < ngpages && n < max_pages && gpages[i + n].gfn == gpages[i].gfn + n; n++)
+			;
+		ret = hc(tessel_spp_lock(gpages[i].gfn, n));
+		if (ret)
+			pr_err("guard: HC_SPP_LOCK of pfn 0x%llx (+%u) failed (%ld)\n", gpages[i].gfn, n, ret);
 	}
 	kfree(maps);
 	return ret;
@@ -676,7 +763,7 @@ static void guard_event(const struct tessel_event_entry *e, bool from_irq)
 		atomic_inc(&gdt_tls_rewrites);
 		return;
 	}
-	atomic_inc(&denied_writes);
+	atomic_inc(&guard_denied_writes);
 	spin_lock(&run_lock); /* interrupts are off here */
 	if (run.rip && e->rip == run.rip && cpu == run.cpu && e->gpa == run.next_gpa) {
 		run.more++;
@@ -798,6 +885,7 @@ static int __init guard_init(void)
 		pr_err("guard: the Tessel hypervisor is not present; not loading\n");
 		return -ENODEV;
 	}
+	hv_features = features;
 	if (!(features & TESSEL_F_PIN) || !(features & TESSEL_F_LOCK) ||
 	    !(features & (TESSEL_F_SPP_HW | TESSEL_F_SPP_SW))) {
 		pr_err("guard: the hypervisor lacks sub-page protection, LOCK or pinning (features 0x%x, ABI %u.%u); not loading\n",
@@ -834,6 +922,7 @@ static int __init guard_init(void)
 	return 0;
 fail:
 	kvfree(gpages);
+	kvfree(gchunks);
 	return ret;
 }
 
@@ -843,6 +932,7 @@ static void __exit guard_exit(void)
 	tessel_guard_detach();
 	cancel_delayed_work_sync(&run_work);
 	kvfree(gpages);
+	kvfree(gchunks);
 }
 
 module_init(guard_init);
