@@ -120,6 +120,17 @@ SPP_GROUPS += [
          tap=True, timeout=180,
          expect=[('hypervisor uses hardware SPP', _P['hv_eager'])],
          reject=_COMMON_REJECT),
+    # Byte-precise protection (ABI 1.4, HC_SPP_PROTECT_BYTES) in both modes.
+    dict(name='spp-bytes-hw', emu='bochs', model='corei7_icelake_u', cpus=2,
+         cfg=_cfg('# byte-precise protection, hardware SPP', 'next=\\tests\\spp_bytes.efi'),
+         tap=True, timeout=120,
+         expect=[('hypervisor uses hardware SPP', _P['hv_eager'])],
+         reject=_COMMON_REJECT),
+    dict(name='spp-bytes-sw', emu='bochs', model='corei7_skylake_x', cpus=2,
+         cfg=_cfg('# byte-precise protection, software enforcement', 'next=\\tests\\spp_bytes.efi'),
+         tap=True, timeout=120,
+         expect=[('hypervisor uses software enforcement', _P['hv_sw'])],
+         reject=_COMMON_REJECT),
     # The MOV-to-memory encodings of the hypervisor's store fast path (spp/violation.c
     # mov_store): writable bytes as native, protected bytes unchanged, in both modes.
     dict(name='spp-movforms-sw', emu='bochs', model='corei7_skylake_x', cpus=2,
