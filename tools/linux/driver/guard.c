@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * tessel_guard.ko: the kernel guard. Linux write-protects its own critical data through the
- * Tessel hypervisor (ABI 1.2, docs/ABI.md) and pins its control registers, then locks it all,
+ * Tessel hypervisor (ABI 1.2 to 1.4, docs/ABI.md) and pins its control registers, then locks it all,
  * so that even code running in the kernel later (a rootkit module) cannot undo it:
  *
- *  - at 128-byte granularity, the sub-pages covering modprobe_path, core_pattern,
- *    poweroff_cmd, selinux_state (if present), sys_call_table, idt_table and the symbols of
- *    guard_symbols= (resolved through kallsyms); the per-CPU GDTs with guard_gdt=1;
+ *  - modprobe_path, core_pattern, poweroff_cmd, selinux_state (if present), sys_call_table,
+ *    idt_table and the symbols of guard_symbols= (resolved through kallsyms), to the byte
+ *    where the hypervisor offers it (ABI 1.4 HC_SPP_PROTECT_BYTES, precise=1), else as the
+ *    128-byte sub-pages covering them; the per-CPU GDTs with guard_gdt=1;
  *  - whole pages: the kernel's read-only data (__start_rodata .. __end_rodata, which holds
  *    the system-call table, the __ro_after_init data and with it the LSM hook lists), and the
  *    kernel text with guard_text=1;
@@ -27,9 +28,11 @@
  * A write to a guarded sub-page is refused whoever makes it, the kernel's own legitimate
  * writes included (a sysctl write to core_pattern): deny and report is the default;
  * allow_write= names the default objects to leave writable. Bytes of other sub-pages of the
- * same pages stay writable (hardware SPP, or the hypervisor's software emulation). Bytes of
- * other symbols that share a guarded 128-byte sub-page are frozen too: the guard lists them
- * at load ("also covers: ...") so an administrator sees what the layout of this kernel costs.
+ * same pages stay writable (hardware SPP, or the hypervisor's software emulation), and so do
+ * the bytes of other symbols inside a guarded sub-page when the object is guarded to the
+ * byte ("byte-precise, neighbours writable: ..." at load; the hypervisor completes each such
+ * write). Without byte precision they are frozen too ("also covers: ..."), so an
+ * administrator sees what the layout of this kernel costs.
  * tools/linux/README.md, "The kernel guard", says what is guarded and why, and what is not.
  *
  * Once loaded the guard cannot be unloaded (the protection is locked until platform reset).
