@@ -24,7 +24,9 @@
  *      context switch (guard_gdt=1): the guard must still refuse and name it;
  *  12. (not an attack) byte-precise guarding (ABI 1.4): the bytes of other objects that share
  *      modprobe_path's first and last 128-byte sub-pages stay writable, while a write to
- *      modprobe_path by the same instruction is refused.
+ *      modprobe_path by the same instruction is refused;
+ *  13. switch AppArmor, the running LSM, to complain mode (aa_g_profile_mode = 1: every
+ *      denial becomes a log line) with a plain store ("ok # skip" on a kernel without it).
  * tessel-guard-demo passes the guard's guard_gdt and guard_text settings on as this module's
  * options of the same names.
  *
@@ -102,7 +104,7 @@ fault:
 }
 
 /*
- * The attacking store: n bytes (1, 8 or 16) of evil written at a, which maps target (the same
+ * The attacking store: n bytes (1, 4, 8 or 16) of evil written at a, which maps target (the same
  * address, or a vmap alias of it), with interrupts off and a's TLB entry dropped first. The
  * INVLPG is for Bochs 2.7 only (docs/SPP.md section 10, deviation 1): once a write SPP allowed
  * has gone to another sub-page of the page (the kernel writes its neighbours all the time),
@@ -128,6 +130,8 @@ static __always_inline bool store_past_bochs_tlb(void *a, const void *target, co
 		WRITE_ONCE(((u64 *)a)[1], ((const u64 *)evil)[1]);
 	} else if (n == 8) {
 		WRITE_ONCE(*(u64 *)a, *(const u64 *)evil);
+	} else if (n == 4) {
+		WRITE_ONCE(*(u32 *)a, *(const u32 *)evil);
 	} else {
 		WRITE_ONCE(*(u8 *)a, *(const u8 *)evil);
 	}
@@ -472,6 +476,25 @@ static noinline void evil_subpage(char *modprobe_path)
 	result(mid - before == 1 && after == mid, what, detail);
 }
 
+static noinline void evil_lsm(void)
+{
+	const char *what = "AppArmor complain mode refused";
+	u32 *mode = (u32 *)lookup_name("aa_g_profile_mode"), complain = 1, before;
+	char detail[64];
+
+	if (!mode) {
+		skip(what, "no AppArmor in this kernel");
+		return;
+	}
+	before = READ_ONCE(*mode);
+	if (store_past_bochs_tlb(mode, mode, &complain, sizeof(complain)) || READ_ONCE(*mode) != before) {
+		result(false, what, "aa_g_profile_mode changed (restored)");
+		return;
+	}
+	scnprintf(detail, sizeof(detail), "aa_g_profile_mode still %u", before);
+	result(true, what, detail);
+}
+
 static int __init evil_init(void)
 {
 	char *modprobe_path;
@@ -494,7 +517,7 @@ static int __init evil_init(void)
 		pr_err("symbols missing\n");
 		return -ENOENT;
 	}
-	pr_info("1..12\n");
+	pr_info("1..13\n");
 	evil_modprobe(modprobe_path);
 	wp = evil_cr0();
 	evil_syscall(sys_call_table, wp);
@@ -507,6 +530,7 @@ static int __init evil_init(void)
 	evil_text();
 	evil_gdt(GDT_ENTRY_TLS_MIN, "call gate in the GDT's TLS slots refused");
 	evil_subpage(modprobe_path);
+	evil_lsm();
 	pr_info("done: %s\n", all_ok ? "every attack refused" : "SOME ATTACKS LANDED");
 	return 0;
 }

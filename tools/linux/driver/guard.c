@@ -70,7 +70,7 @@ module_param(guard_symbols, charp, 0400);
 MODULE_PARM_DESC(guard_symbols, "more objects to guard: comma-separated symbol or symbol+length (bytes; default: the distance to the next symbol)");
 static char *allow_write;
 module_param(allow_write, charp, 0400);
-MODULE_PARM_DESC(allow_write, "default objects left writable, comma-separated (modprobe_path, core_pattern, poweroff_cmd, selinux_state, sys_call_table, idt_table, rodata)");
+MODULE_PARM_DESC(allow_write, "default objects left writable, comma-separated (modprobe_path, core_pattern, poweroff_cmd, selinux_state, aa_g_profile_mode, aa_g_lock_policy, aa_g_audit, kernel_locked_down, ptrace_scope, sys_call_table, ia32_sys_call_table, x32_sys_call_table, idt_table, rodata)");
 static bool guard_rodata = true;
 module_param(guard_rodata, bool, 0400);
 MODULE_PARM_DESC(guard_rodata, "write-protect the kernel's read-only data whole (default 1)");
@@ -800,9 +800,19 @@ static const struct tessel_guard_ops ops = { .event = guard_event };
 
 /* ---- load ---- */
 
-static const char *const default_objects[] = {
-	"modprobe_path", "core_pattern", "poweroff_cmd", "selinux_state", "sys_call_table",
-	"ia32_sys_call_table", "x32_sys_call_table", "idt_table",
+/*
+ * What is guarded by default (allow_write= names any of them). Optional: only if this kernel
+ * has the symbol. The LSM switches: SELinux's state (enforcing, policy); AppArmor's global
+ * profile mode (enforce/complain/kill/unconfined: "complain" turns every denial into a log
+ * line), its policy lock and audit mode; the lockdown LSM's level; Yama's ptrace scope. Their
+ * hook lists are __ro_after_init, in the read-only data guarded whole.
+ */
+static const struct { const char *name; bool optional; } default_objects[] = {
+	{ "modprobe_path", false },	  { "core_pattern", false },	   { "poweroff_cmd", false },
+	{ "selinux_state", true },	  { "aa_g_profile_mode", true },   { "aa_g_lock_policy", true },
+	{ "aa_g_audit", true },		  { "kernel_locked_down", true },  { "ptrace_scope", true },
+	{ "sys_call_table", false },	  { "ia32_sys_call_table", true }, { "x32_sys_call_table", true },
+	{ "idt_table", false },
 };
 
 static int collect(void)
@@ -812,12 +822,13 @@ static int collect(void)
 	int ret = 0, cpu;
 
 	for (i = 0; i < ARRAY_SIZE(default_objects); i++) {
-		if (allow_write && listed(allow_write, default_objects[i])) {
-			pr_info("guard: %s left writable (allow_write)\n", default_objects[i]);
+		const char *name = default_objects[i].name;
+
+		if (allow_write && listed(allow_write, name)) {
+			pr_info("guard: %s left writable (allow_write)\n", name);
 			continue;
 		}
-		/* selinux_state, the 32-bit and x32 tables: only if this kernel has them. */
-		ret = guard_symbol(default_objects[i], 0, i != 0 && i != 1 && i != 2 && i != 4 && i != 7);
+		ret = guard_symbol(name, 0, default_objects[i].optional);
 		if (ret)
 			return ret;
 	}
