@@ -246,6 +246,8 @@ def _guard(name, model, opt=False):
                  ('AppArmor complain mode: refused', r'^ok 13 - AppArmor complain mode refused: aa_g_profile_mode still 0$'),
                  ('AppArmor complain mode: named log line', _denied(r'aa_g_profile_mode\+0x0', 'evil_lsm')),
                  ('the test module saw every attack refused', r'^done: every attack refused'),
+                 ("the hypervisor's counters in tessel.ko's sysfs: the refused writes, the 3 refused register loads, no DMA faults",
+                  r'^counted by the hypervisor: spp_denied [1-9]\d*, pin_denied 3, dma_faults 0$'),
                  *(_GUARD_OPT if opt else _GUARD_DEFAULT),
                  ("root's sysctl write to core_pattern: refused and named",
                   rf'^tessel: denied write to core_pattern\+0x0 by {_X} \(\S+\+0x[0-9a-f]+\) on cpu [01], comm \S+$'),

@@ -923,12 +923,12 @@ static ssize_t hv_stat_show(struct device *d, struct device_attribute *a, char *
 	u64 full = 0;
 	ssize_t ret;
 
-	rec = kcalloc(TESSEL_STAT_COUNT_1_0, sizeof(u64), GFP_KERNEL);
+	rec = kcalloc(TESSEL_STAT_COUNT_1_2, sizeof(u64), GFP_KERNEL);
 	if (!rec)
 		return -ENOMEM;
-	ret = hc_status(tessel_stats(virt_to_phys(rec), TESSEL_STAT_COUNT_1_0 * sizeof(u64), &full));
+	ret = hc_status(tessel_stats(virt_to_phys(rec), TESSEL_STAT_COUNT_1_2 * sizeof(u64), &full));
 	if (!ret && full < (idx + 1) * sizeof(u64))
-		ret = -EIO;
+		ret = -ENODATA; /* a counter of a later ABI than the hypervisor's */
 	if (!ret)
 		ret = sysfs_emit(buf, "%llu\n", rec[idx]);
 	kfree(rec);
@@ -940,7 +940,7 @@ static ssize_t hv_stat_show(struct device *d, struct device_attribute *a, char *
 		.attr = { .attr = { .name = nm, .mode = 0400 }, .show = hv_stat_show },       \
 		.var = (void *)(unsigned long)(i),                                            \
 	}
-static struct dev_ext_attribute hv_stats[TESSEL_STAT_COUNT_1_0] = {
+static struct dev_ext_attribute hv_stats[TESSEL_STAT_COUNT_1_2] = {
 	HV_STAT(TESSEL_STAT_EXITS, "exits"),
 	HV_STAT(TESSEL_STAT_HYPERCALLS, "hypercalls"),
 	HV_STAT(TESSEL_STAT_SPP_DENIED, "spp_denied"),
@@ -952,6 +952,8 @@ static struct dev_ext_attribute hv_stats[TESSEL_STAT_COUNT_1_0] = {
 	HV_STAT(TESSEL_STAT_PAGES_PROTECTED, "pages_protected"),
 	HV_STAT(TESSEL_STAT_SPPT_PAGES, "sppt_pages"),
 	HV_STAT(TESSEL_STAT_EVENTS_DROPPED, "events_dropped"),
+	HV_STAT(TESSEL_STAT_DMA_FAULTS, "dma_faults"),   /* ABI 1.1 */
+	HV_STAT(TESSEL_STAT_PIN_DENIED, "pin_denied"),   /* ABI 1.2 */
 };
 
 /* The driver's own counters. */
@@ -984,7 +986,8 @@ static struct attribute *stats_attrs[] = {
 	&hv_stats[0].attr.attr, &hv_stats[1].attr.attr, &hv_stats[2].attr.attr,
 	&hv_stats[3].attr.attr, &hv_stats[4].attr.attr, &hv_stats[5].attr.attr,
 	&hv_stats[6].attr.attr, &hv_stats[7].attr.attr, &hv_stats[8].attr.attr,
-	&hv_stats[9].attr.attr, &hv_stats[10].attr.attr, &dev_attr_interrupts.attr,
+	&hv_stats[9].attr.attr, &hv_stats[10].attr.attr, &hv_stats[11].attr.attr,
+	&hv_stats[12].attr.attr, &dev_attr_interrupts.attr,
 	&dev_attr_events_read.attr, &dev_attr_pinned_pages.attr, &dev_attr_ring_dropped.attr,
 	NULL,
 };
