@@ -9,7 +9,7 @@ static int find(const struct spp_bytes *t, u64 gfn)
 	return -1;
 }
 
-const u64 *spp_bytes_mask(const struct spp_bytes *t, u64 gfn)
+const u64 *spp_bytes_find(const struct spp_bytes *t, u64 gfn)
 {
 	int i = find(t, gfn);
 	return i < 0 ? NULL : t->mask[i];

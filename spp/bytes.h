@@ -24,8 +24,13 @@ struct spp_bytes {
 	u64 mask[SPP_BYTES_PAGES][SPP_BYTES_WORDS]; /* bit b of page i: byte b protected */
 };
 
-/* The mask of gfn, or NULL when the page is not in byte mode. */
-const u64 *spp_bytes_mask(const struct spp_bytes *t, u64 gfn);
+/* The mask of gfn, or NULL when the page is not in byte mode. Inline for the common case of
+ * no page in byte mode: the write-exit path asks on every exit (perf-budget groups). */
+const u64 *spp_bytes_find(const struct spp_bytes *t, u64 gfn);
+static inline const u64 *spp_bytes_mask(const struct spp_bytes *t, u64 gfn)
+{
+	return t->n ? spp_bytes_find(t, gfn) : NULL;
+}
 
 /* Room for `pages` more pages in byte mode? */
 bool spp_bytes_room(const struct spp_bytes *t, u32 pages);
