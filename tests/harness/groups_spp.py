@@ -212,7 +212,9 @@ def _vmcs_row(label, most):
 _BENCH = _cfg('# exit-path budgets (bench.efi, test build, one CPU)', 'next=\\tests\\bench.efi', 'log=warn')
 _BUDGET_COMMON = [
     ('HC_NOP round trip <= 100', _row(r'HC_NOP round trip', 100)),
-    ('denied write with the event ring <= 1,000', _row(r'denied write, ring \(8 bytes\)', 1000)),
+    # 996 before ABI 1.4, 1,025 with byte mode's check on the write path (spp/violation.c
+    # store_page): the budget moved with that measured, deliberate cost.
+    ('denied write with the event ring <= 1,050', _row(r'denied write, ring \(8 bytes\)', 1050)),
     ('denied write: VMREAD + VMWRITE <= 12', _vmcs_row(r'denied write, ring \(8 bytes\)', 12)),
 ]
 SPP_GROUPS += [
