@@ -45,12 +45,18 @@ int spp_bytes_add(struct spp_bytes *t, u64 gfn, u32 map, unsigned off, unsigned 
 /* gfn leaves byte mode (HC_SPP_SET on it): its protected sub-pages are protected whole. */
 void spp_bytes_drop(struct spp_bytes *t, u64 gfn);
 
+/* Bit `off` of a page's mask. */
+static inline bool spp_bytes_bit(const u64 *mask, u64 off)
+{
+	return (mask[off >> 6] >> (off & 63)) & 1;
+}
+
 /* Is byte `off` of a page protected, given the page's map and mask (NULL: not byte mode)? */
 static inline bool spp_byte_protected(u32 map, const u64 *mask, unsigned off)
 {
 	if ((map >> (off >> 7)) & 1)
 		return false;
-	return !mask || ((mask[off >> 6] >> (off & 63)) & 1);
+	return !mask || spp_bytes_bit(mask, off);
 }
 
 #endif

@@ -471,7 +471,7 @@ s64 hc_spp_protect_bytes(struct percpu *c, struct hc_args *a)
 	(void)c;
 	u64 gpa = a->arg[0], len = a->arg[1];
 	enum { MAXP = TESSEL_MAX_PROTECT_BYTES / PAGE_SIZE + 1 };
-	u32 maps[MAXP], old[MAXP], pflags[MAXP];
+	u32 maps[MAXP], old[MAXP], pflags[MAXP], off[MAXP], cnt[MAXP]; /* cnt: bytes of page i */
 	if (spp.mode == SPP_MODE_NONE)
 		return -ENODEV;
 	if (a->arg[2] || a->arg[3] || !len || len > TESSEL_MAX_PROTECT_BYTES || gpa + len < gpa)
@@ -486,6 +486,8 @@ s64 hc_spp_protect_bytes(struct percpu *c, struct hc_args *a)
 		u64 page = (gfn + i) << PAGE_SHIFT;
 		u64 lo = MAX(gpa, page), hi = MIN(gpa + len, page + PAGE_SIZE);
 		u32 covered = 0;
+		off[i] = (u32)(lo - page);
+		cnt[i] = (u32)(hi - lo);
 		for (u64 b = lo & ~127ULL; b < hi; b += 128)
 			covered |= 1U << ((b - page) >> 7);
 		spp_store_get(&spp.store, gfn + i, &old[i], &pflags[i]);
@@ -509,11 +511,8 @@ s64 hc_spp_protect_bytes(struct percpu *c, struct hc_args *a)
 			goto out;
 		}
 	}
-	for (u64 i = 0; i < n; i++) {
-		u64 page = (gfn + i) << PAGE_SHIFT;
-		u64 lo = MAX(gpa, page), hi = MIN(gpa + len, page + PAGE_SIZE);
-		BUG_ON(spp_bytes_add(&spp.bytes, gfn + i, old[i], (unsigned)(lo - page), (unsigned)(hi - lo)));
-	}
+	for (u64 i = 0; i < n; i++)
+		BUG_ON(spp_bytes_add(&spp.bytes, gfn + i, old[i], off[i], cnt[i]));
 out:
 	spin_unlock(&spp.lock);
 	return r;

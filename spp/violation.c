@@ -63,11 +63,6 @@ static int backend_read(void *vctx, u64 la, void *buf, unsigned n)
 	return r ? -EFAULT : 0;
 }
 
-static inline bool mask_bit(const u64 *mask, u64 off)
-{
-	return (mask[off >> 6] >> (off & 63)) & 1;
-}
-
 /* Store one page's worth of bytes at gpa, honouring the page's sub-page map (and, for a
  * page in byte mode, its byte mask inside the protected sub-pages). */
 static void store_page(struct wctx *w, u64 gpa, u64 la, const u8 *src, unsigned n)
@@ -107,9 +102,9 @@ static void store_page(struct wctx *w, u64 gpa, u64 la, const u8 *src, unsigned 
 		bool writable = map & (1U << ((b >> 7) & 31));
 		if (!writable && mask) {
 			u64 off = b & (PAGE_SIZE - 1);
-			bool prot = mask_bit(mask, off);
+			bool prot = spp_bytes_bit(mask, off);
 			unsigned k = 1;
-			while (k < run && mask_bit(mask, off + k) == prot)
+			while (k < run && spp_bytes_bit(mask, off + k) == prot)
 				k++;
 			run = k;
 			writable = !prot;

@@ -440,6 +440,16 @@ static long chunk_fallback(const struct gchunk *c, u32 *buf, long why)
 	return hc(tessel_spp_set(gfn, 1, virt_to_phys(buf), 0));
 }
 
+/* The number of consecutive frames from gpages[i], at most max_pages. */
+static unsigned int frame_run(unsigned int i, u32 max_pages)
+{
+	unsigned int n = 1;
+
+	while (i + n < ngpages && n < max_pages && gpages[i + n].gfn == gpages[i].gfn + n)
+		n++;
+	return n;
+}
+
 /*
  * HC_SPP_SET for runs of consecutive frames (whole sub-pages and pages), then
  * HC_SPP_PROTECT_BYTES for the byte-precise objects, then HC_SPP_LOCK of every frame (after
@@ -453,14 +463,13 @@ static int apply_pages(u32 max_pages)
 
 	if (!maps)
 		return -ENOMEM;
-	while (i < ngpages && !ret) {
-		for (n = 0; i + n < ngpages && n < max_pages &&
-			    gpages[i + n].gfn == gpages[i].gfn + n; n++)
-			maps[n] = gpages[i + n].set_map;
+	for (; i < ngpages && !ret; i += n) {
+		n = frame_run(i, max_pages);
+		for (unsigned int k = 0; k < n; k++)
+			maps[k] = gpages[i + k].set_map;
 		ret = hc(tessel_spp_set(gpages[i].gfn, n, virt_to_phys(maps), 0));
 		if (ret)
 			pr_err("guard: HC_SPP_SET of pfn 0x%llx (+%u) failed (%ld)\n", gpages[i].gfn, n, ret);
-		i += n;
 	}
 	for (i = 0; i < ngchunks && !ret; i++) {
 		ret = hc(tessel_spp_protect_bytes(gchunks[i].pa, gchunks[i].len));
@@ -471,8 +480,7 @@ static int apply_pages(u32 max_pages)
 			       (u64)gchunks[i].pa, gchunks[i].len, ret);
 	}
 	for (i = 0; i < ngpages && !ret && lock; i += n) {
-		for (n = 0; i + n < ngpages && n < max_pages && gpages[i + n].gfn == gpages[i].gfn + n; n++)
-			;
+		n = frame_run(i, max_pages);
 		ret = hc(tessel_spp_lock(gpages[i].gfn, n));
 		if (ret)
 			pr_err("guard: HC_SPP_LOCK of pfn 0x%llx (+%u) failed (%ld)\n", gpages[i].gfn, n, ret);
