@@ -8,6 +8,7 @@ and fails on: no plan, fewer or more results than planned, any "not ok", "Bail o
 run that timed out. Results are printed prefixed with the group name.
 
 Usage as a program: tapcheck.py GROUP SERIAL_LOG [--timed-out]; exit status 0 = pass.
+tapcheck.py --lines copies standard input to standard output as clean_lines() reads it.
 """
 import re
 import sys
@@ -18,10 +19,38 @@ RESULT = re.compile(r'^(not )?ok\b\s*(\d+)?\s*(.*)$')
 BAIL = re.compile(r'^Bail out!(.*)$')
 
 
+# The start of a hypervisor log line (hv/log.c: "[cpuN] L: " or "[tessel] L: ").
+HV_LINE = re.compile(r'\[(?:cpu\d+|tessel)\] [EWID]: ')
+
+
+def unsplice(lines):
+    """The hypervisor and the guest share the serial port. The hypervisor writes whole lines
+    under its log lock, but it cannot see where the guest's console is, so a hypervisor line
+    written while Linux is in the middle of a console line lands inside that line:
+    "guest text[cpu1] W: ...\n" then the rest of the guest's line. Each such hypervisor line
+    becomes a line of its own and the guest's line is joined again. A guest line that itself
+    quotes "[cpuN] L: " after its start would be cut there (no guest in the tests does)."""
+    out, carry = [], ''
+    for line in lines:
+        m = HV_LINE.search(line, 1)
+        if m:                                   # a guest fragment, then a hypervisor line
+            carry += line[:m.start()]
+            out.append(line[m.start():])
+        elif carry and HV_LINE.match(line):     # another hypervisor line inside the same split
+            out.append(line)
+        else:
+            out.append(carry + line)
+            carry = ''
+    if carry:
+        out.append(carry)
+    return out
+
+
 def clean_lines(text):
-    """Serial text -> list of lines without escapes, CRs or NULs."""
+    """Serial text -> list of lines without escapes, CRs or NULs, with hypervisor lines that
+    split a guest's line taken out of it (unsplice)."""
     text = ANSI.sub('', text.replace('\x00', ''))
-    return [line.rstrip('\r').replace('\r', '') for line in text.split('\n')]
+    return unsplice([line.rstrip('\r').replace('\r', '') for line in text.split('\n')])
 
 
 def read_log(path):
@@ -82,8 +111,11 @@ def check(group, text, timed_out=False, out=print):
 
 
 def main(argv):
+    if argv[1:] == ['--lines']:
+        sys.stdout.write('\n'.join(clean_lines(sys.stdin.buffer.read().decode('utf-8', 'replace'))))
+        return 0
     if len(argv) < 3:
-        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        print(__doc__.strip().splitlines()[-2], file=sys.stderr)
         return 2
     p, f = check(argv[1], read_log(argv[2]), '--timed-out' in argv[3:])
     print(f'{argv[1]}: {p} passed, {f} failed')
