@@ -209,6 +209,21 @@ _GUARD_DEFAULT = [
 ]
 
 
+# CPU hotplug after the guard (guard_text=0 only: with guard_text=1 offlining stops on the
+# refused static-key text patch, by design): cpu1's INIT disarms its IDTR pin, its bring-up
+# re-arms it (and the guard's CPU-online hook pins a CPU that had no value), and the forged
+# LIDT run again on cpu1 is refused and named.
+_HOTPLUG = [
+    ('cpu1 offlined and onlined again after the guard loaded', r'^GUEST-GUARD-HOTPLUG cpu1 offline=1 online=1$'),
+    ('the forged LIDT again, on cpu1 after its INIT: refused', r'^on demand: ok - LIDT of a forged IDT refused: IDTR still '),
+    ('... and named, on cpu 1',
+     rf'^tessel: denied load of IDTR base 0x[0-9a-f]+ limit 0xfff by {_X} \(evil_lidt\+0x[0-9a-f]+ \[tessel_evil\]\) on cpu 1, comm sh$'),
+]
+_HOTPLUG_SKIPPED = [
+    ('CPU hotplug skipped with guard_text=1', r'^GUEST-GUARD-HOTPLUG skipped: guard_text=1 '),
+]
+
+
 def _guard(name, model, opt=False):
     """opt: the guard runs with guard_gdt=1 guard_text=1 (cmdline-guard-opt.txt), so the test
     module's GDT and kernel-text attacks run (else they are skipped, and that is checked)."""
@@ -254,11 +269,13 @@ def _guard(name, model, opt=False):
                  ("... the rest of that copy loop's refused bytes in one line",
                   r'^tessel: denied [1-9]\d* more writes to the bytes after core_pattern\+0x0 by the same instruction at [0-9a-f]{16} on cpu [01]$'),
                  ('modprobe_path and core_pattern unchanged', r'^GUEST-GUARD-AFTER modprobe=/sbin/modprobe core_pattern=core$'),
+                 *(_HOTPLUG_SKIPPED if opt else _HOTPLUG),
                  ('the workload ran throughout with correct results', r'^GUEST-GUARD-WORKLOAD rounds=([2-9]|[1-9]\d+) bad=0$'),
                  ('both CPUs still online', r'^GUEST-GUARD-ONLINE 0-1$'),
                  _DONE, _OFF])
     g['reject'] = list(_NO_PANIC) + [
         ('no kernel WARNING', r'WARNING: CPU'),
+        ("the guard's CPU-online hook pins each CPU coming online", r'HC_PIN_DT on cpu \d+ coming online failed'),
         ('no warning after boot but the refusals and the module taint notes',
          r'^runwarn: (?!<\d> (tessel: denied |.*taints kernel|.*module verification failed))')]
     return g

@@ -39,6 +39,7 @@
  */
 #define pr_fmt(fmt) "tessel: " fmt
 
+#include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/kallsyms.h>
 #include <linux/kprobes.h>
@@ -563,6 +564,22 @@ static int pin_registers(void)
  * (load_fixmap_gdt); a CPU brought up later (INIT-SIPI) is disarmed until its bring-up loads
  * those same values again (docs/ABI.md, HC_PIN_DT).
  */
+/*
+ * A CPU that comes online after the guard loaded: HC_PIN_DT gives a vCPU that was not running
+ * guest code at the pin (never brought up: maxcpus=, a hot-added CPU) no pinned value until it
+ * calls itself, so every CPU does, on its way online (its final IDT and GDT are loaded by then).
+ * A CPU that had a value (offlined and onlined again: INIT disarmed it, loading the same
+ * tables re-armed it) gets 0 back, the same value; another value would be -EPERM, logged.
+ */
+static int guard_cpu_online(unsigned int cpu)
+{
+	long ret = hc(tessel_pin_dt(TESSEL_PIN_DT_IDTR | TESSEL_PIN_DT_GDTR, NULL));
+
+	if (ret)
+		pr_warn("guard: HC_PIN_DT on cpu %u coming online failed (%ld)\n", cpu, ret);
+	return 0; /* never stop the CPU from coming up */
+}
+
 static void pin_dtrs(u32 features)
 {
 	u64 mask = 0;
@@ -575,10 +592,15 @@ static void pin_dtrs(u32 features)
 		return;
 	}
 	ret = hc(tessel_pin_dt(TESSEL_PIN_DT_IDTR | TESSEL_PIN_DT_GDTR, &mask));
-	if (ret)
+	if (ret) {
 		pr_warn("guard: HC_PIN_DT failed (%ld)\n", ret);
-	else
-		pr_info("guard: pinned IDTR GDTR (mask 0x%llx)\n", mask);
+		return;
+	}
+	pr_info("guard: pinned IDTR GDTR (mask 0x%llx)\n", mask);
+	/* Not undone: the guard never unloads. */
+	ret = cpuhp_setup_state_nocalls(CPUHP_AP_ONLINE_DYN, "tessel/guard:pin_dt", guard_cpu_online, NULL);
+	if (ret < 0)
+		pr_warn("guard: no CPU-online hook (%ld): CPUs brought up later are not pinned\n", ret);
 }
 
 /* ---- events -> log ---- */
