@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include <hw.h>
+#include <machine.h>
 #include <arch/cpu.h>
 #include <arch/ept.h>
 #include <arch/msr.h>
@@ -70,6 +71,8 @@
 static const struct tessel_mem_range fw_map[] = {
 	{ W_BASE, W_SIZE >> 12, EFI_MT_CONVENTIONAL, 0 },
 };
+static const struct fake_machine machine = { .hv_base = HV_BASE, .hv_size = HV_SIZE, .phys_bits = PHYS_BITS, .no_1g = true,
+					     .fw_map = fw_map, .fw_count = ARRAY_SIZE(fw_map) };
 
 static struct mtrr_state mtrr;
 static struct ept ept;
@@ -217,18 +220,10 @@ static void model_end(void)
 static int setup_mode(int cfg_spp, bool bbm)
 {
 	struct tessel_config cfg;
-	hpa_t ff;
 
 	fake_reset();
 	fake_phys_init(W_BASE, W_SIZE);
-	mtrr = (struct mtrr_state){ .enabled = true, .def_type = MT_WB, .phys_bits = PHYS_BITS };
-	pmm_init(hpa(HV_BASE), HV_SIZE);
-	memmap_init(fw_map, ARRAY_SIZE(fw_map), HV_BASE, HV_SIZE);
-	ff = pmm_alloc_page();
-	memset(hpa_to_ptr(ff), 0xff, PAGE_SIZE);
-	struct ept_params ep = { .phys_bits = PHYS_BITS, .has_1g = false, .mtrr = &mtrr,
-				 .hv_base = HV_BASE, .hv_size = HV_SIZE, .ff_page = ff };
-	if (ept_build_identity(&ept, &ep))
+	if (fake_machine_ept(&machine, &mtrr, &ept))
 		return -1;
 	ept.bbm = bbm;
 

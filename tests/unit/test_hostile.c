@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include <hw.h>
+#include <machine.h>
 #include <arch/cpu.h>
 #include <arch/ept.h>
 #include <arch/msr.h>
@@ -74,6 +75,8 @@ static const struct tessel_mem_range fw_map[] = {
 	{ W_BASE, RAM_SIZE >> PAGE_SHIFT, EFI_MT_CONVENTIONAL, 0 },
 	{ HV_BASE, HV_SIZE >> PAGE_SHIFT, EFI_MT_LOADER_DATA, 0 },
 };
+static const struct fake_machine machine = { .hv_base = HV_BASE, .hv_size = HV_SIZE, .phys_bits = PHYS_BITS,
+					     .fw_map = fw_map, .fw_count = ARRAY_SIZE(fw_map) };
 
 static u8 *gp(u64 gpa) { return hpa_to_ptr(hpa(gpa)); }
 static u32 *u32_at(u64 gpa) { return (u32 *)gp(gpa); }
@@ -124,14 +127,7 @@ static int setup(void **state)
 	fake_reset();
 	fake_phys_init(W_BASE, W_SIZE);
 	memset(gp(W_BASE), 0, RAM_SIZE);
-	memset(&cpu, 0, sizeof(cpu));
-	memset(&regs, 0, sizeof(regs));
-	cpu.self = &cpu;
-	cpu.regs = &regs;
-	cpu.apic_id = 3;
-	cpu.launched = true;
-	percpu_array[0] = &cpu;
-	percpu_count = 1;
+	fake_machine_cpu(&cpu, &regs, 0, 3);
 	fake_cpu_local_set(&cpu);
 	fake_set_halt_hook(on_halt);
 	memset(stat_counters, 0, sizeof(u64) * STAT_COUNT * TESSEL_MAX_CPUS);
@@ -148,24 +144,8 @@ static int setup(void **state)
 	fake_vmcs_set(VMCS_GUEST_RFLAGS, RFLAGS_FIXED);
 	fake_cr_set(FAKE_CR2, 0x1111);
 
-	mtrr = (struct mtrr_state){ .enabled = true, .def_type = MT_WB, .phys_bits = PHYS_BITS };
-	pmm_init(hpa(HV_BASE), HV_SIZE);
-	memmap_init(fw_map, ARRAY_SIZE(fw_map), HV_BASE, HV_SIZE);
-	hpa_t ff = pmm_alloc_page();
-	assert_true(ff.v != 0);
-	memset(hpa_to_ptr(ff), 0xff, PAGE_SIZE);
-	struct ept_params ep = { .phys_bits = PHYS_BITS, .has_1g = true, .mtrr = &mtrr,
-				 .hv_base = HV_BASE, .hv_size = HV_SIZE, .ff_page = ff };
-	memset(&ept, 0, sizeof(ept));
-	assert_int_equal(ept_build_identity(&ept, &ep), 0);
-	struct tessel_config cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.spp = CFG_SPP_SW;
-	cfg.sppt = CFG_SPPT_EAGER;
-	memset(&spp, 0, sizeof(spp));
-	assert_int_equal(spp_init(&cfg, &ept, PHYS_BITS), 0);
+	assert_int_equal(fake_machine_spp(&machine, &mtrr, &ept, CFG_SPP_SW), 0);
 	assert_int_equal(spp.mode, SPP_MODE_SW);
-	assert_int_equal(spp_step_init(), 0);
 	assert_int_equal(hcall(HC_EVENTS_SETUP, RING_GPA, 1, 0, 0), 0);
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <hw.h>
+#include <machine.h>
 #include <arch/cpu.h>
 #include <arch/ept.h>
 #include <arch/msr.h>
@@ -69,6 +70,8 @@ static const struct tessel_mem_range fw_map[] = {
 	{ 0, RAM_SIZE >> PAGE_SHIFT, EFI_MT_CONVENTIONAL, 0 },
 	{ HV_BASE, HV_SIZE >> PAGE_SHIFT, EFI_MT_LOADER_DATA, 0 },
 };
+static const struct fake_machine machine = { .hv_base = HV_BASE, .hv_size = HV_SIZE, .phys_bits = PHYS_BITS,
+					     .fw_map = fw_map, .fw_count = ARRAY_SIZE(fw_map) };
 
 static u8 *gp(u64 gpa) { return hpa_to_ptr(hpa(gpa)); }
 
@@ -194,22 +197,8 @@ static int setup(void **state)
 	fake_reset();
 	fake_phys_init(0, RAM_SIZE + HV_SIZE);
 	memset(gp(0), 0, RAM_SIZE);
-	memset(&cpu, 0, sizeof(cpu));
-	memset(&ap, 0, sizeof(ap));
-	memset(&regs, 0, sizeof(regs));
-	memset(&ap_regs, 0, sizeof(ap_regs));
-	cpu.self = &cpu;
-	cpu.regs = &regs;
-	cpu.apic_id = 3;
-	cpu.launched = true;
-	ap.self = &ap;
-	ap.regs = &ap_regs;
-	ap.index = 1;
-	ap.apic_id = 5;
-	ap.launched = true;
-	percpu_array[0] = &cpu;
-	percpu_array[1] = &ap;
-	percpu_count = 2;
+	fake_machine_cpu(&cpu, &regs, 0, 3);
+	fake_machine_cpu(&ap, &ap_regs, 1, 5);
 	ap.wait_sipi = true; /* the shootdown skips it */
 	fake_cpu_local_set(&cpu);
 	memset(stat_counters, 0, sizeof(u64) * STAT_COUNT * TESSEL_MAX_CPUS);
@@ -230,23 +219,7 @@ static int setup(void **state)
 	set_dt(IDT_BASE, IDT_LIMIT, GDT_BASE, GDT_LIMIT);
 	mode64();
 
-	mtrr = (struct mtrr_state){ .enabled = true, .def_type = MT_WB, .phys_bits = PHYS_BITS };
-	pmm_init(hpa(HV_BASE), HV_SIZE);
-	memmap_init(fw_map, ARRAY_SIZE(fw_map), HV_BASE, HV_SIZE);
-	hpa_t ff = pmm_alloc_page();
-	assert_true(ff.v != 0);
-	memset(hpa_to_ptr(ff), 0xff, PAGE_SIZE);
-	struct ept_params ep = { .phys_bits = PHYS_BITS, .has_1g = true, .mtrr = &mtrr,
-				 .hv_base = HV_BASE, .hv_size = HV_SIZE, .ff_page = ff };
-	memset(&ept, 0, sizeof(ept));
-	assert_int_equal(ept_build_identity(&ept, &ep), 0);
-	struct tessel_config cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.spp = CFG_SPP_SW;
-	cfg.sppt = CFG_SPPT_EAGER;
-	memset(&spp, 0, sizeof(spp));
-	assert_int_equal(spp_init(&cfg, &ept, PHYS_BITS), 0);
-	assert_int_equal(spp_step_init(), 0);
+	assert_int_equal(fake_machine_spp(&machine, &mtrr, &ept, CFG_SPP_SW), 0);
 	assert_int_equal(hcall(HC_EVENTS_SETUP, RING_GPA, 1, 0, 0), 0);
 	return 0;
 }
