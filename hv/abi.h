@@ -45,5 +45,6 @@
 #define HC_TEST_TABLE_MEM      0x7e01
 #define HC_TEST_EPT_LEAF       0x7e02
 #define HC_TEST_VMCS_COUNT     0x7e03
+#define HC_TEST_ROOT_MSR       0x7e04
 
 #endif

@@ -56,3 +56,28 @@ bool vmx_pschange_mc_affected(void)
 				return false;
 	return true;
 }
+
+/*
+ * IA32_SPEC_CTRL exists where CPUID.(EAX=7,ECX=0):EDX enumerates IBRS/IBPB, STIBP or SSBD.
+ * Root mode runs with IBRS set where the processor has enhanced IBRS (IA32_ARCH_CAPABILITIES
+ * bit 1 IBRS_ALL): set once, it keeps predictions trained in a less privileged predictor mode,
+ * VMX non-root operation included, from steering root mode's indirect branches. Without
+ * enhanced IBRS the host value is 0 (legacy IBRS would have to be set on every exit, and the
+ * hypervisor is not built with retpolines: docs/SECURITY.md, "Side channels").
+ */
+bool spec_ctrl_host_value(u64 *host)
+{
+	u32 a, b, c, d;
+	u64 cap;
+
+	*host = 0;
+	cpuid_count(0, 0, &a, &b, &c, &d);
+	if (a < 7)
+		return false;
+	cpuid_count(7, 0, &a, &b, &c, &d);
+	if (!(d & (CPUID7_EDX_IBRS_IBPB | CPUID7_EDX_STIBP | CPUID7_EDX_SSBD)))
+		return false;
+	if ((d & CPUID7_EDX_ARCH_CAP) && rdmsr_safe(MSR_IA32_ARCH_CAPABILITIES, &cap) && (cap & ARCH_CAP_IBRS_ALL))
+		*host = SPEC_CTRL_IBRS;
+	return true;
+}

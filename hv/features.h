@@ -6,4 +6,6 @@ u32 tessel_features(void);
 void tessel_features_set(u32 flags);
 /* Can a page-size change make an instruction fetch raise a machine check (features.c)? */
 bool vmx_pschange_mc_affected(void);
+/* Does IA32_SPEC_CTRL exist (features.c)? If so, *host is the value root mode runs with. */
+bool spec_ctrl_host_value(u64 *host);
 #endif

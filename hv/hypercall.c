@@ -131,6 +131,8 @@ s64 hypercall_dispatch(struct percpu *c, struct hc_args *a, unsigned cpl)
 		return hc_test_ept_leaf(c, a);
 	if (a->nr == HC_TEST_VMCS_COUNT) /* spp/test_hooks.c */
 		return hc_test_vmcs_count(c, a);
+	if (a->nr == HC_TEST_ROOT_MSR) /* spp/test_hooks.c */
+		return hc_test_root_msr(c, a);
 #endif
 	if (a->nr >= ARRAY_SIZE(hypercalls) || !hypercalls[a->nr])
 		return -ENOSYS;

@@ -34,5 +34,6 @@ s64 hc_test_sppt_misconfig(struct percpu *c, struct hc_args *a);
 s64 hc_test_table_mem(struct percpu *c, struct hc_args *a);
 s64 hc_test_ept_leaf(struct percpu *c, struct hc_args *a);
 s64 hc_test_vmcs_count(struct percpu *c, struct hc_args *a);
+s64 hc_test_root_msr(struct percpu *c, struct hc_args *a);
 
 #endif

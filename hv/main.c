@@ -67,8 +67,8 @@ static s64 percpu_setup(struct tessel_boot_info *bi)
 		hpa_t area = pmm_alloc_pages(ALIGN_UP(sizeof(struct percpu), PAGE_SIZE) / PAGE_SIZE);
 		hpa_t stack = pmm_alloc_pages(stack_pages);
 		hpa_t ist = pmm_alloc_pages(3);
-		hpa_t vmxon = pmm_alloc_page(), vmcs = pmm_alloc_page();
-		if (!area.v || !stack.v || !ist.v || !vmxon.v || !vmcs.v)
+		hpa_t vmxon = pmm_alloc_page(), vmcs = pmm_alloc_page(), msrs = pmm_alloc_page();
+		if (!area.v || !stack.v || !ist.v || !vmxon.v || !vmcs.v || !msrs.v)
 			return -ENOMEM;
 		struct percpu *c = hpa_to_ptr(area);
 		c->self = c;
@@ -76,6 +76,7 @@ static s64 percpu_setup(struct tessel_boot_info *bi)
 		c->apic_id = bi->apic_ids[i];
 		c->vmxon = vmxon;
 		c->vmcs = vmcs;
+		c->msr_area = msrs;
 		c->stack_top = stack.v + HOST_STACK_SIZE;
 		setup_gdt(c);
 		for (int k = 0; k < 3; k++)

@@ -265,7 +265,7 @@ const struct msr_policy_entry msr_policy[] = {
 	PASS(MSR_IA32_TSC_ADJUST, MSR_IA32_TSC_ADJUST, "IA32_TSC_ADJUST", "SDM 17.17.3",
 	     "the guest's clock (Linux checks and repairs it at boot); the hypervisor does not use the TSC"),
 	PASS(MSR_IA32_SPEC_CTRL, MSR_IA32_SPEC_CTRL, "IA32_SPEC_CTRL", "Vol. 4 Table 2-2",
-	     "speculation controls the guest kernel needs fast; any value only restricts speculation, also in root mode"),
+	     "speculation controls the guest kernel needs fast; VMX switches it at every exit and entry (hv/vmx.c setup_spec_ctrl), so root mode runs with the host value, IBRS with enhanced IBRS"),
 	PASS(MSR_IA32_PRED_CMD, MSR_IA32_PRED_CMD, "IA32_PRED_CMD", "Vol. 4 Table 2-2",
 	     "IBPB command (write-only); a barrier, harmless to the hypervisor"),
 	E(MSR_IA32_BIOS_UPDT_TRIG, MSR_IA32_BIOS_UPDT_TRIG, MSR_GP, MSR_IGNORE, NULL, NULL, "IA32_BIOS_UPDT_TRIG",

@@ -47,6 +47,9 @@ struct __packed tss64 {
 /* Where the first VMLAUNCH was made from (hv/entry.asm vmx_launch). */
 struct launch_jmp { u64 rbx, rbp, r12, r13, r14, r15, rsp, rip; };
 
+/* An entry of a VM-exit/VM-entry MSR area (SDM 24.7.2, 24.8.2): 16 bytes, 16-byte aligned. */
+struct vmx_msr_entry { u32 index, reserved; u64 value; };
+
 struct percpu {
 	struct percpu *self;         /* must be first: read through %gs:0 */
 	/* Set by the root-mode NMI handler when it leaves a request for this vCPU (an NMI to
@@ -91,6 +94,11 @@ struct percpu {
 	volatile u32 locks_held;     /* spinlocks held (include/tessel/spinlock.h) */
 	volatile bool pause_deferred; /* a pause NMI came while locks_held != 0 (spp/step.c) */
 	struct launch_jmp launch_jmp;
+	/* A page for this vCPU's VMX MSR areas (hv/vmx.c setup_spec_ctrl): entry 0 holds the
+	 * guest's IA32_SPEC_CTRL (VM-exit MSR-store, VM-entry MSR-load area), entry 1 the host's
+	 * (VM-exit MSR-load area). */
+	hpa_t msr_area;
+	bool spec_ctrl_switched;     /* the areas are in use (the MSR exists) */
 };
 
 _Static_assert(__builtin_offsetof(struct percpu, entry_kick) == 8, "hv/entry.asm reads entry_kick at %gs:8");

@@ -11,6 +11,7 @@
 #include <arch/vmx.h>
 #include "lib/string.h"
 #include "entry_check.h"
+#include "features.h"
 #include "log.h"
 #include "msr_policy.h"
 #include "panic.h"
@@ -146,6 +147,33 @@ static void setup_io_bitmaps(void)
 	vmcs_write64(VMCS_CTRL_IO_BITMAP_B, vmx_global.io_bitmap_b.v);
 }
 
+/*
+ * IA32_SPEC_CTRL passes through to the guest (docs/MSR.md: its kernel writes it on hot
+ * paths). Left at that, root mode would run with whatever the guest kernel last wrote: a
+ * guest that clears IBRS turns enhanced IBRS off for the hypervisor too, and its training of
+ * the branch predictors then steers the hypervisor's indirect branches. So VMX switches the
+ * MSR: every VM exit stores the guest's value in this vCPU's area (SDM 27.4) and loads the
+ * host's (27.6), every VM entry loads the guest's back (26.4), in hardware, also on
+ * hv/entry.asm's fast path. The guest starts with the value it had when Tessel took over.
+ */
+static void setup_spec_ctrl(struct percpu *c)
+{
+	struct vmx_msr_entry *area = hpa_to_ptr(c->msr_area);
+	u64 host;
+
+	if (!spec_ctrl_host_value(&host))
+		return;
+	area[0] = (struct vmx_msr_entry){ .index = MSR_IA32_SPEC_CTRL, .value = rdmsr(MSR_IA32_SPEC_CTRL) };
+	area[1] = (struct vmx_msr_entry){ .index = MSR_IA32_SPEC_CTRL, .value = host };
+	c->spec_ctrl_switched = true;
+	vmcs_write64(VMCS_CTRL_EXIT_MSR_STORE_ADDR, c->msr_area.v);
+	vmcs_write32(VMCS_CTRL_EXIT_MSR_STORE_COUNT, 1);
+	vmcs_write64(VMCS_CTRL_EXIT_MSR_LOAD_ADDR, c->msr_area.v + sizeof(*area));
+	vmcs_write32(VMCS_CTRL_EXIT_MSR_LOAD_COUNT, 1);
+	vmcs_write64(VMCS_CTRL_ENTRY_MSR_LOAD_ADDR, c->msr_area.v);
+	vmcs_write32(VMCS_CTRL_ENTRY_MSR_LOAD_COUNT, 1);
+}
+
 static bool setup_controls(struct percpu *c, u64 guest_efer, u64 guest_cr0, u64 guest_cr4)
 {
 	const struct vmx_caps *k = &vmx_caps;
@@ -188,6 +216,7 @@ static bool setup_controls(struct percpu *c, u64 guest_efer, u64 guest_cr0, u64 
 	vmcs_write32(VMCS_CTRL_EXIT_MSR_STORE_COUNT, 0);
 	vmcs_write32(VMCS_CTRL_EXIT_MSR_LOAD_COUNT, 0);
 	vmcs_write32(VMCS_CTRL_ENTRY_MSR_LOAD_COUNT, 0);
+	setup_spec_ctrl(c);
 	vmcs_write32(VMCS_CTRL_ENTRY_INTR_INFO, 0);
 	vmcs_write64(VMCS_CTRL_MSR_BITMAP, vmx_global.msr_bitmap.v);
 	setup_io_bitmaps();
@@ -218,6 +247,7 @@ void vmx_msr_bitmap_init(u8 *bitmap)
 
 s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 {
+	c->spec_ctrl_switched = false; /* no MSR switched (yet) */
 	/* Capture what the guest will continue with before anything here changes it. */
 	u64 guest_cr0 = read_cr0(), guest_cr4 = read_cr4();
 	u64 fs_base = rdmsr(MSR_IA32_FS_BASE), gs_base = rdmsr(MSR_IA32_GS_BASE);
@@ -330,6 +360,9 @@ s64 vmx_cpu_start(struct percpu *c, const struct tessel_launch *l)
 	entry_check_explain(); /* name the rules the processor may have refused */
 	vmcs_dump();
 fail_vmxoff:
+	/* A failed first entry's exit loaded the host's IA32_SPEC_CTRL: the OS's again. */
+	if (c->spec_ctrl_switched)
+		wrmsr(MSR_IA32_SPEC_CTRL, ((struct vmx_msr_entry *)hpa_to_ptr(c->msr_area))[0].value);
 	vmxoff();
 fail_cr:
 	write_cr4(guest_cr4);

@@ -21,6 +21,10 @@
  *   HC_TEST_VMCS_COUNT (0x7e03): no arguments. Returns 0 with RBX = VMREADs, RCX = VMWRITEs
  *   made so far (all CPUs, one unlocked counter: exact with one CPU). The benchmark takes the
  *   difference around one operation, less that of two calls in a row (make bench).
+ *
+ *   HC_TEST_ROOT_MSR (0x7e04): RBX = MSR index. Returns 0 with RBX = the MSR's value in root
+ *   mode, read while handling the call, or -EINVAL if reading it faults: lets a guest see that
+ *   root mode does not run with its IA32_SPEC_CTRL (hv/vmx.c setup_spec_ctrl).
  */
 #include "hv/hypercall.h"
 #include "mm/pmm.h"
@@ -84,6 +88,20 @@ s64 hc_test_vmcs_count(struct percpu *c, struct hc_args *a)
 	(void)c;
 	a->out[0] = vmcs_test_reads;
 	a->out[1] = vmcs_test_writes;
+	a->out[2] = 0;
+	a->has_out = true;
+	return 0;
+}
+
+s64 hc_test_root_msr(struct percpu *c, struct hc_args *a)
+{
+	u64 v;
+
+	(void)c;
+	if (a->arg[0] > 0xffffffffULL || !rdmsr_safe((u32)a->arg[0], &v))
+		return -EINVAL;
+	a->out[0] = v;
+	a->out[1] = 0;
 	a->out[2] = 0;
 	a->has_out = true;
 	return 0;

@@ -82,6 +82,12 @@
 #define CPUID1_EDX_DS         (1U << 21)
 #define CPUID7_EBX_PT         (1U << 25)
 #define CPUID7_EDX_ARCH_LBR   (1U << 19)
+/* Any of these enumerates IA32_SPEC_CTRL (SDM Vol. 4 Table 2-2; Intel, "Speculative Execution
+ * Side Channel Mitigations"): IBRS/IBPB, STIBP, SSBD. */
+#define CPUID7_EDX_IBRS_IBPB  (1U << 26)
+#define CPUID7_EDX_STIBP      (1U << 27)
+#define CPUID7_EDX_ARCH_CAP   (1U << 29)
+#define CPUID7_EDX_SSBD       (1U << 31)
 #define CPUID7_ECX_OSPKE      (1U << 4)
 #define CPUID80000001_EDX_PDPE1GB (1U << 26)
 #define CPUID80000001_EDX_NX  (1U << 20)

@@ -28,7 +28,9 @@
 #define MSR_IA32_APERF             0x000000E8U
 #define MSR_IA32_MTRRCAP           0x000000FEU
 #define MSR_IA32_ARCH_CAPABILITIES 0x0000010AU
+#define ARCH_CAP_IBRS_ALL (1ULL << 1)       /* enhanced IBRS: set IA32_SPEC_CTRL.IBRS once */
 #define ARCH_CAP_PSCHANGE_MC_NO (1ULL << 6) /* no machine check on a page-size change */
+#define SPEC_CTRL_IBRS (1ULL << 0)
 #define MSR_IA32_FLUSH_CMD         0x0000010BU
 #define MSR_IA32_TSX_CTRL          0x00000122U
 #define MSR_IA32_MCU_OPT_CTRL      0x00000123U

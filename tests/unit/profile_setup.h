@@ -74,6 +74,11 @@ const struct extable_entry __ex_table_start[1], __ex_table_end[1];
 void vmx_exit_entry(void);
 void vmx_exit_entry(void) {}
 
+/* IA32_SPEC_CTRL for the following setups: not enumerated while ps_cpuid7_edx is 0, else
+ * CPUID.(7,0):EDX, the OS's IA32_SPEC_CTRL and (with CPUID7_EDX_ARCH_CAP) ARCH_CAPABILITIES. */
+static u32 ps_cpuid7_edx;
+static u64 ps_spec_ctrl, ps_arch_cap;
+
 static void ps_load_profile(const struct vmx_profile *p)
 {
 	ps_profile = p;
@@ -101,6 +106,13 @@ static void ps_load_profile(const struct vmx_profile *p)
 		fake_msr_set(MSR_IA32_VMX_VMFUNC, p->vmfunc);
 	}
 	fake_cpuid_set(1, FAKE_CPUID_ANY_SUB, 0x000706e5, 0, (1U << 5) /* VMX */, 0);
+	if (ps_cpuid7_edx) {
+		fake_cpuid_set(0, FAKE_CPUID_ANY_SUB, 7, 0x756e6547, 0x6c65746e, 0x49656e69);
+		fake_cpuid_set(7, 0, 0, 0, 0, ps_cpuid7_edx);
+		fake_msr_set(MSR_IA32_SPEC_CTRL, ps_spec_ctrl);
+		if (ps_cpuid7_edx & CPUID7_EDX_ARCH_CAP)
+			fake_msr_set(MSR_IA32_ARCH_CAPABILITIES, ps_arch_cap);
+	}
 	fake_cpuid_set(0x80000000, FAKE_CPUID_ANY_SUB, 0x80000008, 0, 0, 0);
 	fake_cpuid_set(0x80000001, FAKE_CPUID_ANY_SUB, 0, 0, 0, p->pdpe1gb ? (1U << 26) : 0);
 	fake_cpuid_set(0x80000008, FAKE_CPUID_ANY_SUB, 0x3000U | p->phys_bits, 0, 0, 0);
@@ -162,6 +174,7 @@ static s64 ps_setup_common(const struct vmx_profile *p, u64 dr7)
 	ps_cpu.index = ps_bsp_caps ? 1 : 0;
 	ps_cpu.vmxon = pmm_alloc_page();
 	ps_cpu.vmcs = pmm_alloc_page();
+	ps_cpu.msr_area = pmm_alloc_page();
 	ps_cpu.stack_top = (u64)(uintptr_t)hpa_to_ptr(pmm_alloc_page()) + PAGE_SIZE;
 	percpu_array[0] = &ps_cpu;
 	percpu_count = 1;

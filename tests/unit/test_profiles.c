@@ -334,6 +334,62 @@ static void test_first_launch(void **state)
 	}
 }
 
+/*
+ * IA32_SPEC_CTRL passes through, so VMX switches it (hv/vmx.c setup_spec_ctrl): the VM-exit
+ * MSR-store and VM-entry MSR-load areas are one 16-byte aligned entry of this vCPU holding the
+ * OS's value, the VM-exit MSR-load area the host's (IBRS with enhanced IBRS, else 0); where
+ * CPUID does not enumerate the MSR no area is used. The VMCS passes the entry checks.
+ */
+static void spec_ctrl_case(u32 edx, u64 arch_cap, u64 os_value, bool switched, u64 host)
+{
+	const struct vmx_profile *p = find_profile("kvm-nested-icelake");
+	ps_cpuid7_edx = edx;
+	ps_arch_cap = arch_cap;
+	ps_spec_ctrl = os_value;
+	assert_true(ps_setup(p) < 0);
+	ps_cpuid7_edx = 0;
+	assert_int_equal(ps_launches, 1);
+	assert_entry_ok(&ps_launch_result, "the first VMLAUNCH with IA32_SPEC_CTRL switched");
+	u32 n = switched ? 1 : 0;
+	assert_int_equal(vmcs_read32(VMCS_CTRL_EXIT_MSR_STORE_COUNT), n);
+	assert_int_equal(vmcs_read32(VMCS_CTRL_EXIT_MSR_LOAD_COUNT), n);
+	assert_int_equal(vmcs_read32(VMCS_CTRL_ENTRY_MSR_LOAD_COUNT), n);
+	if (switched) {
+		u64 guest = vmcs_read64(VMCS_CTRL_EXIT_MSR_STORE_ADDR), hosta = vmcs_read64(VMCS_CTRL_EXIT_MSR_LOAD_ADDR);
+		assert_int_equal(vmcs_read64(VMCS_CTRL_ENTRY_MSR_LOAD_ADDR), guest); /* stored at exit, loaded at entry */
+		assert_int_equal(guest & 15, 0);
+		assert_int_equal(hosta & 15, 0);
+		const struct vmx_msr_entry *g = hpa_to_ptr(hpa(guest)), *h = hpa_to_ptr(hpa(hosta));
+		assert_int_equal(g->index, MSR_IA32_SPEC_CTRL);
+		assert_int_equal(g->reserved, 0);
+		assert_int_equal(g->value, os_value);
+		assert_int_equal(h->index, MSR_IA32_SPEC_CTRL);
+		assert_int_equal(h->reserved, 0);
+		assert_int_equal(h->value, host);
+		assert_int_equal(guest, ps_cpu.msr_area.v);
+	}
+	/* The failed start handed the OS its own value back. */
+	assert_int_equal(fake_msr_get(MSR_IA32_SPEC_CTRL), os_value);
+	ps_teardown();
+}
+
+static void test_spec_ctrl_switched(void **state)
+{
+	(void)state;
+	/* Ice Lake: IBRS/IBPB, STIBP, SSBD, ARCH_CAPABILITIES with IBRS_ALL. */
+	u32 icl = CPUID7_EDX_IBRS_IBPB | CPUID7_EDX_STIBP | CPUID7_EDX_ARCH_CAP | CPUID7_EDX_SSBD;
+	spec_ctrl_case(icl, ARCH_CAP_IBRS_ALL | ARCH_CAP_PSCHANGE_MC_NO, 0x6, true, SPEC_CTRL_IBRS);
+	/* The OS cleared IBRS before Tessel loaded: still IBRS in root mode. */
+	spec_ctrl_case(icl, ARCH_CAP_IBRS_ALL, 0, true, SPEC_CTRL_IBRS);
+	/* Skylake: the MSR without enhanced IBRS (no ARCH_CAPABILITIES, or without IBRS_ALL). */
+	spec_ctrl_case(CPUID7_EDX_IBRS_IBPB | CPUID7_EDX_STIBP, 0, 0x1, true, 0);
+	spec_ctrl_case(icl, ARCH_CAP_PSCHANGE_MC_NO, 0x4, true, 0);
+	/* SSBD alone enumerates the MSR too. */
+	spec_ctrl_case(CPUID7_EDX_SSBD, 0, 0x4, true, 0);
+	/* No IA32_SPEC_CTRL: no MSR area. */
+	spec_ctrl_case(0, 0, 0, false, 0);
+}
+
 /* A processor whose capabilities differ from the BSP's (a hybrid part's other core type,
  * firmware that set one up differently) is refused before VMXON, with the difference named;
  * the same capabilities start. */
@@ -504,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_first_launch),
 		cmocka_unit_test(test_first_launch_over_junk),
+		cmocka_unit_test(test_spec_ctrl_switched),
 		cmocka_unit_test(test_other_cpu_capabilities),
 		cmocka_unit_test(test_init_sipi_and_mode_switches),
 		cmocka_unit_test(test_injection_protected_mode),
