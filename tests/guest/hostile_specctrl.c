@@ -14,10 +14,12 @@
  *      which never reaches C) and CPUID (the full exit path);
  *   6. the AP's value is its own: the AP writes STIBP, sees the host's value in root mode on
  *      its CPU and reads STIBP back, while the BSP's 0 stays 0.
- * The guest's value at the start is written back at the end.
+ * The guest's value at the start is written back at the end; then the common hostile
+ * post-checks (hostile.h).
  */
 #include "arch.h"
 #include "guest.h"
+#include "hostile.h"
 #include "spp_util.h"
 #include <tessel.h>
 
@@ -27,7 +29,8 @@
 #define IBRS 1ull
 #define STIBP 2ull
 #define SSBD 4ull
-#define POINTS 6
+#define SUITE_POINTS 6
+#define POINTS (SUITE_POINTS + HOSTILE_POSTCHECK_POINTS)
 
 static int64_t root_value(uint64_t *v)
 {
@@ -58,14 +61,18 @@ static void on_ap(void *arg)
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 {
 	spp_start(image, st, POINTS);
-	suite_begin("hostile-specctrl", POINTS);
+	struct hostile_guard g;
+	hostile_guard_setup(&g);
+	suite_begin("hostile-specctrl", SUITE_POINTS);
 	struct tessel_cpuid l0 = tessel_cpuid(0, 0), l7 = { 0, 0, 0, 0 };
 	if (l0.eax >= 7)
 		l7 = tessel_cpuid(7, 0);
 	int have = (l7.edx & ((1u << 26) | (1u << 27) | (1u << 31))) != 0;
 	if (!sok(have, "IA32_SPEC_CTRL is enumerated (CPUID.(7,0):EDX 0x%x)", l7.edx)) {
-		for (int i = 2; i <= POINTS; i++)
+		for (int i = 2; i <= SUITE_POINTS; i++)
 			sskip("no IA32_SPEC_CTRL", "point %d", i);
+		suite_end();
+		hostile_postcheck(&g, "no IA32_SPEC_CTRL");
 		guest_finish();
 	}
 	uint64_t host = 0;
@@ -112,5 +119,6 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 	}
 	wrmsr(MSR_SPEC_CTRL, start);
 	suite_end();
+	hostile_postcheck(&g, "IA32_SPEC_CTRL written 0x6, 0, 0x4 and 0x2 (AP)");
 	guest_finish();
 }
