@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""systest.py: runs the system-test groups of groups.py, one emulator at a time.
+"""systest.py: runs the system-test groups of groups.py, JOBS emulators at a time (default:
+one per host CPU; JOBS=1 runs them one after the other, reports streaming).
 
 For each selected group it writes the group's tessel.cfg / startup.nsh, boots a fresh ESP
 with bochs.sh or qemu.sh (which own the run directory build/run/<name>/, the timeout and the
@@ -10,10 +11,12 @@ prefixed with the group name, a per-group summary, and last "system: N passed, N
 Usage: systest.py [GROUP...]   (default: all groups; TESTS=a,b in the environment also
 selects; unknown names are an error). Exit status 1 if anything failed.
 """
+import concurrent.futures
 import os
 import re
 import subprocess
 import sys
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
@@ -59,7 +62,9 @@ def run_check(g, done):
     return passed, failed, 'compared'
 
 
-def run_group(g):
+def run_group(g, out=print):
+    """Boots and checks one group; every line it reports goes through out (print, or a buffer
+    when groups run side by side)."""
     name = g['name']
     inputs = os.path.join(ROOT, 'build', 'run', '.inputs', name)
     os.makedirs(inputs, exist_ok=True)
@@ -103,18 +108,20 @@ def run_group(g):
     if g.get('disk'):
         cmd += ['--disk', os.path.join(ROOT, g['disk'])]
     desc = f"{g['emu']}" + (f' {model}' if g['emu'] == 'bochs' else '') + f", {g.get('cpus', 2)} CPUs"
-    print(f'=== {name} ({desc})', flush=True)
+    out(f'=== {name} ({desc})')
     missing = [p for p in [boot, g.get('disk')] + [s for s, _ in g.get('copy', [])]
                if p and not os.path.exists(os.path.join(ROOT, p))]
     if missing:
-        print(f'{name}: not ok - missing {", ".join(missing)} (build first)')
+        out(f'{name}: not ok - missing {", ".join(missing)} (build first)')
         return 0, 1, 'missing files'
     env = dict(os.environ, QEMU_EXTRA=g.get('qemu_args', ''))
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    sys.stdout.write(r.stdout)
+    if r.stdout:
+        out(r.stdout.rstrip('\n'))
     if r.returncode != 0:
-        sys.stdout.write(r.stderr)
-        print(f'{name}: not ok - runner failed with status {r.returncode}')
+        if r.stderr:
+            out(r.stderr.rstrip('\n'))
+        out(f'{name}: not ok - runner failed with status {r.returncode}')
         return 0, 1, 'runner failed'
     run = os.path.join(ROOT, 'build', 'run', name)
     status = {}
@@ -126,34 +133,66 @@ def run_group(g):
     timed_out = status.get('ended') == 'timeout' and not g.get('timeout_ok')
     passed = failed = 0
     if g.get('tap'):
-        p, f = tapcheck.check(name, text, timed_out)
+        p, f = tapcheck.check(name, text, timed_out, out=out)
         passed, failed = p, f
     elif timed_out:
-        print(f'{name}: not ok - timed out')
+        out(f'{name}: not ok - timed out')
         failed += 1
     lines = tapcheck.clean_lines(text)
     for label, rx in g.get('expect', []):
         hit = any(re.search(rx, line) for line in lines)
-        print(f'{name}: {"ok" if hit else "not ok"} - {label}' + ('' if hit else f' (no match for /{rx}/)'))
+        out(f'{name}: {"ok" if hit else "not ok"} - {label}' + ('' if hit else f' (no match for /{rx}/)'))
         passed, failed = passed + hit, failed + (not hit)
     reject = list(g.get('reject', []))
     if entry_checked:
         reject.append(('VMCS passes the VM-entry checks (check=entry)', r'VM-entry check'))
     for label, rx in reject:
         hits = [line for line in lines if re.search(rx, line)]
-        print(f'{name}: {"not ok" if hits else "ok"} - {label}' + (f' (saw: {hits[0].strip()[:100]})' if hits else ''))
+        out(f'{name}: {"not ok" if hits else "ok"} - {label}' + (f' (saw: {hits[0].strip()[:100]})' if hits else ''))
         passed, failed = passed + (not hits), failed + bool(hits)
     summary = f"ended={status.get('ended')} wall={status.get('wall')}s"
-    print(f'{name}: {passed} passed, {failed} failed ({summary}; log {os.path.relpath(run, ROOT)}/serial.log)')
+    out(f'{name}: {passed} passed, {failed} failed ({summary}; log {os.path.relpath(run, ROOT)}/serial.log)')
     return passed, failed, summary
+
+
+def jobs():
+    """How many emulators run at once: JOBS in the environment, else one per CPU (Bochs runs
+    a guest on one host thread; its time is emulated, clock sync=none, so a group's results
+    do not depend on how busy the host is, only its wall time does)."""
+    try:
+        return max(1, int(os.environ.get('JOBS') or os.cpu_count() or 1))
+    except ValueError:
+        return 1
+
+
+def run_booted(todo, n):
+    """Runs the booting groups, n at a time, the Linux boots (the longest) first. Each group's
+    report is printed whole when it ends, so reports never interleave. Returns name -> result."""
+    if n == 1:
+        return {g['name']: run_group(g, out=lambda line: print(line, flush=True)) for g in todo}
+    order = sorted(todo, key=lambda g: not g['name'].startswith('linux'))
+    lock = threading.Lock()
+
+    def one(g):
+        lines = []
+        r = run_group(g, out=lines.append)
+        with lock:
+            print('\n'.join(lines), flush=True)
+        return r
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+        futures = {g['name']: pool.submit(one, g) for g in order}
+        return {name: f.result() for name, f in futures.items()}
 
 
 def main(argv):
     todo = selected(argv)
     results = []
     done = set()
+    # The groups that boot run first (side by side); the comparing groups, which read the logs
+    # of groups in this same run, after them, in their order.
+    booted = run_booted([g for g in todo if g['emu'] != 'check'], jobs())
     for g in todo:
-        p, f, s = run_check(g, done) if g['emu'] == 'check' else run_group(g)
+        p, f, s = run_check(g, done) if g['emu'] == 'check' else booted[g['name']]
         if g['emu'] != 'check' and s not in ('missing files', 'runner failed'):
             done.add(g['name'])
         results.append((g['name'], p, f, s))
