@@ -297,9 +297,12 @@ bool pin_dt_filter(struct percpu *c, unsigned reg, u64 base, u16 limit)
 
 /* HC_PIN_DT: RBX = mask (bit 0 IDTR, bit 1 GDTR), RCX = RDX = RSI = 0. -EOPNOTSUPP without
  * descriptor-table exiting; -EINVAL for argument errors and when the caller holds the reset
- * value of an asked register; -EPERM when an asked register is pinned already and the
- * caller's current value is not its pinned one. On success RBX = the whole pinned mask,
- * RCX/RDX preserved. */
+ * value of an asked register; -EPERM when an asked register is armed on the caller and its
+ * current value is not the pinned one. A register an INIT disarmed takes the caller's current
+ * value as its pinned value: an AP the firmware had parked when the pin was made held the
+ * firmware's tables then, and the OS that brings it up loads its own (docs/ABI.md). This
+ * gives a caller nothing a disarmed vCPU does not have already (it can load any table).
+ * On success RBX = the whole pinned mask, RCX/RDX preserved. */
 s64 hc_pin_dt(struct percpu *c, struct hc_args *a)
 {
 	if (!vmx_has_desc_exiting())
@@ -314,7 +317,8 @@ s64 hc_pin_dt(struct percpu *c, struct hc_args *a)
 		u16 limit = (u16)vmcs_read_raw(dt_limit_field[i]);
 		if (base == 0 && limit == 0xffff)
 			return -EINVAL;
-		if ((c->dt_pin_have & (1U << i)) && (base != c->dt_pin_base[i] || limit != c->dt_pin_limit[i]))
+		if ((c->dt_pin_have & c->dt_pin_armed & (1U << i)) &&
+		    (base != c->dt_pin_base[i] || limit != c->dt_pin_limit[i]))
 			return -EPERM;
 	}
 	spin_lock(&spp.lock);
@@ -322,13 +326,20 @@ s64 hc_pin_dt(struct percpu *c, struct hc_args *a)
 	if (now != old)
 		__atomic_store_n(&pinned_dt, now, __ATOMIC_SEQ_CST);
 	pin_sync_dt(c);
-	/* A register pinned before this vCPU had a value (it was starting up): it takes its
-	 * value now, from its own call. */
-	for (unsigned i = 0; i < 2; i++)
-		if ((mask & (1U << i)) && !(c->dt_pin_have & (1U << i)))
-			(void)dt_capture(c, i);
-	/* A disarmed register whose value the caller holds again re-arms. */
-	c->dt_pin_armed |= (u8)(mask & c->dt_pin_have);
+	/* A register pinned before this vCPU had a value (it was starting up), or disarmed on it
+	 * by an INIT since: it takes the caller's current value now, and is armed. (An armed
+	 * register holds its pinned value: the check above.) */
+	for (unsigned i = 0; i < 2; i++) {
+		u8 bit = (u8)(1U << i);
+		if (!(mask & bit) || (c->dt_pin_have & c->dt_pin_armed & bit))
+			continue;
+		bool had = c->dt_pin_have & bit;
+		u64 was = c->dt_pin_base[i];
+		(void)dt_capture(c, i);
+		if (had && was != c->dt_pin_base[i])
+			log_info("pin: %s on cpu %u pinned again after its INIT, base 0x%llx", dt_name[i],
+				 (unsigned)c->index, (unsigned long long)c->dt_pin_base[i]);
+	}
 	if (now != old) {
 		/* Every other running vCPU takes its value before this call returns (see pin_sync). */
 		spp_flush_all_cpus();

@@ -624,6 +624,53 @@ static void test_waiting_vcpu(void **state)
 	fake_cpu_local_set(&cpu);
 }
 
+/*
+ * An AP the firmware parked (running its loop on the firmware's tables) when the pin was made:
+ * it got the firmware's values. The OS brings it up with INIT-SIPI and its own tables, which
+ * never match: without more it would stay disarmed for good. Its own HC_PIN_DT after the
+ * INIT (Linux's CPU-online hook) pins its current tables and arms them; on an armed vCPU a
+ * different value is still -EPERM. (linux-guard-latecpu-hw shows this in Linux, maxcpus=1.)
+ */
+static void test_parked_vcpu_pinned_again(void **state)
+{
+	(void)state;
+	const u64 fw_idt = 0x7f000000ULL, fw_gdt = 0x7f001000ULL, os_idt = 0xffff888000420000ULL;
+	assert_int_equal(hcall(HC_PIN_DT, PIN_DT_IDTR | PIN_DT_GDTR, 0, 0, 0), 0);
+	fake_cpu_local_set(&ap);
+	set_dt(fw_idt, 0xfff, fw_gdt, 0x47); /* the firmware's tables */
+	fake_vmcs_set(VMCS_CTRL_PROC_BASED2, PROC2_ENABLE_EPT);
+	pin_sync(&ap);
+	assert_int_equal(ap.dt_pin_armed, 3);
+	assert_int_equal(ap.dt_pin_base[0], fw_idt);
+	/* The OS starts it: INIT disarms; in 64-bit mode it loads its own IDT (allowed). */
+	fake_msr_set(MSR_IA32_APIC_BASE, 0xfee00000ULL);
+	ap.vinit_pending = true;
+	ap.vsipi_vector = 0x9a;
+	vapic_check_init(&ap);
+	assert_int_equal(ap.dt_pin_armed, 0);
+	mode64();
+	set_dt(os_idt, 0xfff, GDT_BASE + 0x20000, GDT_LIMIT);
+	/* Its CPU-online call pins what it holds now. */
+	assert_int_equal(hcall(HC_PIN_DT, PIN_DT_IDTR | PIN_DT_GDTR, 0, 0, 0), 0);
+	assert_int_equal(ap.dt_pin_armed, 3);
+	assert_int_equal(ap.dt_pin_base[0], os_idt);
+	assert_int_equal(ap.dt_pin_base[1], GDT_BASE + 0x20000);
+	/* A forged IDT is refused now, and so is the firmware's old one. */
+	ap_regs.gpr[GPR_AX] = DATA;
+	put_desc(DATA, 0xfff, 0xffff888000123000ULL, 8);
+	assert_int_equal(DT(0x0f, 0x01, 0x18), -1);
+	fake_vmcs_set(VMCS_GUEST_RIP, CODE);
+	put_desc(DATA, 0xfff, fw_idt, 8);
+	assert_int_equal(DT(0x0f, 0x01, 0x18), -1);
+	assert_int_equal(fake_vmcs_get(VMCS_GUEST_IDTR_BASE), os_idt);
+	assert_int_equal(stat_of(STAT_PIN_DENIED), 2);
+	/* Armed: a call holding another value (not reachable by a load) is -EPERM, nothing changes. */
+	set_dt(fw_idt, 0xfff, GDT_BASE + 0x20000, GDT_LIMIT);
+	assert_int_equal(hcall(HC_PIN_DT, PIN_DT_IDTR, 0, 0, 0), -EPERM);
+	assert_int_equal(ap.dt_pin_base[0], os_idt);
+	fake_cpu_local_set(&cpu);
+}
+
 /* ---- LLDT, LTR, SLDT, STR (exit 47, on with the same control) ---- */
 
 static void test_ldtr_tr(void **state)
@@ -691,6 +738,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_modes_32_16, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_vcpu_and_init, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_vcpu, setup, teardown),
+cmocka_unit_test_setup_teardown(test_parked_vcpu_pinned_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ldtr_tr, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
