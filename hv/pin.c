@@ -299,8 +299,9 @@ bool pin_dt_filter(struct percpu *c, unsigned reg, u64 base, u16 limit)
  * descriptor-table exiting; -EINVAL for argument errors and when the caller holds the reset
  * value of an asked register; -EPERM when an asked register is armed on the caller and its
  * current value is not the pinned one. A register an INIT disarmed takes the caller's current
- * value as its pinned value: an AP the firmware had parked when the pin was made held the
- * firmware's tables then, and the OS that brings it up loads its own (docs/ABI.md). This
+ * value as its pinned value: an AP parked when the pin was made (by the firmware, or by Linux
+ * early in boot with maxcpus=) held other tables then than the ones the OS brings it up with
+ * (docs/ABI.md). This
  * gives a caller nothing a disarmed vCPU does not have already (it can load any table).
  * On success RBX = the whole pinned mask, RCX/RDX preserved. */
 s64 hc_pin_dt(struct percpu *c, struct hc_args *a)

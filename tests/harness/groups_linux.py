@@ -283,29 +283,3 @@ def _guard(name, model, opt=False):
 
 LINUX_GROUPS += [_guard('linux-guard-hw', ICELAKE),
                  _guard('linux-guard-sw', SKYLAKE, opt=True)]
-
-
-# ---- linux-guard-latecpu-hw: a CPU that first runs after the guard pinned IDTR/GDTR ----
-# maxcpus=1: Linux leaves cpu1 waiting for its SIPI, so when the guard calls HC_PIN_DT, that
-# vCPU has no pinned value (docs/ABI.md). The init script's hotplug step brings it online
-# for the first time; the guard's CPU-online hook calls HC_PIN_DT on it, and the forged LIDT
-# on cpu1 is then refused. Without the hook it lands (the group fails: "on demand: not ok").
-def _guard_late(name, model):
-    g = _bochs(name, model, True)
-    g.update(copy=[c if c[1] != 'cmdline.txt' else ('build/linux/cmdline-guard-late.txt', 'cmdline.txt') for c in _COPY],
-             timeout=480, expect=[
-                 ('hypervisor started', _STARTED),
-                 ('Linux reached /init with only the BSP up (maxcpus=1)', r'^GUEST-LINUX-UP cpus=1 hypervisor-flag=1 mode=guard'),
-                 ('the guard pinned IDTR and GDTR', r'^tessel: guard: pinned IDTR GDTR \(mask 0x3\)$'),
-                 ('the guard is active and locked', r'^tessel: guard: active: \d+ objects, \d+ pages \(locked\), hardware sub-page protection'),
-                 ('the test module saw every attack refused', r'^done: every attack refused'),
-                 *_HOTPLUG,
-                 ('both CPUs online at the end', r'^GUEST-GUARD-ONLINE 0-1$'),
-                 _DONE, _OFF])
-    g['reject'] = list(_NO_PANIC) + [
-        ('no kernel WARNING', r'WARNING: CPU'),
-        ("the guard's CPU-online hook pins each CPU coming online", r'HC_PIN_DT on cpu \d+ coming online failed')]
-    return g
-
-
-LINUX_GROUPS.append(_guard_late('linux-guard-latecpu-hw', ICELAKE))

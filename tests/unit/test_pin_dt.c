@@ -625,11 +625,12 @@ static void test_waiting_vcpu(void **state)
 }
 
 /*
- * An AP the firmware parked (running its loop on the firmware's tables) when the pin was made:
+ * An AP parked on other tables (the firmware's loop; Linux's early park with maxcpus=) when
+ * the pin was made:
  * it got the firmware's values. The OS brings it up with INIT-SIPI and its own tables, which
  * never match: without more it would stay disarmed for good. Its own HC_PIN_DT after the
  * INIT (Linux's CPU-online hook) pins its current tables and arms them; on an armed vCPU a
- * different value is still -EPERM. (linux-guard-latecpu-hw shows this in Linux, maxcpus=1.)
+ * different value is still -EPERM. (A Linux boot with maxcpus=1 showed this: docs/SECURITY.md.)
  */
 static void test_parked_vcpu_pinned_again(void **state)
 {

@@ -25,5 +25,3 @@ sed 's/ quiet$/ quiet tessel_init=s3/' "$out/cmdline.txt" > "$out/cmdline-s3.txt
 sed 's/ quiet$/ quiet tessel_init=guard/' "$out/cmdline.txt" > "$out/cmdline-guard.txt"
 # linux-guard-sw: the guard with its opt-in options too (tools/linux/init passes them on).
 sed 's/ quiet$/ quiet tessel_init=guard tessel_guard.guard_gdt=1 tessel_guard.guard_text=1/' "$out/cmdline.txt" > "$out/cmdline-guard-opt.txt"
-# linux-guard-latecpu-hw: Linux brings up only the BSP; cpu1 first runs after the guard pinned.
-sed 's/ quiet$/ quiet tessel_init=guard maxcpus=1/' "$out/cmdline.txt" > "$out/cmdline-guard-late.txt"

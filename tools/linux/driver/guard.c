@@ -569,9 +569,9 @@ static int pin_registers(void)
  * guest code at the pin (never brought up: maxcpus=, a hot-added CPU) no pinned value until it
  * calls itself, so every CPU does, on its way online (its final IDT and GDT are loaded by then).
  * A CPU that had a value (offlined and onlined again: INIT disarmed it, loading the same
- * tables re-armed it) gets 0 back, the same value. One the firmware had parked when the guard
- * pinned holds the firmware's tables as its value: its INIT disarmed them, and this call pins
- * Linux's instead (docs/ABI.md HC_PIN_DT; linux-guard-latecpu-hw, maxcpus=1).
+ * tables re-armed it) gets 0 back, the same value. One parked when the guard pinned (by the
+ * firmware, or early in boot with maxcpus=) holds the tables it was parked on as its value:
+ * its INIT disarmed them, and this call pins the ones it runs on now instead (docs/ABI.md HC_PIN_DT; seen with maxcpus=1).
  */
 static int guard_cpu_online(unsigned int cpu)
 {
